@@ -1,0 +1,58 @@
+"""The `symlstm` command line: `symlstm generate [--check] [--out DIR] [CELL ...]`."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from pathlib import Path
+
+from .spec import SpecError
+
+__all__ = ["main"]
+
+
+def _generate(args: argparse.Namespace) -> int:
+    from .generate import default_output_dir, generate
+
+    out = Path(args.out) if args.out else default_output_dir()
+    start = time.perf_counter()
+    changed, diff = generate(out, args.cells or None, check=args.check)
+    elapsed = time.perf_counter() - start
+    if args.check:
+        if changed:
+            sys.stdout.write(diff)
+            print(f"\n{len(changed)} generated file(s) out of date: {', '.join(changed)}", file=sys.stderr)
+            print("Update them with: symlstm generate", file=sys.stderr)
+            return 1
+        print(f"generated/ is up to date ({elapsed:.1f} s)")
+        return 0
+    print(
+        f"{len(changed)} file(s) written to {out} in {elapsed:.1f} s"
+        + (f": {', '.join(changed)}" if changed else "")
+    )
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="symlstm", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+    gen = sub.add_parser("generate", help="regenerate generated/ from the derivations")
+    gen.add_argument("cells", nargs="*", help="cells to generate (default: all)")
+    gen.add_argument("--check", action="store_true", help="write nothing; exit 1 with a diff if out of date")
+    gen.add_argument("--out", help="output directory (default: generated/ of the checkout)")
+    gen.set_defaults(func=_generate)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return args.func(args)
+    except (SpecError, PermissionError, OSError) as err:
+        print(f"symlstm {args.command}: error: {err}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,590 @@
+"""Generate a NumPy module (forward, backward, torch conversion) for a derived cell.
+
+Every decision about the computation is made here, in Python; the Jinja2 template only lays out the
+printed lines. The generated code is fast by construction:
+
+* weights that share an input are one fused array, so all gates cost one GEMM;
+* the input projection of every step is one GEMM before the loop, and the input-weight and recurrent-
+  weight gradients are one GEMM each after the loop (the per-step adjoints are kept for that);
+* each time step writes into preallocated buffers with in-place ufuncs (`printing.InplaceEmitter`);
+* Jacobians are never formed: a product with diag(f) is `f * v`;
+* only what backward reads is cached.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+
+import sympy as sp
+
+from .engine import Derivation
+from .naming import adjoint
+from .printing import InplaceEmitter, NumpyCodePrinter, ScratchPool
+from .spec import ElementwiseNode, FuseGroup, LinearNode, SpecError
+
+__all__ = ["NumpyModule", "plan_numpy"]
+
+
+def _span(k0: int, k1: int, blocks: int) -> str:
+    """A slice over blocks [k0, k1) of `blocks` blocks of H rows, e.g. `H:2 * H`, or '' for all."""
+    if k0 == 0 and k1 == blocks:
+        return ""
+
+    def at(k: int) -> str:
+        return "" if k == 0 else "H" if k == 1 else f"{k} * H"
+
+    lo, hi = at(k0), "" if k1 == blocks else at(k1)
+    if " " in lo + hi:  # a complex bound: spaces around the colon, as ruff format writes it
+        return f"{lo + ' ' if lo else ''}:{' ' + hi if hi else ''}"
+    return f"{lo}:{hi}"
+
+
+def _index(prefix: str, span: str) -> str:
+    """`buf[t]` or `buf[t, :, 0:H]` style indexing; `prefix` is e.g. 'buf_W_ih[t' or 'buf_W_hh['."""
+    if prefix.endswith("["):
+        return f"{prefix}:, {span}]" if span else prefix[:-1]
+    return f"{prefix}, :, {span}]" if span else f"{prefix}]"
+
+
+@dataclass
+class Layout:
+    """A fused weight group: its stacked blocks, the linear node of each block and its input vector."""
+
+    group: FuseGroup
+    nodes: tuple[str, ...]
+    input: str
+    kind: str  # "input" (x: GEMMs outside the loop), "recurrent" (a previous state) or "inner" (a node)
+
+    @property
+    def blocks(self) -> int:
+        return len(self.nodes)
+
+    @property
+    def name(self) -> str:
+        return self.group.name
+
+
+@dataclass
+class NumpyModule:
+    """Everything the template needs, already printed."""
+
+    spec_name: str
+    title: str
+    doc: str
+    source: str
+    states: list[str]
+    output: str
+    equations: list[str]
+    groups: list[dict]
+    torch: dict
+    same_size: bool
+    forward_setup: list[str] = field(default_factory=list)
+    forward_step: list[str] = field(default_factory=list)
+    forward_end: list[str] = field(default_factory=list)
+    cache_keys: list[str] = field(default_factory=list)
+    backward_setup: list[str] = field(default_factory=list)
+    backward_step: list[str] = field(default_factory=list)
+    backward_end: list[str] = field(default_factory=list)
+
+
+class _Planner:
+    def __init__(self, d: Derivation):
+        self.d = d
+        self.spec = d.spec
+        self.p = NumpyCodePrinter()
+        self.layouts = self._layouts()
+        self.numbers = d.equation_numbers
+        self._check_supported()
+
+    # -- structure -----------------------------------------------------------------------------
+    def _layouts(self) -> dict[str, Layout]:
+        out = {}
+        for g in self.spec.groups:
+            first = self.spec.param(g.members[0])
+            if not first.is_matrix:
+                continue
+            nodes, inputs = [], set()
+            for m in g.members:
+                for n in self.spec.nodes:
+                    if isinstance(n, LinearNode):
+                        for w, u in n.terms:
+                            if w == m:
+                                nodes.append(n.name)
+                                inputs.add(u)
+            (u,) = inputs
+            kind = "input" if u == self.spec.input else "recurrent" if u in self.spec.prev_names else "inner"
+            out[g.name] = Layout(g, tuple(nodes), u, kind)
+        return out
+
+    def _check_supported(self) -> None:
+        s = self.spec
+        for n in s.nodes:
+            if isinstance(n, LinearNode):
+                for _, u in n.terms:
+                    if isinstance(s.node(u) if u not in s.leaves else None, LinearNode):
+                        raise SpecError(
+                            f"cell {s.name!r}: linear node {n.name!r} reads linear node {u!r}; "
+                            "merge them into one linear node"
+                        )
+        for st, node in s.updates:
+            if isinstance(s.node(node), LinearNode):
+                raise SpecError(
+                    f"cell {s.name!r}: state {st!r} is updated by linear node {node!r}; "
+                    "state updates must be elementwise nodes"
+                )
+        if isinstance(s.node(s.output), LinearNode):
+            raise SpecError(f"cell {s.name!r}: the output {s.output!r} must be an elementwise node")
+
+    def layout_of(self, weight: str) -> tuple[Layout, int]:
+        g = self.spec.group_of(weight)
+        return self.layouts[g.name], g.members.index(weight)
+
+    def home(self, node: LinearNode) -> tuple[Layout, int]:
+        """Where a linear node's pre-activation lives: the block of its first weight's GEMM output."""
+        return self.layout_of(node.terms[0][0])
+
+    def buffer(self, lay: Layout, grad: bool = False) -> str:
+        name = f"{'d_' if grad else ''}buf_{lay.name}"
+        return f"{name}[t" if lay.kind == "input" or grad else f"{name}["
+
+    def block_view(self, lay: Layout, k: int, grad: bool = False) -> str:
+        return _index(self.buffer(lay, grad), _span(k, k + 1, lay.blocks))
+
+    # -- what backward reads -------------------------------------------------------------------
+    def backward_symbols(self) -> set[str]:
+        """Forward values that the backward step's expressions read."""
+        names: set[str] = set()
+        for a in self.d.vjp:
+            names |= {s.name for s in a.elementwise.free_symbols}
+        for g in self.d.param_gradients:
+            if g.expr is not None:
+                names |= {s.name for s in g.expr.free_symbols}
+        return {n for n in names if not n.startswith(("d_", "din_"))}
+
+    def cached_nodes(self) -> list[str]:
+        """Nodes and intermediates whose values backward reads (states live in their sequences):
+        those in the backward expressions and the inputs of weights multiplying a node."""
+        need = self.backward_symbols() | {lay.input for lay in self.layouts.values()}
+        state_nodes = set(self.spec.update_of.values())
+        order = [*(n.name for n in self.spec.nodes)]
+        inter = [m.name for m in self.d.intermediates]
+        return [v for v in order + inter if v in need and v not in state_nodes]
+
+    # -- forward ---------------------------------------------------------------------------------
+    def forward(self, mod: NumpyModule) -> None:
+        s, d = self.spec, self.d
+        setup, step = mod.forward_setup, mod.forward_step
+        cached = self.cached_nodes()
+        pool = ScratchPool()
+        emit = InplaceEmitter(self.p, pool)
+        state_node = {node: st for st, node in s.updates}
+        for lay in self.layouts.values():
+            if lay.kind == "input":
+                n_in = "I"
+                setup.append(f"# Input projection of all {lay.name} blocks for every step: one GEMM.")
+                setup.append(
+                    f"buf_{lay.name} = np.matmul(x.reshape(T * B, {n_in}), {lay.name}.T)"
+                    f".reshape(T, B, {lay.blocks} * H)"
+                )
+        # Biases of nodes whose home is an input projection are added once, before the loop.
+        per_step_bias = []
+        bias_ops = []
+        for n in s.nodes:
+            if isinstance(n, LinearNode):
+                lay, k = self.home(n)
+                for b in n.biases:
+                    blay = s.group_of(b)
+                    op = (lay, k, blay, blay.members.index(b))
+                    (bias_ops if lay.kind == "input" else per_step_bias).append(op)
+        for line in self._merged_adds(bias_ops, lambda lay: f"buf_{lay.name}[...", vector=True):
+            setup.append(line)
+        for st in s.states:
+            setup.append(f"seq_{st} = np.empty((T + 1, B, H), dtype=dtype)")
+            setup.append(f"seq_{st}[0] = {st}0")
+        for v in cached:
+            setup.append(f"cache_{v} = np.empty((T, B, H), dtype=dtype)")
+        out_node = s.output
+        if out_node not in state_node and out_node not in cached:
+            setup.append(f"cache_{out_node} = np.empty((T, B, H), dtype=dtype)")
+            cached.append(out_node)
+        for lay in self.layouts.values():
+            if lay.kind != "input":
+                setup.append(f"buf_{lay.name} = np.empty((B, {lay.blocks} * H), dtype=dtype)")
+        own = [
+            v
+            for v in [*(n.name for n in s.nodes if isinstance(n, ElementwiseNode)),
+                      *(m.name for m in d.intermediates)]
+            if v not in cached and v not in state_node
+        ]  # fmt: skip
+        for v in own:
+            setup.append(f"{v} = np.empty((B, H), dtype=dtype)")
+        # The step.
+        for st in s.states:
+            step.append(f"{st}_prev = seq_{st}[t]")
+        done_gemm: set[str] = set()
+        nodes = list(s.nodes)
+        i = 0
+        while i < len(nodes):
+            if isinstance(nodes[i], LinearNode):
+                seg = []
+                while i < len(nodes) and isinstance(nodes[i], LinearNode):
+                    seg.append(nodes[i])
+                    i += 1
+                step += self._forward_linear(seg, done_gemm, per_step_bias, cached)
+                continue
+            n = nodes[i]
+            i += 1
+            target = (
+                f"seq_{state_node[n.name]}[t + 1]" if n.name in state_node
+                else f"cache_{n.name}[t]" if n.name in cached else None
+            )  # fmt: skip
+            step.append(f"# ({self.numbers[('fwd', n.name)]}) {n.name} = {sp.sstr(n.expr)}")
+            for m in d.intermediates_of(n.name):
+                if m.name in cached:
+                    step.append(f"{m.name} = cache_{m.name}[t]")
+                call = m.call.func(*(d.computational(arg) for arg in m.call.args))
+                step += emit.emit(call, m.name)
+            if target:
+                step.append(f"{n.name} = {target}")
+            step += emit.emit(d.computational(n.expr), n.name)
+        for k in range(pool.size):
+            setup.append(f"buf_{k} = np.empty((B, H), dtype=dtype)")
+        y = f"seq_{state_node[out_node]}[1:]" if out_node in state_node else f"cache_{out_node}"
+        mod.forward_end.append(f"y = {y}")
+        mod.cache_keys = [*(f"seq_{st}" for st in s.states), *(f"cache_{v}" for v in cached)]
+
+    def _merged_adds(self, ops, dst_prefix, vector: bool = False, src_prefix=None, verb: str = "+="):
+        """Print `dst[block k] += src[block j]` ops, merging consecutive blocks into one slice."""
+        ops = sorted(ops, key=lambda o: (o[0].name, o[2].name, o[1]))
+        lines, run = [], None
+
+        def flush():
+            if run is None:
+                return
+            dlay, k0, slay, j0, n = run
+            dst = dst_prefix(dlay)
+            dspan = _span(k0, k0 + n, dlay.blocks)
+            blocks = len(slay.members) if vector else slay.blocks
+            sspan = _span(j0, j0 + n, blocks)
+            if dst.endswith("[..."):
+                dtext = f"{dst[:-4]}[..., {dspan}]" if dspan else dst[:-4]
+            else:
+                dtext = _index(dst, dspan)
+            if vector:
+                stext = f"{slay.name}[{sspan}]" if sspan else slay.name
+            else:
+                stext = _index(src_prefix(slay), sspan)
+            lines.append(f"{dtext} {verb} {stext}")
+
+        for dlay, k, slay, j in ops:
+            if run and run[0] is dlay and run[2] is slay and k == run[1] + run[4] and j == run[3] + run[4]:
+                run = (*run[:4], run[4] + 1)
+                continue
+            flush()
+            run = (dlay, k, slay, j, 1)
+        flush()
+        return lines
+
+    def _forward_linear(self, seg, done_gemm, per_step_bias, cached) -> list[str]:
+        lines = []
+        lines += [f"# ({self.numbers[('fwd', n.name)]}) {_equation_text(n)}" for n in seg]
+        adds = []
+        for n in seg:
+            hlay, hk = self.home(n)
+            for w, _ in n.terms:
+                lay, k = self.layout_of(w)
+                if lay.kind != "input" and lay.name not in done_gemm:
+                    lines.append(f"np.matmul({lay.input}, {lay.name}.T, out=buf_{lay.name})")
+                    done_gemm.add(lay.name)
+                if (lay, k) != (hlay, hk):
+                    adds.append((hlay, hk, lay, k))
+        seg_names = {n.name for n in seg}
+        bias = [op for op in per_step_bias if op[0].nodes[op[1]] in seg_names]
+        lines += self._merged_adds(bias, lambda lay: self.buffer(lay), vector=True)
+        lines += self._merged_adds(
+            adds, lambda lay: self.buffer(lay), src_prefix=lambda lay: self.buffer(lay)
+        )
+        for n in seg:
+            lay, k = self.home(n)
+            view = self.block_view(lay, k)
+            if n.name in cached:
+                lines.append(f"{n.name} = cache_{n.name}[t]")
+                lines.append(f"np.copyto({n.name}, {view})")
+            else:
+                lines.append(f"{n.name} = {view}")
+        return lines
+
+    # -- backward --------------------------------------------------------------------------------
+    def grad_layouts(self) -> dict[tuple[str, ...], Layout]:
+        """Adjoint buffers, one per distinct block layout (layouts with the same nodes share one)."""
+        out: dict[tuple[str, ...], Layout] = {}
+        for lay in self.layouts.values():
+            out.setdefault(lay.nodes, lay)
+        return out
+
+    def grad_buffer_of(self, lay: Layout) -> Layout:
+        return self.grad_layouts()[lay.nodes]
+
+    def backward(self, mod: NumpyModule) -> None:
+        s, d = self.spec, self.d
+        setup, step, end = mod.backward_setup, mod.backward_step, mod.backward_end
+        pool = ScratchPool()
+        emit = InplaceEmitter(self.p, pool)
+        cached = self.cached_nodes()
+        state_node = {node: st for st, node in s.updates}
+        need = self.backward_symbols()
+        linear_names = {n.name for n in s.nodes if isinstance(n, LinearNode)}
+        for lay in self.grad_layouts().values():
+            setup.append(f"d_buf_{lay.name} = np.empty((T, B, {lay.blocks} * H), dtype=dtype)")
+        for k, st in enumerate(s.states):
+            setup.append(
+                f"d_{st}_prev = np.zeros((B, H), dtype=dtype) if dstate is None else dstate[{k}].copy()"
+            )
+            setup.append(f"din_{s.update_of[st]} = np.empty((B, H), dtype=dtype)")
+        aliases = set()  # adjoints that are just the incoming gradient
+        for a in d.vjp:
+            if a.vector in s.leaves or a.vector in linear_names:
+                continue
+            if a.incoming and a.elementwise == 0 and not a.linear:
+                aliases.add(a.vector)
+            else:
+                setup.append(f"{adjoint(a.vector)} = np.empty((B, H), dtype=dtype)")
+        x_elementwise = d.adjoint(s.input).elementwise != 0
+        if x_elementwise:
+            setup.append("dx = np.zeros((T, B, I), dtype=dtype)")
+        elem_params = [g for g in d.param_gradients if g.kind == "elementwise"]
+        for g in self.stored_groups_with(elem_params):
+            setup.append(f"d_{g.name} = np.zeros({self.group_shape(g)}, dtype=dtype)")
+            for m in g.members:
+                if m != g.name:
+                    setup.append(f"d_{m} = {self.member_view('d_' + g.name, g, m)}")
+
+        # -- one step, in reverse --
+        for st in s.states:
+            if f"{st}_prev" in need:
+                step.append(f"{st}_prev = seq_{st}[t]")
+            if s.update_of[st] in need:
+                step.append(f"{s.update_of[st]} = seq_{st}[t + 1]")
+        step += [f"{v} = cache_{v}[t]" for v in cached if v in need]
+        step.append("# Gradients arriving at this step's outputs: the loss at t and the later steps.")
+        for st in s.states:
+            node = s.update_of[st]
+            if node == s.output:
+                step.append(f"np.add(dy[t], d_{st}_prev, out=din_{node})")
+            else:
+                step.append(f"din_{node}, d_{st}_prev = d_{st}_prev, din_{node}")
+        if s.output not in state_node:
+            step.append(f"din_{s.output} = dy[t]")
+        synced: set[str] = set()
+        for a in d.vjp:
+            v = a.vector
+            if v == s.input:
+                continue
+            number = self.numbers[("adj", v)]
+            if v in linear_names:
+                lay, k = self.home(s.node(v))
+                step.append(f"# ({number}) {adjoint(v)} = {sp.sstr(a.elementwise)}")
+                step.append(f"{adjoint(v)} = {self.block_view(lay, k, grad=True)}")
+                step += emit.emit(a.elementwise, adjoint(v))
+                continue
+            total = a.elementwise + (sp.Symbol(f"din_{v}", real=True) if a.incoming else 0)
+            gemms = list(dict.fromkeys(self.layout_of(w)[0].name for w, _ in a.linear))
+            desc = sp.sstr(total) if total != 0 else ""
+            desc += "".join(f" + {w}^T {adjoint(n)}" for w, n in a.linear)
+            step.append(f"# ({number}) {adjoint(v)} = {desc.removeprefix(' + ')}")
+            if v in aliases:
+                step.append(f"{adjoint(v)} = din_{v}")
+                continue
+            step += self._sync(gemms, synced)
+            target = adjoint(v)
+            if total != 0:
+                step += emit.emit(total, target)
+            for j, gname in enumerate(gemms):
+                lay = self.layouts[gname]
+                product = f"d_buf_{self.grad_buffer_of(lay).name}[t], {gname}"
+                if total == 0 and j == 0:
+                    step.append(f"np.matmul({product}, out={target})")
+                else:
+                    buf = pool.acquire()
+                    step.append(f"np.matmul({product}, out={buf})")
+                    step.append(f"{target} += {buf}")
+                    pool.release()
+            if total == 0 and not gemms:
+                step.append(f"{target}.fill(0)")
+        step += self._sync(list(self.layouts), synced)
+        if x_elementwise:
+            step += emit.emit(d.adjoint(s.input).elementwise, "dx[t]")
+        for g in elem_params:
+            buf = pool.acquire()
+            number = self.numbers[("grad", g.param)]
+            step.append(f"# ({number}) d_{g.param} += batch sum of {sp.sstr(g.expr)}")
+            step += emit.emit(g.expr, buf)
+            step.append(f"d_{g.param} += {buf}.sum(axis=0)")
+            pool.release()
+        setup += [f"buf_{k} = np.empty((B, H), dtype=dtype)" for k in range(pool.size)]
+
+        # -- after the loop: weight gradients and dx as one GEMM each, biases as one sum each --
+        end.append("# Weight gradients of all steps at once: one GEMM per fused weight.")
+        for g in d.param_gradients:
+            if g.kind == "weight":
+                number = self.numbers[("grad", g.param)]
+                end.append(f"# ({number}) d_{g.param} = sum over t of {adjoint(g.node)} {g.input}^T")
+        for lay in self.layouts.values():
+            glay = self.grad_buffer_of(lay)
+            if lay.kind == "input":
+                src, n_in = "x", "I"
+            elif lay.kind == "recurrent":
+                src, n_in = f"seq_{lay.input.removesuffix('_prev')}[:-1]", "H"
+            else:
+                src, n_in = f"cache_{lay.input}", "H"
+            end.append(
+                f"d_{lay.name} = np.matmul(d_buf_{glay.name}.reshape(T * B, {glay.blocks} * H).T, "
+                f"{src}.reshape(T * B, {n_in}))"
+            )
+        x_gemms = [lay for lay in self.layouts.values() if lay.kind == "input"]
+        xa = d.adjoint(s.input)
+        desc = " + ".join(f"{w}^T {adjoint(n)}" for w, n in xa.linear)
+        end.append(f"# ({self.numbers[('adj', s.input)]}) {adjoint(s.input)} = {desc}, all steps at once")
+        for j, lay in enumerate(x_gemms):
+            glay = self.grad_buffer_of(lay)
+            product = (
+                f"np.matmul(d_buf_{glay.name}.reshape(T * B, {glay.blocks} * H), {lay.name}).reshape(T, B, I)"
+            )
+            end.append(f"dx {'+=' if x_elementwise or j else '='} {product}")
+        if not x_gemms and not x_elementwise:
+            end.append("dx = np.zeros((T, B, I), dtype=dtype)")
+        end += self._bias_gradients(elem_params)
+        end.append("dparams = {" + ", ".join(f'"{g.name}": d_{g.name}' for g in s.groups) + "}")
+        end.append("dstate0 = " + _tuple([f"d_{st}_prev" for st in s.states], quote=False))
+
+    def _sync(self, layouts: list[str], synced: set[str]) -> list[str]:
+        """Copy linear-node adjoints from their home buffer into the other layouts that hold them."""
+        ops = []
+        for name in layouts:
+            glay = self.grad_buffer_of(self.layouts[name])
+            if glay.name in synced:
+                continue
+            synced.add(glay.name)
+            for k, node in enumerate(glay.nodes):
+                hlay, hk = self.home(self.spec.node(node))
+                src = self.grad_buffer_of(hlay)
+                if (src.name, hk) != (glay.name, k):
+                    ops.append((glay, k, src, hk))
+        grad = lambda lay: self.buffer(lay, grad=True)  # noqa: E731
+        return self._merged_adds(ops, grad, src_prefix=grad, verb="=")
+
+    def _bias_gradients(self, elem_params) -> list[str]:
+        s = self.spec
+        lines = ["# Bias gradients: sums of the pre-activation adjoints over time and batch."]
+        elementwise_only = {g.param for g in elem_params}
+        for g in s.groups:
+            if s.param(g.members[0]).is_matrix or all(m in elementwise_only for m in g.members):
+                continue
+            ops = []
+            for j, m in enumerate(g.members):
+                for n in s.nodes:
+                    if isinstance(n, LinearNode) and m in n.biases:
+                        lay, k = self.home(n)
+                        ops.append((j, self.grad_buffer_of(lay), k))
+            glay = ops[0][1]
+            if glay.blocks == len(g.members) and all(o[1] is glay and o[0] == o[2] for o in ops):
+                lines.append(f"d_{g.name} = d_buf_{glay.name}.sum(axis=(0, 1))")
+                continue
+            lines.append(f"d_{g.name} = np.empty({self.group_shape(g)}, dtype=dtype)")
+            runs: list[list] = []  # [j0, layout, k0, count]: consecutive blocks summed at once
+            for j, lay, k in sorted(ops, key=lambda o: o[0]):
+                last = runs[-1] if runs else None
+                if last and last[1] is lay and j == last[0] + last[3] and k == last[2] + last[3]:
+                    last[3] += 1
+                else:
+                    runs.append([j, lay, k, 1])
+            for j, lay, k, count in runs:
+                span = _span(j, j + count, len(g.members))
+                dst = f"d_{g.name}[{span}]" if span else f"d_{g.name}[...]"
+                src_span = _span(k, k + count, lay.blocks)
+                src = f"d_buf_{lay.name}[..., {src_span}]" if src_span else f"d_buf_{lay.name}"
+                lines.append(f"{dst} = {src}.sum(axis=(0, 1))")
+        return lines
+
+    # -- parameters --------------------------------------------------------------------------------
+    def stored_groups_with(self, grads) -> list[FuseGroup]:
+        names = {g.param for g in grads}
+        return [g for g in self.spec.groups if any(m in names for m in g.members)]
+
+    def group_shape(self, g: FuseGroup) -> str:
+        p = self.spec.param(g.members[0])
+        rows = "H" if len(g.members) == 1 else f"{len(g.members)} * H"
+        return f"({rows}, {p.shape[1]})" if p.is_matrix else f"({rows},)"
+
+    def member_view(self, array: str, g: FuseGroup, member: str) -> str:
+        k = g.members.index(member)
+        span = _span(k, k + 1, len(g.members))
+        return f"{array}[{span}]" if span else array
+
+
+def plan_numpy(d: Derivation) -> NumpyModule:
+    """Plan the NumPy module of a derived cell: every line of its computation, printed."""
+    planner = _Planner(d)
+    s = d.spec
+    equations = [f"({d.equation_numbers[('fwd', n.name)]}) {_equation_text(n)}" for n in s.nodes]
+    groups = []
+    for g in s.groups:
+        p = s.param(g.members[0])
+        rows = "H" if len(g.members) == 1 else f"{len(g.members)} * H"
+        shape = f"({rows}, {p.shape[1]})" if p.is_matrix else f"({rows},)"
+        groups.append({"name": g.name, "members": list(g.members), "shape_code": shape,
+                       "shape_text": shape, "members_tuple": _tuple(g.members)})  # fmt: skip
+    torch = s.torch or {}
+    mod = NumpyModule(
+        spec_name=s.name,
+        title=s.title,
+        doc=s.doc,
+        source=s.source,
+        states=list(s.states),
+        output=s.output,
+        equations=equations,
+        groups=groups,
+        torch={
+            "module": torch.get("module", "none"),
+            "names": list(torch.get("names", {}).items()),
+        },
+        same_size=s.same_size,
+    )
+    mod.initial_states = _tuple([f"{st}0" for st in s.states], quote=False)
+    mod.final_states = _tuple([f"seq_{st}[T].copy()" for st in s.states], quote=False)
+    mod.param_views = [
+        f"{m} = {planner.member_view(g.name, g, m)}"
+        for g in s.groups
+        for m in g.members
+        if m != g.name and any(p.name == m for p in s.elementwise_params())
+    ]
+    mod.states_tuple = _tuple(s.states)
+    planner.forward(mod)
+    planner.backward(mod)
+    # Unpack only the arrays a function body reads.
+    fwd_body = [*mod.param_views, *mod.forward_setup, *mod.forward_step, *mod.forward_end]
+    bwd_body = [*mod.param_views, *mod.backward_setup, *mod.backward_step, *mod.backward_end]
+    mod.forward_params = [g.name for g in s.groups if _reads(fwd_body, g.name)]
+    mod.backward_params = [g.name for g in s.groups if _reads(bwd_body, g.name)]
+    mod.backward_cache = [k for k in mod.cache_keys if _reads(bwd_body, k)]
+    return mod
+
+
+def _reads(lines: list[str], name: str) -> bool:
+    """Whether code lines use `name` as an identifier (not inside a string or a comment)."""
+    pattern = re.compile(rf"\b{re.escape(name)}\b")
+    code = (re.sub(r'"[^"]*"', "", line.split("#", 1)[0]) for line in lines)
+    return any(pattern.search(line) for line in code)
+
+
+def _tuple(items, quote: bool = True) -> str:
+    """Python source of a tuple: ("a", "b"), ("a",), or unquoted (h0, c0)."""
+    inner = ", ".join(f'"{item}"' if quote else str(item) for item in items)
+    return f"({inner},)" if len(items) == 1 else f"({inner})"
+
+
+def _equation_text(n: LinearNode | ElementwiseNode) -> str:
+    if isinstance(n, LinearNode):
+        return f"{n.name} = " + " + ".join([f"{w} @ {u}" for w, u in n.terms] + list(n.biases))
+    return f"{n.name} = {sp.sstr(n.expr)}"

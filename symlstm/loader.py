@@ -1,0 +1,58 @@
+"""`load(cell)`: the generated NumPy module of a cell, as a Python module object.
+
+A built-in cell is imported from the committed `generated/numpy/<name>.py` when it exists; otherwise
+(an installed package without the checkout, or a user-defined `CellSpec`) the module is rendered from
+the derivation in memory. Either way the module's only import is numpy.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import importlib.util
+import sys
+import types
+
+from .cells import cell as builtin_cell
+from .engine import derive
+from .generate import default_output_dir
+from .render import render_numpy
+from .spec import CellSpec
+
+__all__ = ["load", "module_from_source"]
+
+_MODULES: dict[tuple[str, str], types.ModuleType] = {}
+
+
+def module_from_source(name: str, source: str, filename: str | None = None) -> types.ModuleType:
+    """Execute generated source as a fresh module named `symlstm_generated.<name>`."""
+    key = (name, hashlib.sha256(source.encode()).hexdigest())
+    if key in _MODULES:
+        return _MODULES[key]
+    module = types.ModuleType(f"symlstm_generated.{name}")
+    module.__file__ = filename or f"<symlstm generated {name}>"
+    exec(compile(source, module.__file__, "exec"), module.__dict__)
+    _MODULES[key] = module
+    return module
+
+
+def load(spec: str | CellSpec, *, fresh: bool = False) -> types.ModuleType:
+    """The generated module of a built-in cell name or of a `CellSpec`.
+
+    `fresh=True` renders from the derivation even when a generated file exists.
+    """
+    if isinstance(spec, str):
+        path = default_output_dir() / "numpy" / f"{spec}.py"
+        builtin_cell(spec)  # unknown names raise a SpecError listing the known cells
+        if path.is_file() and not fresh:
+            mod_name = f"symlstm_generated.{spec}"
+            if mod_name in sys.modules and getattr(sys.modules[mod_name], "__file__", None) == str(path):
+                return sys.modules[mod_name]
+            loader_spec = importlib.util.spec_from_file_location(mod_name, path)
+            module = importlib.util.module_from_spec(loader_spec)
+            loader_spec.loader.exec_module(module)
+            sys.modules[mod_name] = module
+            return module
+        spec = builtin_cell(spec)
+    if not isinstance(spec, CellSpec):
+        raise TypeError(f"load() expects a cell name or a CellSpec, got {type(spec).__name__}")
+    return module_from_source(spec.name, render_numpy(derive(spec)))

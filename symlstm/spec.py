@@ -1,0 +1,448 @@
+"""Declaring a recurrent cell: a small, ordered graph of vector nodes of two kinds.
+
+A cell has one input vector `x` (size I), named state vectors carried between steps (size H), parameters,
+and ordered equations:
+
+* **linear** nodes, `a = sum_j W_j u_j + sum_k b_k`: weight matrices times vectors plus bias vectors;
+* **elementwise** nodes, `v = expr`: a scalar SymPy expression of per-coordinate symbols, applied to every
+  coordinate (`c = f*c_prev + i*g`). Elementwise expressions may use parameter vectors (peepholes).
+
+`Cell` is the builder; `Cell.build()` validates the graph and returns an immutable `CellSpec`. Every
+name is checked to be a safe Python identifier before it can reach a template, and every error is a
+`SpecError` that says what was wrong and what is expected.
+
+Example (the vanilla RNN)::
+
+    cell = Cell("rnn", title="Elman RNN")
+    x, h_prev = cell.input("x"), cell.state("h")
+    a = cell.linear("a", {"W_ih": x, "W_hh": h_prev}, biases=["b_ih", "b_hh"])
+    h = cell.elementwise("h", tanh(a))
+    cell.update(h=h)
+    spec = cell.build()
+"""
+
+from __future__ import annotations
+
+import builtins
+import keyword
+import re
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+
+import sympy as sp
+
+__all__ = [
+    "Cell",
+    "CellSpec",
+    "ElementwiseNode",
+    "FuseGroup",
+    "LinearNode",
+    "Param",
+    "SpecError",
+]
+
+_IDENT = re.compile(r"^[A-Za-z][A-Za-z0-9_]*$")
+# Names the generated modules use for their own variables; a cell may not take them.
+RESERVED = frozenset(
+    {
+        "np", "numpy", "params", "cache", "state", "state0", "dstate", "dstate0", "dparams", "dx",
+        "dy", "y", "t", "T", "B", "I", "H", "dtype", "seed", "rng", "out", "buf", "self",
+        "forward", "backward", "jvp", "init_params", "from_torch", "to_torch", "sigmoid", "relu",
+        "step", "tanh", "input_size", "hidden_size",
+    }
+)  # fmt: skip
+
+
+# Prefixes of the generated code's derived names: adjoints d_h, incoming adjoints din_h, tangents tan_h.
+RESERVED_PREFIXES = ("d_", "din_", "tan_", "cache_", "buf_")
+
+
+class SpecError(ValueError):
+    """A cell specification is malformed; the message names the cell, the item and what is expected."""
+
+
+def check_identifier(name: object, what: str, cell: str = "?") -> str:
+    """Return `name` if it is a safe identifier for generated code, else raise `SpecError`."""
+    if not isinstance(name, str) or not _IDENT.match(name):
+        raise SpecError(
+            f"cell {cell!r}: {what} name {name!r} is not a safe identifier "
+            "(expected an ASCII letter followed by letters, digits or underscores)"
+        )
+    if keyword.iskeyword(name) or keyword.issoftkeyword(name) or hasattr(builtins, name):
+        raise SpecError(f"cell {cell!r}: {what} name {name!r} is a Python keyword or builtin")
+    if name in RESERVED or name.startswith(RESERVED_PREFIXES):
+        raise SpecError(
+            f"cell {cell!r}: {what} name {name!r} is reserved by the generated code "
+            f"(reserved: {', '.join(sorted(RESERVED))}, and the prefixes {', '.join(RESERVED_PREFIXES)})"
+        )
+    return name
+
+
+@dataclass(frozen=True)
+class Param:
+    """A parameter: a matrix (rows, cols) or a vector (rows,), sizes named by 'I' or 'H'."""
+
+    name: str
+    shape: tuple[str, ...]
+
+    @property
+    def is_matrix(self) -> bool:
+        return len(self.shape) == 2
+
+
+@dataclass(frozen=True)
+class LinearNode:
+    """`name = sum_j W_j @ u_j + sum_k b_k`; `terms` maps each weight to the vector it multiplies."""
+
+    name: str
+    terms: tuple[tuple[str, str], ...]  # (weight, input vector)
+    biases: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class ElementwiseNode:
+    """`name = expr`, a scalar expression of per-coordinate symbols applied to every coordinate."""
+
+    name: str
+    expr: sp.Expr
+
+
+@dataclass(frozen=True)
+class FuseGroup:
+    """Parameters stored as one array: the members' blocks stacked along the first axis, in order."""
+
+    name: str
+    members: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class CellSpec:
+    """A validated cell. Build one with `Cell`; see the module docstring."""
+
+    name: str
+    title: str
+    doc: str
+    source: str
+    input: str
+    states: tuple[str, ...]  # state names; their previous values are `<name>_prev`
+    params: tuple[Param, ...]
+    nodes: tuple[LinearNode | ElementwiseNode, ...]
+    updates: tuple[tuple[str, str], ...]  # (state, node giving its new value)
+    output: str  # the node returned as y_t
+    groups: tuple[FuseGroup, ...]
+    torch: Mapping[str, object] = field(default_factory=dict)
+    same_size: bool = False  # the cell needs input size == hidden size
+
+    # -- lookups ---------------------------------------------------------------------------------
+    def prev(self, state: str) -> str:
+        return f"{state}_prev"
+
+    @property
+    def prev_names(self) -> tuple[str, ...]:
+        return tuple(self.prev(s) for s in self.states)
+
+    @property
+    def leaves(self) -> tuple[str, ...]:
+        """Vectors that enter a step from outside: the input and the previous states."""
+        return (self.input, *self.prev_names)
+
+    def node(self, name: str) -> LinearNode | ElementwiseNode:
+        for n in self.nodes:
+            if n.name == name:
+                return n
+        raise KeyError(name)
+
+    def param(self, name: str) -> Param:
+        for p in self.params:
+            if p.name == name:
+                return p
+        raise KeyError(name)
+
+    def group_of(self, param: str) -> FuseGroup:
+        for g in self.groups:
+            if param in g.members:
+                return g
+        raise KeyError(param)
+
+    def size(self, vector: str) -> str:
+        """'I' for the input, 'H' for everything else."""
+        return "I" if vector == self.input else "H"
+
+    def symbol(self, name: str) -> sp.Symbol:
+        return sp.Symbol(name, real=True)
+
+    @property
+    def update_of(self) -> dict[str, str]:
+        return dict(self.updates)
+
+    def consumers(self, vector: str) -> list[LinearNode | ElementwiseNode]:
+        """Nodes that read `vector` (a leaf or node name) directly."""
+        out = []
+        sym = self.symbol(vector)
+        for n in self.nodes:
+            if isinstance(n, LinearNode):
+                if any(u == vector for _, u in n.terms):
+                    out.append(n)
+            elif sym in n.expr.free_symbols:
+                out.append(n)
+        return out
+
+    def elementwise_params(self) -> tuple[Param, ...]:
+        return tuple(p for p in self.params if not p.is_matrix and self._used_elementwise(p.name))
+
+    def _used_elementwise(self, pname: str) -> bool:
+        sym = self.symbol(pname)
+        return any(isinstance(n, ElementwiseNode) and sym in n.expr.free_symbols for n in self.nodes)
+
+    def param_count(self, input_size: int, hidden_size: int) -> int:
+        dims = {"I": input_size, "H": hidden_size}
+        total = 0
+        for p in self.params:
+            size = 1
+            for d in p.shape:
+                size *= dims[d]
+            total += size
+        return total
+
+
+class Cell:
+    """Builder for a `CellSpec`. Methods return the per-coordinate SymPy symbol of what they declare."""
+
+    def __init__(
+        self, name: str, *, title: str = "", doc: str = "", source: str = "", same_size: bool = False
+    ):
+        self.name = check_identifier(name, "cell", name if isinstance(name, str) else "?")
+        self.title = title or name
+        self.doc = doc
+        self.source = source
+        self.same_size = same_size
+        self._input: str | None = None
+        self._states: list[str] = []
+        self._params: dict[str, Param] = {}
+        self._nodes: list[LinearNode | ElementwiseNode] = []
+        self._vectors: set[str] = set()  # every declared vector name (leaves and nodes)
+        self._updates: dict[str, str] = {}
+        self._output: str | None = None
+        self._groups: list[FuseGroup] = []
+        self.torch: dict[str, object] = {}
+
+    # -- declarations ------------------------------------------------------------------------
+    def _new_vector(self, name: str, what: str) -> sp.Symbol:
+        check_identifier(name, what, self.name)
+        if name in self._vectors or name in self._params:
+            raise SpecError(f"cell {self.name!r}: {what} {name!r} is declared twice")
+        self._vectors.add(name)
+        return sp.Symbol(name, real=True)
+
+    def input(self, name: str = "x") -> sp.Symbol:
+        """Declare the input vector x_t (size I)."""
+        if self._input is not None:
+            raise SpecError(f"cell {self.name!r}: only one input vector is supported")
+        self._input = name
+        return self._new_vector(name, "input")
+
+    def state(self, name: str) -> sp.Symbol:
+        """Declare a state carried between steps; returns the symbol of its previous value."""
+        check_identifier(name, "state", self.name)
+        self._states.append(name)
+        return self._new_vector(f"{name}_prev", "previous state")
+
+    def param(self, name: str) -> sp.Symbol:
+        """Declare a parameter vector (size H) used inside elementwise expressions (a peephole)."""
+        self._declare_param(name, ("H",))
+        return sp.Symbol(name, real=True)
+
+    def _declare_param(self, name: str, shape: tuple[str, ...]) -> None:
+        check_identifier(name, "parameter", self.name)
+        if name in self._vectors:
+            raise SpecError(f"cell {self.name!r}: parameter {name!r} clashes with a vector name")
+        old = self._params.get(name)
+        if old is not None and old.shape != shape:
+            raise SpecError(
+                f"cell {self.name!r}: parameter {name!r} used with shapes {old.shape} and {shape}"
+            )
+        self._params[name] = Param(name, shape)
+
+    def linear(self, name: str, terms: Mapping[str, sp.Symbol], biases: Sequence[str] = ()) -> sp.Symbol:
+        """Declare `name = sum W @ u + sum b`; `terms` maps a weight name to the vector symbol it multiplies."""
+        if not isinstance(terms, Mapping) or not terms:
+            raise SpecError(
+                f"cell {self.name!r}: linear node {name!r} needs terms as a non-empty mapping "
+                "{weight name: vector symbol}"
+            )
+        parsed = []
+        for weight, vec in terms.items():
+            if not isinstance(vec, sp.Symbol) or vec.name not in self._vectors:
+                raise SpecError(
+                    f"cell {self.name!r}: linear node {name!r}: weight {weight!r} multiplies {vec!r}, "
+                    "which is not a declared vector (expected the symbol returned by input(), "
+                    "state() or an earlier node)"
+                )
+            self._declare_param(weight, ("H", "I" if vec.name == self._input else "H"))
+            parsed.append((weight, vec.name))
+        for b in biases:
+            self._declare_param(b, ("H",))
+        sym = self._new_vector(name, "node")
+        self._nodes.append(LinearNode(name, tuple(parsed), tuple(biases)))
+        return sym
+
+    def elementwise(self, name: str, expr: sp.Expr) -> sp.Symbol:
+        """Declare `name = expr`, applied to each coordinate; `expr` uses symbols declared earlier."""
+        try:
+            expr = sp.sympify(expr, strict=True)
+        except (sp.SympifyError, TypeError) as err:
+            raise SpecError(
+                f"cell {self.name!r}: elementwise node {name!r}: {expr!r} is not a SymPy expression"
+            ) from err
+        if not isinstance(expr, sp.Expr):
+            raise SpecError(
+                f"cell {self.name!r}: elementwise node {name!r}: expected a scalar SymPy expression, "
+                f"got {type(expr).__name__}"
+            )
+        _check_elementwise(self.name, name, expr)
+        for s in expr.free_symbols:
+            if s.name not in self._vectors and s.name not in self._params:
+                raise SpecError(
+                    f"cell {self.name!r}: elementwise node {name!r} uses undefined symbol {s.name!r} "
+                    f"(declared so far: {', '.join(sorted(self._vectors | set(self._params)))})"
+                )
+        sym = self._new_vector(name, "node")
+        self._nodes.append(ElementwiseNode(name, expr))
+        return sym
+
+    def update(self, **new_values: sp.Symbol) -> None:
+        """Say which node gives each state's new value, e.g. `update(h=h, c=c)`."""
+        for state, sym in new_values.items():
+            if state not in self._states:
+                raise SpecError(
+                    f"cell {self.name!r}: update of unknown state {state!r} (states: {self._states})"
+                )
+            if not isinstance(sym, sp.Symbol) or sym.name not in {n.name for n in self._nodes}:
+                raise SpecError(
+                    f"cell {self.name!r}: new value of state {state!r} must be a node symbol, got {sym!r}"
+                )
+            self._updates[state] = sym.name
+
+    def output(self, sym: sp.Symbol) -> None:
+        """Say which node is the cell's output y_t (default: the first state's new value)."""
+        self._output = sym.name if isinstance(sym, sp.Symbol) else sym
+
+    def fuse(self, name: str, members: Iterable[str]) -> None:
+        """Store parameters `members` as one array `name` (blocks stacked in this order)."""
+        check_identifier(name, "fused parameter", self.name)
+        self._groups.append(FuseGroup(name, tuple(members)))
+
+    # -- validation --------------------------------------------------------------------------
+    def build(self) -> CellSpec:
+        """Validate and freeze the cell; raises `SpecError` naming the first problem found."""
+        n = self.name
+        if self._input is None:
+            raise SpecError(f"cell {n!r}: no input declared (call cell.input('x'))")
+        if not self._states:
+            raise SpecError(f"cell {n!r}: no state declared (call cell.state('h'))")
+        missing = [s for s in self._states if s not in self._updates]
+        if missing:
+            raise SpecError(f"cell {n!r}: states {missing} have no new value (call cell.update())")
+        output = self._output or self._updates[self._states[0]]
+        if output not in {nd.name for nd in self._nodes}:
+            raise SpecError(f"cell {n!r}: output {output!r} is not a node")
+        groups = self._complete_groups()
+        spec = CellSpec(
+            name=n,
+            title=self.title,
+            doc=self.doc,
+            source=self.source,
+            input=self._input,
+            states=tuple(self._states),
+            params=tuple(self._params.values()),
+            nodes=tuple(self._nodes),
+            updates=tuple((s, self._updates[s]) for s in self._states),
+            output=output,
+            groups=groups,
+            torch=dict(self.torch),
+            same_size=self.same_size,
+        )
+        for nd in spec.nodes:
+            if isinstance(nd, ElementwiseNode):
+                for s in nd.expr.free_symbols:
+                    if s.name in self._params and spec.param(s.name).is_matrix:
+                        raise SpecError(
+                            f"cell {n!r}: weight matrix {s.name!r} used inside elementwise node "
+                            f"{nd.name!r}; matrices may only appear in linear nodes"
+                        )
+        return spec
+
+    def _complete_groups(self) -> tuple[FuseGroup, ...]:
+        n = self.name
+        seen: dict[str, str] = {}
+        for g in self._groups:
+            if not g.members:
+                raise SpecError(f"cell {n!r}: fused parameter {g.name!r} has no members")
+            if g.name in self._vectors:
+                raise SpecError(f"cell {n!r}: fused parameter {g.name!r} clashes with a vector name")
+            for m in g.members:
+                if m not in self._params:
+                    raise SpecError(f"cell {n!r}: fused parameter {g.name!r}: unknown member {m!r}")
+                if m in seen:
+                    raise SpecError(
+                        f"cell {n!r}: parameter {m!r} is in fused groups {seen[m]!r} and {g.name!r}"
+                    )
+                seen[m] = g.name
+            shapes = {self._params[m].shape for m in g.members}
+            if len(shapes) != 1:
+                raise SpecError(
+                    f"cell {n!r}: fused parameter {g.name!r} mixes shapes {sorted(shapes)}; "
+                    "members must have one shape"
+                )
+            if self._params[g.members[0]].shape[0] != "H":
+                raise SpecError(f"cell {n!r}: fused parameter {g.name!r} must stack H-row blocks")
+            inputs = {u for nd in self._nodes if isinstance(nd, LinearNode) for w, u in nd.terms
+                      if w in g.members}  # fmt: skip
+            if len(inputs) > 1:
+                raise SpecError(
+                    f"cell {n!r}: fused weight {g.name!r} multiplies different vectors "
+                    f"{sorted(inputs)}; a fused weight needs one input for one GEMM"
+                )
+        uses = [w for nd in self._nodes if isinstance(nd, LinearNode) for w, _ in nd.terms]
+        dup = {w for w in uses if uses.count(w) > 1}
+        if dup:
+            raise SpecError(f"cell {n!r}: weights {sorted(dup)} are used by more than one term")
+        groups = list(self._groups)
+        for p in self._params:
+            if p not in seen:
+                groups.append(FuseGroup(p, (p,)))
+        names = [g.name for g in groups]
+        clash = {g for g in names if names.count(g) > 1}
+        if clash:
+            raise SpecError(f"cell {n!r}: stored parameter names {sorted(clash)} are not unique")
+        return tuple(groups)
+
+
+def _check_elementwise(cell: str, name: str, expr: sp.Expr) -> None:
+    """Reject constructs that are not per-coordinate scalar arithmetic."""
+    from .activations import ACTIVATIONS
+
+    for node in sp.preorder_traversal(expr):
+        if isinstance(node, (sp.MatrixBase, sp.MatrixExpr)):
+            raise SpecError(
+                f"cell {cell!r}: elementwise node {name!r} contains a matrix ({node}); cross-coordinate "
+                "operations are not elementwise. Supported: linear nodes (W @ u + b) and scalar "
+                "per-coordinate expressions"
+            )
+        if isinstance(node, (sp.Sum, sp.Product, sp.Integral, sp.Derivative, sp.Indexed, sp.Piecewise)):
+            raise SpecError(
+                f"cell {cell!r}: elementwise node {name!r} uses {type(node).__name__}, which is not "
+                "supported. Supported: +, -, *, /, powers, known activations "
+                f"({', '.join(ACTIVATIONS)}) and differentiable SymPy functions of one coordinate"
+            )
+        if isinstance(node, sp.Function):
+            if isinstance(node, (sp.Max, sp.Min, sp.sign, sp.floor, sp.ceiling, sp.Heaviside)):
+                raise SpecError(
+                    f"cell {cell!r}: elementwise node {name!r} uses {node.func}, which is not "
+                    "differentiable; use the activation relu for max(a, 0)"
+                )
+            if isinstance(node, sp.core.function.AppliedUndef):
+                raise SpecError(
+                    f"cell {cell!r}: elementwise node {name!r} uses undefined function {node.func}; "
+                    "give it as a SymPy expression or a Function subclass with fdiff"
+                )
