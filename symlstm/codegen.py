@@ -79,6 +79,7 @@ class NumpyModule:
     groups: list[dict]
     torch: dict
     same_size: bool
+    jvp_body: list[str] = field(default_factory=list)
     forward_setup: list[str] = field(default_factory=list)
     forward_step: list[str] = field(default_factory=list)
     forward_end: list[str] = field(default_factory=list)
@@ -552,6 +553,9 @@ def plan_numpy(d: Derivation) -> NumpyModule:
         same_size=s.same_size,
     )
     mod.initial_states = _tuple([f"{st}0" for st in s.states], quote=False)
+    mod.initial_tangents = _tuple([f"tan_{st}0" for st in s.states], quote=False)
+    mod.jvp_states = _tuple([f"{st}_prev" for st in s.states], quote=False)
+    mod.jvp_tangents = _tuple([f"tan_{st}_prev" for st in s.states], quote=False)
     mod.final_states = _tuple([f"seq_{st}[T].copy()" for st in s.states], quote=False)
     mod.param_views = [
         f"{m} = {planner.member_view(g.name, g, m)}"
@@ -560,6 +564,7 @@ def plan_numpy(d: Derivation) -> NumpyModule:
         if m != g.name and any(p.name == m for p in s.elementwise_params())
     ]
     mod.states_tuple = _tuple(s.states)
+    mod.jvp_body = _jvp_lines(d, planner.p)
     planner.forward(mod)
     planner.backward(mod)
     # Unpack only the arrays a function body reads.
@@ -588,3 +593,49 @@ def _equation_text(n: LinearNode | ElementwiseNode) -> str:
     if isinstance(n, LinearNode):
         return f"{n.name} = " + " + ".join([f"{w} @ {u}" for w, u in n.terms] + list(n.biases))
     return f"{n.name} = {sp.sstr(n.expr)}"
+
+
+def _jvp_lines(d: Derivation, printer: NumpyCodePrinter) -> list[str]:
+    """Forward-mode (tangent) code, written per node and unfused: an implementation of the cell
+    independent of the fused forward, used by the dot-product test against `backward`."""
+    s = d.spec
+    p = printer.doprint
+    lines = []
+    for g in s.groups:
+        for m in g.members:
+            lines.append(f"{m} = {_member_view(s, g.name, g, m)}")
+            lines.append(f"tan_{m} = {_member_view(s, 'tan_' + g.name, g, m)}")
+    for st in s.states:
+        lines.append(f"{st}_prev, tan_{st}_prev = {st}0, tan_{st}0")
+    lines.append("ys = np.empty((T, B, H), dtype=dtype)")
+    lines.append("tan_ys = np.empty((T, B, H), dtype=dtype)")
+    lines.append("for t in range(T):")
+    body = [f"{s.input}, tan_{s.input} = xs[t], tan_xs[t]"]
+    for n in s.nodes:
+        number = d.equation_numbers[("fwd", n.name)]
+        if isinstance(n, LinearNode):
+            body.append(f"# ({number}) {_equation_text(n)}")
+            value = [f"{u} @ {w}.T" for w, u in n.terms] + list(n.biases)
+            tangent = [f"tan_{u} @ {w}.T + {u} @ tan_{w}.T" for w, u in n.terms]
+            tangent += [f"tan_{b}" for b in n.biases]
+            body.append(f"{n.name} = {' + '.join(value)}")
+            body.append(f"tan_{n.name} = {' + '.join(tangent)}")
+            continue
+        body.append(f"# ({number}) {n.name} = {sp.sstr(n.expr)}")
+        for m in d.intermediates_of(n.name):
+            body.append(f"{m.name} = {p(m.call.func(*(d.computational(a) for a in m.call.args)))}")
+        body.append(f"{n.name} = {p(d.computational(n.expr))}")
+        tangent = next(t for t in d.jvp if t.node == n.name).expr
+        body.append(f"tan_{n.name} = {p(tangent) if tangent != 0 else 'np.zeros_like(' + n.name + ')'}")
+    body.append(f"ys[t], tan_ys[t] = {s.output}, tan_{s.output}")
+    for st in s.states:
+        node = s.update_of[st]
+        body.append(f"{st}_prev, tan_{st}_prev = {node}, tan_{node}")
+    lines += ["    " + line for line in body]
+    return lines
+
+
+def _member_view(s, array: str, g: FuseGroup, member: str) -> str:
+    k = g.members.index(member)
+    span = _span(k, k + 1, len(g.members))
+    return f"{array}[{span}]" if span else array

@@ -45,7 +45,7 @@ _IDENT = re.compile(r"^[A-Za-z][A-Za-z0-9_]*$")
 # Names the generated modules use for their own variables; a cell may not take them.
 RESERVED = frozenset(
     {
-        "np", "numpy", "params", "cache", "state", "state0", "dstate", "dstate0", "dparams", "dx",
+        "np", "numpy", "params", "xs", "ys", "dparams0", "cache", "state", "state0", "dstate", "dstate0", "dparams", "dx",
         "dy", "y", "t", "T", "B", "I", "H", "dtype", "seed", "rng", "out", "buf", "self",
         "forward", "backward", "jvp", "init_params", "from_torch", "to_torch", "sigmoid", "relu",
         "step", "tanh", "input_size", "hidden_size",

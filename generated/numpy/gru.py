@@ -18,6 +18,7 @@ Contract (x is time-major; states are (B, H) arrays in the order h):
     init_params(input_size, hidden_size, *, seed=0, dtype=np.float64) -> params
     forward(params, x, state0=None) -> (y, state, cache)
     backward(params, cache, dy, dstate=None) -> (dparams, dx, dstate0)
+    jvp(params, x, state0=None, dparams=None, dx=None, dstate0=None) -> (y, state, dy, dstate)
     from_torch(state_dict) -> params;  to_torch(params) -> state_dict
 
 Parameters, stored fused in PyTorch's (out, in) layout, blocks stacked along the first axis:
@@ -255,6 +256,90 @@ def backward(params, cache, dy, dstate=None):
     dparams = {"W_ih": d_W_ih, "W_hh": d_W_hh, "b_ih": d_b_ih, "b_hh": d_b_hh}
     dstate0 = (d_h_prev,)
     return dparams, dx, dstate0
+
+
+def jvp(params, x, state0=None, dparams=None, dx=None, dstate0=None):
+    """Forward-mode derivative: the outputs and their directional derivatives along a direction.
+
+    Written per node without fused weights, so it is an implementation independent of `forward`;
+    `symlstm.testing` uses it for the dot-product test <J u, w> == <u, J^T w> against `backward`.
+
+    Args:
+        params, x, state0: as for `forward`.
+        dparams, dx, dstate0: the direction (tangents of params, x and state0); zeros where None.
+
+    Returns:
+        y: (T, B, H) outputs, state: final states, dy: (T, B, H) and dstate: tangents of y and state.
+    """
+    I, H, dtype = _check_params(params)
+    xs = _check_input(x, I, dtype)
+    T, B = xs.shape[0], xs.shape[1]
+    (h0,) = _check_state(state0, "state0", B, H, dtype)
+    tan_xs = np.zeros_like(xs) if dx is None else _check_array(dx, "dx", xs.shape, dtype)
+    (tan_h0,) = _check_state(dstate0, "dstate0", B, H, dtype)
+    if dparams is None:
+        dparams = {name: np.zeros_like(value) for name, value in params.items()}
+    _check_params(dparams)
+    W_ih, tan_W_ih = params["W_ih"], dparams["W_ih"]
+    W_hh, tan_W_hh = params["W_hh"], dparams["W_hh"]
+    b_ih, tan_b_ih = params["b_ih"], dparams["b_ih"]
+    b_hh, tan_b_hh = params["b_hh"], dparams["b_hh"]
+    W_ir = W_ih[:H]
+    tan_W_ir = tan_W_ih[:H]
+    W_iz = W_ih[H : 2 * H]
+    tan_W_iz = tan_W_ih[H : 2 * H]
+    W_in = W_ih[2 * H :]
+    tan_W_in = tan_W_ih[2 * H :]
+    W_hr = W_hh[:H]
+    tan_W_hr = tan_W_hh[:H]
+    W_hz = W_hh[H : 2 * H]
+    tan_W_hz = tan_W_hh[H : 2 * H]
+    W_hn = W_hh[2 * H :]
+    tan_W_hn = tan_W_hh[2 * H :]
+    b_ir = b_ih[:H]
+    tan_b_ir = tan_b_ih[:H]
+    b_iz = b_ih[H : 2 * H]
+    tan_b_iz = tan_b_ih[H : 2 * H]
+    b_in = b_ih[2 * H :]
+    tan_b_in = tan_b_ih[2 * H :]
+    b_hr = b_hh[:H]
+    tan_b_hr = tan_b_hh[:H]
+    b_hz = b_hh[H : 2 * H]
+    tan_b_hz = tan_b_hh[H : 2 * H]
+    b_hn = b_hh[2 * H :]
+    tan_b_hn = tan_b_hh[2 * H :]
+    h_prev, tan_h_prev = h0, tan_h0
+    ys = np.empty((T, B, H), dtype=dtype)
+    tan_ys = np.empty((T, B, H), dtype=dtype)
+    for t in range(T):
+        x, tan_x = xs[t], tan_xs[t]
+        # (1) a_r = W_ir @ x + W_hr @ h_prev + b_ir + b_hr
+        a_r = x @ W_ir.T + h_prev @ W_hr.T + b_ir + b_hr
+        tan_a_r = tan_x @ W_ir.T + x @ tan_W_ir.T + tan_h_prev @ W_hr.T + h_prev @ tan_W_hr.T + tan_b_ir + tan_b_hr
+        # (2) a_z = W_iz @ x + W_hz @ h_prev + b_iz + b_hz
+        a_z = x @ W_iz.T + h_prev @ W_hz.T + b_iz + b_hz
+        tan_a_z = tan_x @ W_iz.T + x @ tan_W_iz.T + tan_h_prev @ W_hz.T + h_prev @ tan_W_hz.T + tan_b_iz + tan_b_hz
+        # (3) a_n = W_in @ x + b_in
+        a_n = x @ W_in.T + b_in
+        tan_a_n = tan_x @ W_in.T + x @ tan_W_in.T + tan_b_in
+        # (4) u_n = W_hn @ h_prev + b_hn
+        u_n = h_prev @ W_hn.T + b_hn
+        tan_u_n = tan_h_prev @ W_hn.T + h_prev @ tan_W_hn.T + tan_b_hn
+        # (5) r = sigmoid(a_r)
+        r = (0.5 * np.tanh(0.5 * a_r) + 0.5)
+        tan_r = r*tan_a_r*(1 - r)
+        # (6) z = sigmoid(a_z)
+        z = (0.5 * np.tanh(0.5 * a_z) + 0.5)
+        tan_z = tan_a_z*z*(1 - z)
+        # (7) n = tanh(a_n + r*u_n)
+        n = np.tanh(a_n + r*u_n)
+        tan_n = r*tan_u_n*(1 - n**2) + tan_a_n*(1 - n**2) + tan_r*u_n*(1 - n**2)
+        # (8) h = h_prev*z + n*(1 - z)
+        h = h_prev*z + n*(1 - z)
+        tan_h = tan_h_prev*z + tan_n*(1 - z) + tan_z*(h_prev - n)
+        ys[t], tan_ys[t] = h, tan_h
+        h_prev, tan_h_prev = h, tan_h
+    return ys, (h_prev,), tan_ys, (tan_h_prev,)
 
 
 def from_torch(state_dict):

@@ -20,6 +20,7 @@ Contract (x is time-major; states are (B, H) arrays in the order h, c):
     init_params(input_size, hidden_size, *, seed=0, dtype=np.float64) -> params
     forward(params, x, state0=None) -> (y, state, cache)
     backward(params, cache, dy, dstate=None) -> (dparams, dx, dstate0)
+    jvp(params, x, state0=None, dparams=None, dx=None, dstate0=None) -> (y, state, dy, dstate)
     from_torch(state_dict) -> params;  to_torch(params) -> state_dict
 
 Parameters, stored fused in PyTorch's (out, in) layout, blocks stacked along the first axis:
@@ -276,6 +277,107 @@ def backward(params, cache, dy, dstate=None):
     dparams = {"W_ih": d_W_ih, "W_hh": d_W_hh, "b_ih": d_b_ih, "b_hh": d_b_hh}
     dstate0 = (d_h_prev, d_c_prev)
     return dparams, dx, dstate0
+
+
+def jvp(params, x, state0=None, dparams=None, dx=None, dstate0=None):
+    """Forward-mode derivative: the outputs and their directional derivatives along a direction.
+
+    Written per node without fused weights, so it is an implementation independent of `forward`;
+    `symlstm.testing` uses it for the dot-product test <J u, w> == <u, J^T w> against `backward`.
+
+    Args:
+        params, x, state0: as for `forward`.
+        dparams, dx, dstate0: the direction (tangents of params, x and state0); zeros where None.
+
+    Returns:
+        y: (T, B, H) outputs, state: final states, dy: (T, B, H) and dstate: tangents of y and state.
+    """
+    I, H, dtype = _check_params(params)
+    xs = _check_input(x, I, dtype)
+    T, B = xs.shape[0], xs.shape[1]
+    (h0, c0) = _check_state(state0, "state0", B, H, dtype)
+    tan_xs = np.zeros_like(xs) if dx is None else _check_array(dx, "dx", xs.shape, dtype)
+    (tan_h0, tan_c0) = _check_state(dstate0, "dstate0", B, H, dtype)
+    if dparams is None:
+        dparams = {name: np.zeros_like(value) for name, value in params.items()}
+    _check_params(dparams)
+    W_ih, tan_W_ih = params["W_ih"], dparams["W_ih"]
+    W_hh, tan_W_hh = params["W_hh"], dparams["W_hh"]
+    b_ih, tan_b_ih = params["b_ih"], dparams["b_ih"]
+    b_hh, tan_b_hh = params["b_hh"], dparams["b_hh"]
+    W_ii = W_ih[:H]
+    tan_W_ii = tan_W_ih[:H]
+    W_if = W_ih[H : 2 * H]
+    tan_W_if = tan_W_ih[H : 2 * H]
+    W_ig = W_ih[2 * H : 3 * H]
+    tan_W_ig = tan_W_ih[2 * H : 3 * H]
+    W_io = W_ih[3 * H :]
+    tan_W_io = tan_W_ih[3 * H :]
+    W_hi = W_hh[:H]
+    tan_W_hi = tan_W_hh[:H]
+    W_hf = W_hh[H : 2 * H]
+    tan_W_hf = tan_W_hh[H : 2 * H]
+    W_hg = W_hh[2 * H : 3 * H]
+    tan_W_hg = tan_W_hh[2 * H : 3 * H]
+    W_ho = W_hh[3 * H :]
+    tan_W_ho = tan_W_hh[3 * H :]
+    b_ii = b_ih[:H]
+    tan_b_ii = tan_b_ih[:H]
+    b_if = b_ih[H : 2 * H]
+    tan_b_if = tan_b_ih[H : 2 * H]
+    b_ig = b_ih[2 * H : 3 * H]
+    tan_b_ig = tan_b_ih[2 * H : 3 * H]
+    b_io = b_ih[3 * H :]
+    tan_b_io = tan_b_ih[3 * H :]
+    b_hi = b_hh[:H]
+    tan_b_hi = tan_b_hh[:H]
+    b_hf = b_hh[H : 2 * H]
+    tan_b_hf = tan_b_hh[H : 2 * H]
+    b_hg = b_hh[2 * H : 3 * H]
+    tan_b_hg = tan_b_hh[2 * H : 3 * H]
+    b_ho = b_hh[3 * H :]
+    tan_b_ho = tan_b_hh[3 * H :]
+    h_prev, tan_h_prev = h0, tan_h0
+    c_prev, tan_c_prev = c0, tan_c0
+    ys = np.empty((T, B, H), dtype=dtype)
+    tan_ys = np.empty((T, B, H), dtype=dtype)
+    for t in range(T):
+        x, tan_x = xs[t], tan_xs[t]
+        # (1) a_i = W_ii @ x + W_hi @ h_prev + b_ii + b_hi
+        a_i = x @ W_ii.T + h_prev @ W_hi.T + b_ii + b_hi
+        tan_a_i = tan_x @ W_ii.T + x @ tan_W_ii.T + tan_h_prev @ W_hi.T + h_prev @ tan_W_hi.T + tan_b_ii + tan_b_hi
+        # (2) a_f = W_if @ x + W_hf @ h_prev + b_if + b_hf
+        a_f = x @ W_if.T + h_prev @ W_hf.T + b_if + b_hf
+        tan_a_f = tan_x @ W_if.T + x @ tan_W_if.T + tan_h_prev @ W_hf.T + h_prev @ tan_W_hf.T + tan_b_if + tan_b_hf
+        # (3) a_g = W_ig @ x + W_hg @ h_prev + b_ig + b_hg
+        a_g = x @ W_ig.T + h_prev @ W_hg.T + b_ig + b_hg
+        tan_a_g = tan_x @ W_ig.T + x @ tan_W_ig.T + tan_h_prev @ W_hg.T + h_prev @ tan_W_hg.T + tan_b_ig + tan_b_hg
+        # (4) a_o = W_io @ x + W_ho @ h_prev + b_io + b_ho
+        a_o = x @ W_io.T + h_prev @ W_ho.T + b_io + b_ho
+        tan_a_o = tan_x @ W_io.T + x @ tan_W_io.T + tan_h_prev @ W_ho.T + h_prev @ tan_W_ho.T + tan_b_io + tan_b_ho
+        # (5) i = sigmoid(a_i)
+        i = (0.5 * np.tanh(0.5 * a_i) + 0.5)
+        tan_i = i*tan_a_i*(1 - i)
+        # (6) f = sigmoid(a_f)
+        f = (0.5 * np.tanh(0.5 * a_f) + 0.5)
+        tan_f = f*tan_a_f*(1 - f)
+        # (7) g = tanh(a_g)
+        g = np.tanh(a_g)
+        tan_g = tan_a_g*(1 - g**2)
+        # (8) o = sigmoid(a_o)
+        o = (0.5 * np.tanh(0.5 * a_o) + 0.5)
+        tan_o = o*tan_a_o*(1 - o)
+        # (9) c = c_prev*f + g*i
+        c = c_prev*f + g*i
+        tan_c = c_prev*tan_f + f*tan_c_prev + g*tan_i + i*tan_g
+        # (10) h = o*tanh(c)
+        tanh_c = np.tanh(c)
+        h = o*tanh_c
+        tan_h = o*tan_c*(1 - tanh_c**2) + tan_o*tanh_c
+        ys[t], tan_ys[t] = h, tan_h
+        h_prev, tan_h_prev = h, tan_h
+        c_prev, tan_c_prev = c, tan_c
+    return ys, (h_prev, c_prev), tan_ys, (tan_h_prev, tan_c_prev)
 
 
 def from_torch(state_dict):

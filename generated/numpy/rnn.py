@@ -12,6 +12,7 @@ Contract (x is time-major; states are (B, H) arrays in the order h):
     init_params(input_size, hidden_size, *, seed=0, dtype=np.float64) -> params
     forward(params, x, state0=None) -> (y, state, cache)
     backward(params, cache, dy, dstate=None) -> (dparams, dx, dstate0)
+    jvp(params, x, state0=None, dparams=None, dx=None, dstate0=None) -> (y, state, dy, dstate)
     from_torch(state_dict) -> params;  to_torch(params) -> state_dict
 
 Parameters, stored fused in PyTorch's (out, in) layout, blocks stacked along the first axis:
@@ -163,6 +164,56 @@ def backward(params, cache, dy, dstate=None):
     dparams = {"W_ih": d_W_ih, "W_hh": d_W_hh, "b_ih": d_b_ih, "b_hh": d_b_hh}
     dstate0 = (d_h_prev,)
     return dparams, dx, dstate0
+
+
+def jvp(params, x, state0=None, dparams=None, dx=None, dstate0=None):
+    """Forward-mode derivative: the outputs and their directional derivatives along a direction.
+
+    Written per node without fused weights, so it is an implementation independent of `forward`;
+    `symlstm.testing` uses it for the dot-product test <J u, w> == <u, J^T w> against `backward`.
+
+    Args:
+        params, x, state0: as for `forward`.
+        dparams, dx, dstate0: the direction (tangents of params, x and state0); zeros where None.
+
+    Returns:
+        y: (T, B, H) outputs, state: final states, dy: (T, B, H) and dstate: tangents of y and state.
+    """
+    I, H, dtype = _check_params(params)
+    xs = _check_input(x, I, dtype)
+    T, B = xs.shape[0], xs.shape[1]
+    (h0,) = _check_state(state0, "state0", B, H, dtype)
+    tan_xs = np.zeros_like(xs) if dx is None else _check_array(dx, "dx", xs.shape, dtype)
+    (tan_h0,) = _check_state(dstate0, "dstate0", B, H, dtype)
+    if dparams is None:
+        dparams = {name: np.zeros_like(value) for name, value in params.items()}
+    _check_params(dparams)
+    W_ih, tan_W_ih = params["W_ih"], dparams["W_ih"]
+    W_hh, tan_W_hh = params["W_hh"], dparams["W_hh"]
+    b_ih, tan_b_ih = params["b_ih"], dparams["b_ih"]
+    b_hh, tan_b_hh = params["b_hh"], dparams["b_hh"]
+    W_ih = W_ih
+    tan_W_ih = tan_W_ih
+    W_hh = W_hh
+    tan_W_hh = tan_W_hh
+    b_ih = b_ih
+    tan_b_ih = tan_b_ih
+    b_hh = b_hh
+    tan_b_hh = tan_b_hh
+    h_prev, tan_h_prev = h0, tan_h0
+    ys = np.empty((T, B, H), dtype=dtype)
+    tan_ys = np.empty((T, B, H), dtype=dtype)
+    for t in range(T):
+        x, tan_x = xs[t], tan_xs[t]
+        # (1) a = W_ih @ x + W_hh @ h_prev + b_ih + b_hh
+        a = x @ W_ih.T + h_prev @ W_hh.T + b_ih + b_hh
+        tan_a = tan_x @ W_ih.T + x @ tan_W_ih.T + tan_h_prev @ W_hh.T + h_prev @ tan_W_hh.T + tan_b_ih + tan_b_hh
+        # (2) h = tanh(a)
+        h = np.tanh(a)
+        tan_h = tan_a*(1 - h**2)
+        ys[t], tan_ys[t] = h, tan_h
+        h_prev, tan_h_prev = h, tan_h
+    return ys, (h_prev,), tan_ys, (tan_h_prev,)
 
 
 def from_torch(state_dict):
