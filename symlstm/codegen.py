@@ -632,7 +632,20 @@ def _jvp_lines(d: Derivation, printer: NumpyCodePrinter) -> list[str]:
         node = s.update_of[st]
         body.append(f"{st}_prev, tan_{st}_prev = {node}, tan_{node}")
     lines += ["    " + line for line in body]
-    return lines
+    return [wrapped for line in lines for wrapped in _wrap(line, indent=4)]
+
+
+LINE_LENGTH = 110  # as [tool.ruff] line-length: generated code is ruff-format clean by construction
+
+
+def _wrap(line: str, indent: int) -> list[str]:
+    """Split an over-long `name = expr` the way ruff format does: the expression in parentheses."""
+    lead = len(line) - len(line.lstrip())
+    if indent + len(line) <= LINE_LENGTH or " = " not in line or line.lstrip().startswith("#"):
+        return [line]
+    target, expr = line.split(" = ", 1)
+    pad = " " * lead
+    return [f"{target} = (", f"{pad}    {expr}", f"{pad})"]
 
 
 def _member_view(s, array: str, g: FuseGroup, member: str) -> str:

@@ -8,12 +8,27 @@ Both print every symbol through the printer, so names are those of `symlstm.nami
 
 from __future__ import annotations
 
+import re
+
 import sympy as sp
 from sympy.printing.numpy import NumPyPrinter
 
 from .activations import relu, sigmoid, step
 
 __all__ = ["InplaceEmitter", "NumpyCodePrinter", "ScratchPool", "number"]
+
+
+def _strip_outer_parens(text: str) -> str:
+    """`(a + b)` -> `a + b` when the parentheses enclose the whole text."""
+    if not (text.startswith("(") and text.endswith(")")):
+        return text
+    depth = 0
+    for k, ch in enumerate(text):
+        depth += ch == "("
+        depth -= ch == ")"
+        if depth == 0 and k < len(text) - 1:
+            return text
+    return text[1:-1]
 
 
 def number(value: sp.Expr) -> str:
@@ -25,7 +40,16 @@ def number(value: sp.Expr) -> str:
 
 
 class NumpyCodePrinter(NumPyPrinter):
-    """NumPy printer with the `np.` alias, exact integers and a one-transcendental stable sigmoid."""
+    """NumPy printer with the `np.` alias, exact integers and a one-transcendental stable sigmoid.
+
+    `doprint` spaces operators as ruff format does, so generated modules are format-clean as written.
+    """
+
+    def doprint(self, expr, assign_to=None) -> str:
+        text = super().doprint(expr, assign_to)
+        text = re.sub(r"\s*(?<!\*)\*(?!\*)\s*", " * ", text)  # a * b, but keep the power operator
+        text = re.sub(r"(?<=\))\*\*|\*\*(?=\()", " ** ", text)  # (1 - n) ** 2: complex operand
+        return _strip_outer_parens(text)
 
     def _module_format(self, fqn: str, register: bool = True) -> str:
         return (

@@ -315,10 +315,14 @@ def jvp(params, x, state0=None, dparams=None, dx=None, dstate0=None):
         x, tan_x = xs[t], tan_xs[t]
         # (1) a_r = W_ir @ x + W_hr @ h_prev + b_ir + b_hr
         a_r = x @ W_ir.T + h_prev @ W_hr.T + b_ir + b_hr
-        tan_a_r = tan_x @ W_ir.T + x @ tan_W_ir.T + tan_h_prev @ W_hr.T + h_prev @ tan_W_hr.T + tan_b_ir + tan_b_hr
+        tan_a_r = (
+            tan_x @ W_ir.T + x @ tan_W_ir.T + tan_h_prev @ W_hr.T + h_prev @ tan_W_hr.T + tan_b_ir + tan_b_hr
+        )
         # (2) a_z = W_iz @ x + W_hz @ h_prev + b_iz + b_hz
         a_z = x @ W_iz.T + h_prev @ W_hz.T + b_iz + b_hz
-        tan_a_z = tan_x @ W_iz.T + x @ tan_W_iz.T + tan_h_prev @ W_hz.T + h_prev @ tan_W_hz.T + tan_b_iz + tan_b_hz
+        tan_a_z = (
+            tan_x @ W_iz.T + x @ tan_W_iz.T + tan_h_prev @ W_hz.T + h_prev @ tan_W_hz.T + tan_b_iz + tan_b_hz
+        )
         # (3) a_n = W_in @ x + b_in
         a_n = x @ W_in.T + b_in
         tan_a_n = tan_x @ W_in.T + x @ tan_W_in.T + tan_b_in
@@ -326,17 +330,17 @@ def jvp(params, x, state0=None, dparams=None, dx=None, dstate0=None):
         u_n = h_prev @ W_hn.T + b_hn
         tan_u_n = tan_h_prev @ W_hn.T + h_prev @ tan_W_hn.T + tan_b_hn
         # (5) r = sigmoid(a_r)
-        r = (0.5 * np.tanh(0.5 * a_r) + 0.5)
-        tan_r = r*tan_a_r*(1 - r)
+        r = 0.5 * np.tanh(0.5 * a_r) + 0.5
+        tan_r = r * tan_a_r * (1 - r)
         # (6) z = sigmoid(a_z)
-        z = (0.5 * np.tanh(0.5 * a_z) + 0.5)
-        tan_z = tan_a_z*z*(1 - z)
+        z = 0.5 * np.tanh(0.5 * a_z) + 0.5
+        tan_z = tan_a_z * z * (1 - z)
         # (7) n = tanh(a_n + r*u_n)
-        n = np.tanh(a_n + r*u_n)
-        tan_n = r*tan_u_n*(1 - n**2) + tan_a_n*(1 - n**2) + tan_r*u_n*(1 - n**2)
+        n = np.tanh(a_n + r * u_n)
+        tan_n = r * tan_u_n * (1 - n**2) + tan_a_n * (1 - n**2) + tan_r * u_n * (1 - n**2)
         # (8) h = h_prev*z + n*(1 - z)
-        h = h_prev*z + n*(1 - z)
-        tan_h = tan_h_prev*z + tan_n*(1 - z) + tan_z*(h_prev - n)
+        h = h_prev * z + n * (1 - z)
+        tan_h = tan_h_prev * z + tan_n * (1 - z) + tan_z * (h_prev - n)
         ys[t], tan_ys[t] = h, tan_h
         h_prev, tan_h_prev = h, tan_h
     return ys, (h_prev,), tan_ys, (tan_h_prev,)

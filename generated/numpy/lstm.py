@@ -345,35 +345,43 @@ def jvp(params, x, state0=None, dparams=None, dx=None, dstate0=None):
         x, tan_x = xs[t], tan_xs[t]
         # (1) a_i = W_ii @ x + W_hi @ h_prev + b_ii + b_hi
         a_i = x @ W_ii.T + h_prev @ W_hi.T + b_ii + b_hi
-        tan_a_i = tan_x @ W_ii.T + x @ tan_W_ii.T + tan_h_prev @ W_hi.T + h_prev @ tan_W_hi.T + tan_b_ii + tan_b_hi
+        tan_a_i = (
+            tan_x @ W_ii.T + x @ tan_W_ii.T + tan_h_prev @ W_hi.T + h_prev @ tan_W_hi.T + tan_b_ii + tan_b_hi
+        )
         # (2) a_f = W_if @ x + W_hf @ h_prev + b_if + b_hf
         a_f = x @ W_if.T + h_prev @ W_hf.T + b_if + b_hf
-        tan_a_f = tan_x @ W_if.T + x @ tan_W_if.T + tan_h_prev @ W_hf.T + h_prev @ tan_W_hf.T + tan_b_if + tan_b_hf
+        tan_a_f = (
+            tan_x @ W_if.T + x @ tan_W_if.T + tan_h_prev @ W_hf.T + h_prev @ tan_W_hf.T + tan_b_if + tan_b_hf
+        )
         # (3) a_g = W_ig @ x + W_hg @ h_prev + b_ig + b_hg
         a_g = x @ W_ig.T + h_prev @ W_hg.T + b_ig + b_hg
-        tan_a_g = tan_x @ W_ig.T + x @ tan_W_ig.T + tan_h_prev @ W_hg.T + h_prev @ tan_W_hg.T + tan_b_ig + tan_b_hg
+        tan_a_g = (
+            tan_x @ W_ig.T + x @ tan_W_ig.T + tan_h_prev @ W_hg.T + h_prev @ tan_W_hg.T + tan_b_ig + tan_b_hg
+        )
         # (4) a_o = W_io @ x + W_ho @ h_prev + b_io + b_ho
         a_o = x @ W_io.T + h_prev @ W_ho.T + b_io + b_ho
-        tan_a_o = tan_x @ W_io.T + x @ tan_W_io.T + tan_h_prev @ W_ho.T + h_prev @ tan_W_ho.T + tan_b_io + tan_b_ho
+        tan_a_o = (
+            tan_x @ W_io.T + x @ tan_W_io.T + tan_h_prev @ W_ho.T + h_prev @ tan_W_ho.T + tan_b_io + tan_b_ho
+        )
         # (5) i = sigmoid(a_i)
-        i = (0.5 * np.tanh(0.5 * a_i) + 0.5)
-        tan_i = i*tan_a_i*(1 - i)
+        i = 0.5 * np.tanh(0.5 * a_i) + 0.5
+        tan_i = i * tan_a_i * (1 - i)
         # (6) f = sigmoid(a_f)
-        f = (0.5 * np.tanh(0.5 * a_f) + 0.5)
-        tan_f = f*tan_a_f*(1 - f)
+        f = 0.5 * np.tanh(0.5 * a_f) + 0.5
+        tan_f = f * tan_a_f * (1 - f)
         # (7) g = tanh(a_g)
         g = np.tanh(a_g)
-        tan_g = tan_a_g*(1 - g**2)
+        tan_g = tan_a_g * (1 - g**2)
         # (8) o = sigmoid(a_o)
-        o = (0.5 * np.tanh(0.5 * a_o) + 0.5)
-        tan_o = o*tan_a_o*(1 - o)
+        o = 0.5 * np.tanh(0.5 * a_o) + 0.5
+        tan_o = o * tan_a_o * (1 - o)
         # (9) c = c_prev*f + g*i
-        c = c_prev*f + g*i
-        tan_c = c_prev*tan_f + f*tan_c_prev + g*tan_i + i*tan_g
+        c = c_prev * f + g * i
+        tan_c = c_prev * tan_f + f * tan_c_prev + g * tan_i + i * tan_g
         # (10) h = o*tanh(c)
         tanh_c = np.tanh(c)
-        h = o*tanh_c
-        tan_h = o*tan_c*(1 - tanh_c**2) + tan_o*tanh_c
+        h = o * tanh_c
+        tan_h = o * tan_c * (1 - tanh_c**2) + tan_o * tanh_c
         ys[t], tan_ys[t] = h, tan_h
         h_prev, tan_h_prev = h, tan_h
         c_prev, tan_c_prev = c, tan_c

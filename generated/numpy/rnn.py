@@ -207,10 +207,12 @@ def jvp(params, x, state0=None, dparams=None, dx=None, dstate0=None):
         x, tan_x = xs[t], tan_xs[t]
         # (1) a = W_ih @ x + W_hh @ h_prev + b_ih + b_hh
         a = x @ W_ih.T + h_prev @ W_hh.T + b_ih + b_hh
-        tan_a = tan_x @ W_ih.T + x @ tan_W_ih.T + tan_h_prev @ W_hh.T + h_prev @ tan_W_hh.T + tan_b_ih + tan_b_hh
+        tan_a = (
+            tan_x @ W_ih.T + x @ tan_W_ih.T + tan_h_prev @ W_hh.T + h_prev @ tan_W_hh.T + tan_b_ih + tan_b_hh
+        )
         # (2) h = tanh(a)
         h = np.tanh(a)
-        tan_h = tan_a*(1 - h**2)
+        tan_h = tan_a * (1 - h**2)
         ys[t], tan_ys[t] = h, tan_h
         h_prev, tan_h_prev = h, tan_h
     return ys, (h_prev,), tan_ys, (tan_h_prev,)
