@@ -45,8 +45,8 @@ _IDENT = re.compile(r"^[A-Za-z][A-Za-z0-9_]*$")
 # Names the generated modules use for their own variables; a cell may not take them.
 RESERVED = frozenset(
     {
-        "np", "numpy", "params", "xs", "ys", "dparams0", "cache", "state", "state0", "dstate", "dstate0", "dparams", "dx",
-        "dy", "y", "t", "T", "B", "I", "H", "dtype", "seed", "rng", "out", "buf", "self",
+        "np", "numpy", "params", "xs", "ys", "cache", "state", "state0", "dstate", "dstate0", "dparams",
+        "dx", "dy", "y", "t", "T", "B", "I", "H", "dtype", "seed", "rng", "out", "buf", "self",
         "forward", "backward", "jvp", "init_params", "from_torch", "to_torch", "sigmoid", "relu",
         "step", "tanh", "input_size", "hidden_size",
     }
@@ -264,7 +264,7 @@ class Cell:
         self._params[name] = Param(name, shape)
 
     def linear(self, name: str, terms: Mapping[str, sp.Symbol], biases: Sequence[str] = ()) -> sp.Symbol:
-        """Declare `name = sum W @ u + sum b`; `terms` maps a weight name to the vector symbol it multiplies."""
+        """Declare `name = sum W @ u + sum b`; `terms` maps each weight name to the vector it multiplies."""
         if not isinstance(terms, Mapping) or not terms:
             raise SpecError(
                 f"cell {self.name!r}: linear node {name!r} needs terms as a non-empty mapping "
@@ -422,25 +422,26 @@ def _check_elementwise(cell: str, name: str, expr: sp.Expr) -> None:
     """Reject constructs that are not per-coordinate scalar arithmetic."""
     from .activations import ACTIVATIONS
 
+    non_smooth = (sp.Max, sp.Min, sp.sign, sp.floor, sp.ceiling, sp.Heaviside, sp.Piecewise)
     for node in sp.preorder_traversal(expr):
+        if isinstance(node, non_smooth):
+            raise SpecError(
+                f"cell {cell!r}: elementwise node {name!r} uses {type(node).__name__}, which is not "
+                "differentiable everywhere; use the activation relu for max(a, 0)"
+            )
         if isinstance(node, (sp.MatrixBase, sp.MatrixExpr)):
             raise SpecError(
                 f"cell {cell!r}: elementwise node {name!r} contains a matrix ({node}); cross-coordinate "
                 "operations are not elementwise. Supported: linear nodes (W @ u + b) and scalar "
                 "per-coordinate expressions"
             )
-        if isinstance(node, (sp.Sum, sp.Product, sp.Integral, sp.Derivative, sp.Indexed, sp.Piecewise)):
+        if isinstance(node, (sp.Sum, sp.Product, sp.Integral, sp.Derivative, sp.Indexed)):
             raise SpecError(
                 f"cell {cell!r}: elementwise node {name!r} uses {type(node).__name__}, which is not "
                 "supported. Supported: +, -, *, /, powers, known activations "
                 f"({', '.join(ACTIVATIONS)}) and differentiable SymPy functions of one coordinate"
             )
         if isinstance(node, sp.Function):
-            if isinstance(node, (sp.Max, sp.Min, sp.sign, sp.floor, sp.ceiling, sp.Heaviside)):
-                raise SpecError(
-                    f"cell {cell!r}: elementwise node {name!r} uses {node.func}, which is not "
-                    "differentiable; use the activation relu for max(a, 0)"
-                )
             if isinstance(node, sp.core.function.AppliedUndef):
                 raise SpecError(
                     f"cell {cell!r}: elementwise node {name!r} uses undefined function {node.func}; "
