@@ -441,9 +441,8 @@ def _check_elementwise(cell: str, name: str, expr: sp.Expr) -> None:
                 "supported. Supported: +, -, *, /, powers, known activations "
                 f"({', '.join(ACTIVATIONS)}) and differentiable SymPy functions of one coordinate"
             )
-        if isinstance(node, sp.Function):
-            if isinstance(node, sp.core.function.AppliedUndef):
-                raise SpecError(
-                    f"cell {cell!r}: elementwise node {name!r} uses undefined function {node.func}; "
-                    "give it as a SymPy expression or a Function subclass with fdiff"
-                )
+        if isinstance(node, sp.core.function.AppliedUndef):
+            raise SpecError(
+                f"cell {cell!r}: elementwise node {name!r} uses undefined function {node.func}; "
+                "give it as a SymPy expression or a Function subclass with fdiff"
+            )
