@@ -1,8 +1,9 @@
-"""The `symlstm` command line: `symlstm generate [--check] [--out DIR] [CELL ...]`."""
+"""The `symlstm` command line: `generate`, `verify` and `latex`."""
 
 from __future__ import annotations
 
 import argparse
+import importlib
 import sys
 import time
 from pathlib import Path
@@ -42,6 +43,16 @@ def build_parser() -> argparse.ArgumentParser:
     gen.add_argument("--check", action="store_true", help="write nothing; exit 1 with a diff if out of date")
     gen.add_argument("--out", help="output directory (default: generated/ of the checkout)")
     gen.set_defaults(func=_generate)
+    # Subcommands whose arguments live beside their implementation: module.add_arguments(parser)
+    # declares them and module.cli_main(args) -> exit status runs them.
+    for name, module, text in (
+        ("verify", "verify", "run the verification ladder and print one table"),
+        ("latex", "latex", "render the derivation documents and build PDFs"),
+    ):
+        cmd = sub.add_parser(name, help=text)
+        impl = importlib.import_module(f"symlstm.{module}")
+        impl.add_arguments(cmd)
+        cmd.set_defaults(func=impl.cli_main)
     return parser
 
 
