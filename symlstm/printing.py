@@ -12,6 +12,7 @@ import re
 
 import sympy as sp
 from sympy.printing.numpy import NumPyPrinter
+from sympy.printing.precedence import PRECEDENCE
 
 from .activations import relu, sigmoid, step
 
@@ -59,7 +60,8 @@ class NumpyCodePrinter(NumPyPrinter):
         )
 
     def _print_sigmoid(self, expr: sp.Expr) -> str:
-        return f"(0.5 * np.tanh(0.5 * {self._print(expr.args[0])}) + 0.5)"
+        arg = self.parenthesize(expr.args[0], PRECEDENCE["Mul"])  # 0.5 * (s - 1), not 0.5 * s - 1
+        return f"(0.5 * np.tanh(0.5 * {arg}) + 0.5)"
 
     def _print_relu(self, expr: sp.Expr) -> str:
         return f"np.maximum({self._print(expr.args[0])}, 0)"
