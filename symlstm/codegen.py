@@ -23,7 +23,7 @@ from .naming import adjoint
 from .printing import InplaceEmitter, NumpyCodePrinter, ScratchPool
 from .spec import ElementwiseNode, FuseGroup, LinearNode, SpecError
 
-__all__ = ["NumpyModule", "plan_numpy"]
+__all__ = ["Layout", "NumpyModule", "gemm_layouts", "plan_numpy"]
 
 
 def _span(k0: int, k1: int, blocks: int) -> str:
@@ -522,6 +522,12 @@ class _Planner:
         k = g.members.index(member)
         span = _span(k, k + 1, len(g.members))
         return f"{array}[{span}]" if span else array
+
+
+def gemm_layouts(d: Derivation) -> list[Layout]:
+    """The fused weight groups of a cell, each one GEMM: `kind` "input" (all steps at once, before the
+    loop) or "recurrent"/"inner" (one GEMM per step). The benchmark's GEMM floor is built from these."""
+    return list(_Planner(d).layouts.values())
 
 
 def plan_numpy(d: Derivation) -> NumpyModule:
