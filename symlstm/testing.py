@@ -1,22 +1,43 @@
 """Numerical gradient checks without autodiff, for any module with the generated contract.
 
-A *module* is anything with `forward(params, x, state0) -> (y, state, cache)` and
-`backward(params, cache, dy, dstate) -> (dparams, dx, dstate0)` (the generated modules, or your own).
-Every check differentiates the scalar loss
+The contract. A *module* is any object (a generated module, or a namespace/class of your own) with
+
+* `forward(params, x, state0) -> (y, state, cache)`: `params` a dict of arrays, `x` (T, B, I) time-major,
+  `state0` a tuple of (B, H) arrays, `y` (T, B, H), `state` the tuple of final (B, H) states;
+* `backward(params, cache, dy, dstate) -> (dparams, dx, dstate0)`: the gradient of a loss with respect to
+  `params` (same keys and shapes), `x` and `state0`, given `dy = dL/dy` and `dstate = dL/dstate` (or None);
+* optionally `jvp(params, x, state0, dparams, dx, dstate0) -> (y, state, dy, dstate)` (forward mode, for
+  the dot-product test), `init_params(input_size, hidden_size, *, seed, dtype)` and `STATES` (names of
+  the states; otherwise pass `params=` and `states=` to `make_problem`), and `BLOCKS` (key -> names of the
+  per-gate blocks stacked along axis 0 of that array, so reports can say `W_hf` instead of `W_hh`).
+
+`forward` must accept float64 inputs: every finite difference is evaluated in float64 on float64 copies of
+the (possibly float32-rounded) inputs, so a float32 gradient is compared with a float64 reference of the
+same function. Each check differentiates the scalar loss
 
     L = <w_y, y> + sum_k <w_k, state_k>
 
-with fixed, seeded random weights, so its gradient is `backward(params, cache, w_y, (w_k...))`.
+with fixed, seeded random weights, so its gradient is `backward(params, cache, w_y, (w_k...))`. The ladder:
 
-`check_full_fd` compares every entry of every parameter block, of x and of each initial state with a
-central finite difference computed in float64 (on the same, possibly float32-rounded, inputs), and
-reports the worst entry of each block. Step sizes and tolerances come from `TOLERANCES`.
+1. `check_full_fd`: every entry of every block against a central difference (tiny sizes);
+2. `check_direction`: per block, the derivative along a random unit direction by a 4-point stencil
+   (4 forward calls per block) against `<grad, d>` (realistic sizes);
+3. `check_adjoint`: per block, the dot-product test `<J u, w> == <u, J^T w>` between `jvp` and `backward`
+   (no step size at all), plus `jvp`'s own forward values against `forward`;
+4. `check_taylor`: per block, the Taylor remainder `|L(p + e d) - L(p) - e <grad, d>|` must fall at
+   order 2 as `e` halves (order 1 means a wrong gradient); the observed orders are reported;
+5. `check_torch`: outputs and every gradient against `torch.nn.RNN/LSTM/GRU` (skipped without torch).
+
+Steps and tolerances come from `TOLERANCES` (per dtype), every draw from a seed. When an FD check fails
+the Taylor test is run along the failing direction to tell a wrong gradient from a step size that is
+too small or too large for the dtype; the verdict is in the report.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from dataclasses import dataclass, field
+import math
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field, replace
 from types import ModuleType
 from typing import Any
 
@@ -24,32 +45,67 @@ import numpy as np
 
 __all__ = [
     "TOLERANCES",
+    "Block",
     "BlockResult",
     "CheckReport",
     "Problem",
+    "TaylorResult",
     "Tolerance",
+    "blocks_of",
+    "check_adjoint",
+    "check_direction",
     "check_full_fd",
+    "check_taylor",
+    "check_torch",
     "make_problem",
+    "taylor_test",
+    "tolerance_for",
 ]
+
+Point = tuple[dict[str, np.ndarray], np.ndarray, tuple[np.ndarray, ...]]  # (params, x, state0)
 
 
 @dataclass(frozen=True)
 class Tolerance:
-    """Per-dtype settings: the finite-difference step and the largest accepted relative error."""
+    """Per-dtype settings: finite-difference steps, accepted errors and the Taylor test's schedule.
 
-    fd_step: float  # central-difference step, always taken in float64
-    rtol: float  # accepted max |analytic - numeric| / max|numeric| over a block
+    All finite differences are evaluated in float64; the dtype decides how accurate the analytic
+    gradient (computed in that dtype) can be, hence the accepted errors.
+    """
+
+    fd_step: float  # central-difference step per entry (full FD check)
+    rtol: float  # accepted max |analytic - numeric| / max|numeric| over a block (full FD check)
+    dir_step: float = 1e-3  # 4-point stencil step along a unit direction (directional check)
+    dir_rtol: float = 1e-8  # accepted |analytic - numeric| / |numeric| along a direction
+    adjoint_rtol: float = 1e-12  # accepted |<Ju, w> - <u, J^T w>| / max of the two
+    torch_rtol: float = 1e-10  # accepted max |ours - torch| / max|torch| per array
+    taylor_eps0: float = 1e-1  # first step of the Taylor test along a unit direction
+    taylor_halvings: int = 14  # number of halvings of the step
+    taylor_min_order: float = 1.8  # observed order accepted as "second order"
 
 
-# float64: central differences with h = 1e-6 have truncation error ~h^2 and rounding ~eps/h ~1e-10.
-# float32: the analytic gradient itself carries float32 rounding (~1e-7 per operation, accumulated
-# over the sequence), compared with a float64 reference of the same float32 inputs.
+# float64: per-entry central differences with h = 1e-6 have truncation error ~h^2 and rounding
+# ~eps/h ~1e-10; the 4-point stencil with h = 1e-3 has truncation ~h^4 ~1e-12 and rounding ~eps/h.
+# float32: the analytic gradient itself carries float32 rounding (~1e-7 per operation, accumulated over
+# the sequence) and is compared with a float64 reference of the same float32 inputs; the Taylor test
+# stops at larger steps, where that rounding (a first-order error of ~1e-7 relative) stays invisible.
 TOLERANCES: dict[type, Tolerance] = {
     np.float64: Tolerance(fd_step=1e-6, rtol=1e-7),
-    np.float32: Tolerance(fd_step=1e-6, rtol=1e-4),
+    np.float32: Tolerance(
+        fd_step=1e-6, rtol=1e-4, dir_rtol=1e-4, adjoint_rtol=1e-4, torch_rtol=1e-5, taylor_halvings=8
+    ),
 }
 
+_EPS64 = float(np.finfo(np.float64).eps)
 
+
+def tolerance_for(problem: Problem) -> Tolerance:
+    """`TOLERANCES[dtype]`; for a piecewise-smooth problem, steps small enough to rarely cross a kink."""
+    tol = TOLERANCES[problem.dtype.type]
+    return tol if problem.smooth else replace(tol, dir_step=1e-6, taylor_eps0=1e-5)
+
+
+# -- the problem: a seeded loss and its analytic gradient ----------------------------------------------
 @dataclass
 class Problem:
     """A seeded test problem: parameters, inputs, initial state and the loss weights."""
@@ -61,21 +117,51 @@ class Problem:
     w_y: np.ndarray
     w_state: tuple[np.ndarray, ...] | None
     name: str = "cell"
+    states: tuple[str, ...] = ()
+    smooth: bool = True  # False for piecewise-smooth cells (relu): smaller steps, see `tolerance_for`
+
+    def __post_init__(self) -> None:
+        if not self.states:
+            names = getattr(self.module, "STATES", None)
+            if names is not None and len(names) == len(self.state0):
+                self.states = tuple(names)
+            else:
+                self.states = tuple(f"state{k}" for k in range(len(self.state0)))
 
     @property
     def dtype(self) -> np.dtype:
         return self.x.dtype
 
-    def loss(self, params=None, x=None, state0=None) -> float:
-        """L in float64 (the inputs are cast to float64 first)."""
+    def point64(self) -> Point:
+        """Float64 copies of (params, x, state0)."""
+        return (
+            {k: v.astype(np.float64) for k, v in self.params.items()},
+            self.x.astype(np.float64),
+            tuple(s.astype(np.float64) for s in self.state0),
+        )
+
+    def evaluate(self, params=None, x=None, state0=None) -> tuple[float, float]:
+        """(L, sum of |terms| of L) in float64; the second sizes the rounding error of L."""
         p = {k: v.astype(np.float64) for k, v in (params or self.params).items()}
         xx = (self.x if x is None else x).astype(np.float64)
         s0 = tuple(s.astype(np.float64) for s in (self.state0 if state0 is None else state0))
         y, state, _ = self.module.forward(p, xx, s0)
-        total = float(np.sum(self.w_y.astype(np.float64) * y))
+        terms = [self.w_y.astype(np.float64) * y]
         if self.w_state is not None:
-            total += sum(float(np.sum(w.astype(np.float64) * s)) for w, s in zip(self.w_state, state))
-        return total
+            terms += [w.astype(np.float64) * s for w, s in zip(self.w_state, state)]
+        return float(sum(np.sum(t) for t in terms)), float(sum(np.sum(np.abs(t)) for t in terms))
+
+    def loss(self, params=None, x=None, state0=None) -> float:
+        """L in float64 (the inputs are cast to float64 first)."""
+        return self.evaluate(params, x, state0)[0]
+
+    def loss_along(self, direction: Point, e: float, base: Point | None = None) -> tuple[float, float]:
+        """(L, sum |terms|) at base + e * direction, in float64."""
+        p, x, s = base or self.point64()
+        dp, dx, ds = direction
+        return self.evaluate(
+            {k: p[k] + e * dp[k] for k in p}, x + e * dx, tuple(a + e * b for a, b in zip(s, ds))
+        )
 
     def gradients(self) -> tuple[dict[str, np.ndarray], np.ndarray, tuple[np.ndarray, ...]]:
         """The analytic gradient of L from the module's backward, in the problem's dtype."""
@@ -94,26 +180,120 @@ def make_problem(
     seed: int = 0,
     with_dstate: bool = True,
     name: str | None = None,
+    params: Mapping[str, np.ndarray] | None = None,
+    states: Sequence[str] | None = None,
+    smooth: bool | None = None,
 ) -> Problem:
-    """A seeded problem for `module` (parameters from its `init_params`, inputs standard normal)."""
+    """A seeded problem for `module`: inputs, initial states and loss weights standard normal.
+
+    Args:
+        module: anything with the contract of the module docstring.
+        input_size, hidden_size, steps, batch: I, H, T, B.
+        dtype: float32 or float64 (parameters are cast to it).
+        seed: seeds every draw (and `init_params`).
+        with_dstate: whether the loss also weighs the final states (a gradient arrives at them).
+        name: the cell name in reports (default `module.CELL`).
+        params: parameters to use instead of `module.init_params(I, H, seed=seed, dtype=dtype)`.
+        states: state names when the module has no `STATES` (their number is what matters).
+        smooth: False for a piecewise-smooth cell (relu), whose FD and Taylor steps must stay small
+            enough not to cross kinks (default `module.SMOOTH`, else True).
+    """
     rng = np.random.default_rng(seed)
     dtype = np.dtype(dtype)
-    params = module.init_params(input_size, hidden_size, seed=seed, dtype=dtype)
-    n_states = len(module.STATES)
+    if params is None:
+        if not hasattr(module, "init_params"):
+            raise TypeError("make_problem: the module has no init_params; pass params= (a dict of arrays)")
+        params = module.init_params(input_size, hidden_size, seed=seed, dtype=dtype)
+    params = {k: np.asarray(v).astype(dtype) for k, v in params.items()}
+    names = tuple(states) if states is not None else getattr(module, "STATES", None)
+    if names is None:
+        raise TypeError("make_problem: the module has no STATES; pass states=('h',) or similar")
     x = rng.standard_normal((steps, batch, input_size)).astype(dtype)
-    state0 = tuple(rng.standard_normal((batch, hidden_size)).astype(dtype) for _ in range(n_states))
+    state0 = tuple(rng.standard_normal((batch, hidden_size)).astype(dtype) for _ in names)
     w_y = rng.standard_normal((steps, batch, hidden_size)).astype(dtype)
     w_state = (
-        tuple(rng.standard_normal((batch, hidden_size)).astype(dtype) for _ in range(n_states))
-        if with_dstate
-        else None
+        tuple(rng.standard_normal((batch, hidden_size)).astype(dtype) for _ in names) if with_dstate else None
     )
-    return Problem(module, params, x, state0, w_y, w_state, name or getattr(module, "CELL", "cell"))
+    cell = name or getattr(module, "CELL", "cell")
+    smooth = bool(getattr(module, "SMOOTH", True)) if smooth is None else smooth
+    return Problem(module, params, x, state0, w_y, w_state, cell, tuple(names), smooth)
 
 
+# -- blocks: what a report names ----------------------------------------------------------------------
+@dataclass(frozen=True)
+class Block:
+    """A named part of the inputs: rows `rows` of parameter `key`, the input x, or initial state `key`."""
+
+    name: str  # "W_hf", "W_hh", "x", "h0"
+    kind: str  # "param", "x" or "state"
+    key: str | int | None = None  # params key, or the state's index
+    rows: tuple[int, int] | None = None  # [start, stop) along axis 0 of the parameter array
+
+    def view(self, point: Point) -> np.ndarray:
+        params, x, state0 = point
+        if self.kind == "param":
+            array = params[self.key]
+            return array if self.rows is None else array[self.rows[0] : self.rows[1]]
+        return x if self.kind == "x" else state0[self.key]
+
+
+def blocks_of(problem: Problem, members: bool = True) -> list[Block]:
+    """Every parameter (split into its per-gate blocks when `members` and the module has `BLOCKS`),
+    then x, then each initial state."""
+    out: list[Block] = []
+    groups = getattr(problem.module, "BLOCKS", {}) if members else {}
+    for key, value in problem.params.items():
+        names = groups.get(key, ())
+        if len(names) > 1 and value.ndim >= 1 and value.shape[0] % len(names) == 0:
+            n = value.shape[0] // len(names)
+            out += [Block(m, "param", key, (k * n, (k + 1) * n)) for k, m in enumerate(names)]
+        else:
+            out.append(Block(key, "param", key))
+    out.append(Block("x", "x"))
+    out += [Block(f"{s}0", "state", k) for k, s in enumerate(problem.states)]
+    return out
+
+
+def _zeros(problem: Problem, dtype: Any = np.float64) -> Point:
+    return (
+        {k: np.zeros(v.shape, dtype) for k, v in problem.params.items()},
+        np.zeros(problem.x.shape, dtype),
+        tuple(np.zeros(s.shape, dtype) for s in problem.state0),
+    )
+
+
+def _random_direction(
+    problem: Problem, block: Block, rng: np.random.Generator, dtype: Any = np.float64
+) -> Point:
+    """A direction supported on `block`, standard normal there, scaled to unit norm."""
+    d = _zeros(problem, dtype)
+    view = block.view(d)
+    v = rng.standard_normal(view.shape)
+    view[...] = v / max(float(np.linalg.norm(v)), 1e-300)
+    return d
+
+
+def _dot(a: Point, b: Point) -> float:
+    total = sum(float(np.sum(a[0][k].astype(np.float64) * b[0][k])) for k in a[0])
+    total += float(np.sum(a[1].astype(np.float64) * b[1]))
+    return total + sum(float(np.sum(u.astype(np.float64) * v)) for u, v in zip(a[2], b[2]))
+
+
+def _locate(problem: Problem, key: str | None, index: tuple[int, ...]) -> str:
+    """`W_hh` row 5 with 4 blocks of 3 rows -> `W_hf[2, c]`."""
+    names = getattr(problem.module, "BLOCKS", {}).get(key, ()) if key is not None else ()
+    shape = problem.params[key].shape if key in problem.params else ()
+    if len(names) > 1 and shape and index and shape[0] % len(names) == 0:
+        n = shape[0] // len(names)
+        inner = (index[0] % n, *index[1:])
+        return f"{names[index[0] // n]}[{', '.join(map(str, inner))}]"
+    return ""
+
+
+# -- reports -------------------------------------------------------------------------------------------
 @dataclass
 class BlockResult:
-    """The worst entry of one block (a parameter, x or an initial state)."""
+    """The worst entry of one block (a parameter, x or an initial state) in one check."""
 
     block: str
     rel_error: float
@@ -121,6 +301,9 @@ class BlockResult:
     analytic: float
     numeric: float
     ok: bool
+    where: str = ""  # the per-gate block and index inside it, e.g. "W_hf[2, 1]"
+    orders: tuple[float, ...] = ()  # observed Taylor orders, when the Taylor test ran
+    diagnosis: str = ""  # on failure: wrong gradient, or step size, and why
 
 
 @dataclass
@@ -132,6 +315,9 @@ class CheckReport:
     dtype: str
     blocks: list[BlockResult] = field(default_factory=list)
     note: str = ""
+    labels: tuple[str, str] = ("analytic", "numeric")
+    skipped: str = ""  # why the check did not run (e.g. torch not installed); a skipped check is ok
+    seconds: float = 0.0
 
     @property
     def ok(self) -> bool:
@@ -141,20 +327,161 @@ class CheckReport:
     def worst(self) -> BlockResult | None:
         return max(self.blocks, key=lambda b: b.rel_error, default=None)
 
+    @property
+    def failures(self) -> list[BlockResult]:
+        return [b for b in self.blocks if not b.ok]
+
     def __str__(self) -> str:
+        if self.skipped:
+            return f"{self.check} on {self.cell} ({self.dtype}): skipped: {self.skipped}"
         status = "passed" if self.ok else "FAILED"
         lines = [f"{self.check} on {self.cell} ({self.dtype}): {status}"]
+        a, n = self.labels
         for b in self.blocks:
             mark = "ok " if b.ok else "BAD"
+            at = f" at {b.index}" if b.index else ""
+            where = f" ({b.where})" if b.where else ""
             lines.append(
-                f"  {mark} {b.block:<12} rel error {b.rel_error:.2e} at {b.index}: "
-                f"analytic {b.analytic:+.10e}  numeric {b.numeric:+.10e}"
+                f"  {mark} {b.block:<10} rel error {b.rel_error:.2e}{at}{where}: "
+                f"{a} {b.analytic:+.10e}  {n} {b.numeric:+.10e}"
             )
+            if b.orders:
+                lines.append(f"      Taylor orders {' '.join(_fmt_order(o) for o in b.orders)}")
+            if b.diagnosis:
+                lines.append(f"      -> {b.diagnosis}")
         if self.note:
             lines.append(f"  {self.note}")
         return "\n".join(lines)
 
 
+def _fmt_order(o: float) -> str:
+    return "  - " if math.isnan(o) else f"{o:.2f}"
+
+
+# -- rung 4: the Taylor remainder test -----------------------------------------------------------------
+@dataclass
+class TaylorResult:
+    """Remainders r(e) = L(p + e d) - L(p) - e <grad, d> for halving e, and what they say.
+
+    `verdict` is "second order" (the gradient is right along d), "first order" (it is wrong),
+    "flat" (every remainder at rounding level: right to rounding) or "inconclusive".
+    """
+
+    steps: tuple[float, ...]
+    remainders: tuple[float, ...]  # |r(e)|
+    orders: tuple[float, ...]  # log2(|r_k| / |r_{k+1}|); nan where a remainder is at rounding level
+    order: float  # median of the last three usable orders (nan when none)
+    verdict: str
+    error: float  # estimate of <grad, d> minus the true derivative (Richardson on the signed remainders)
+    error_bound: float  # |<grad, d> - true derivative| <= about this
+    floor: float  # rounding level of the remainders
+
+    @property
+    def ok(self) -> bool:
+        return self.verdict in ("second order", "flat")
+
+
+def taylor_test(
+    problem: Problem, direction: Point, derivative: float, tolerance: Tolerance | None = None
+) -> TaylorResult:
+    """The Taylor remainder test of `derivative` (an analytic <grad, direction>) along `direction`.
+
+    With delta = derivative - (true derivative), r(e) = -delta e + C e^2 + O(e^3): order 2 when delta
+    is 0, order 1 once e < |delta / C|. Remainders below the rounding level of L are not used.
+    """
+    tol = tolerance or tolerance_for(problem)
+    base = problem.point64()
+    l0, s0 = problem.evaluate(*base)
+    steps = tuple(tol.taylor_eps0 * 0.5**k for k in range(tol.taylor_halvings + 1))
+    signed, scales = [], []
+    for e in steps:
+        value, scale = problem.loss_along(direction, e, base)
+        signed.append(value - l0 - e * derivative)
+        scales.append(max(scale, s0))
+    rems = [abs(r) for r in signed]
+    floor = 256 * _EPS64 * max(max(scales), 1e-300)
+    orders = [
+        math.log2(rems[k] / rems[k + 1]) if rems[k] > floor and rems[k + 1] > floor else math.nan
+        for k in range(len(steps) - 1)
+    ]
+    usable = [o for o in orders if not math.isnan(o)]
+    order = float(np.median(usable[-3:])) if usable else math.nan
+    # Richardson: (r(e) - 4 r(e/2)) / e = -delta + O(e^2); pick the pair whose estimate is steadiest.
+    est = [-(signed[k] - 4 * signed[k + 1]) / steps[k] for k in range(len(steps) - 1)]
+    unc = [5 * floor / steps[k] + (abs(est[k] - est[k - 1]) if k else math.inf) for k in range(len(est))]
+    best = int(np.argmin(unc)) if len(est) > 1 else 0
+    error, bound = est[best], abs(est[best]) + unc[best]
+    if not usable:
+        verdict = "flat" if rems[0] <= floor else "inconclusive"
+    elif order >= tol.taylor_min_order:
+        verdict = "second order"
+    elif order <= 1.5:
+        verdict = "first order"
+    else:
+        verdict = "inconclusive"
+    return TaylorResult(steps, tuple(rems), tuple(orders), order, verdict, error, bound, floor)
+
+
+def _taylor_block(block: str, derivative: float, t: TaylorResult, where: str = "") -> BlockResult:
+    rel = abs(t.error) / max(abs(derivative), 1e-300)
+    return BlockResult(block, rel, (), derivative, t.order, t.ok, where, t.orders,
+                       "" if t.ok else _taylor_diagnosis(t))  # fmt: skip
+
+
+def _taylor_diagnosis(t: TaylorResult) -> str:
+    if t.verdict == "first order":
+        return (f"wrong gradient: the remainder falls at order {t.order:.2f}, not 2, so <grad, d> is off "
+                f"by about {t.error:+.2e}")  # fmt: skip
+    return f"inconclusive: observed order {t.order:.2f} (neither 1 nor 2)"
+
+
+def check_taylor(
+    problem: Problem, tolerance: Tolerance | None = None, *, seed: int = 0, members: bool = True
+) -> CheckReport:
+    """The Taylor remainder test along a random unit direction in each block.
+
+    A right gradient gives remainders falling at order 2 as the step halves, a wrong one at order 1.
+    Reported per block: the observed orders, the decisive order (median of the last three usable ones)
+    and, as `rel_error`, the estimated error of <grad, d> relative to |<grad, d>|.
+    """
+    tol = tolerance or tolerance_for(problem)
+    rng = np.random.default_rng(seed)
+    grad = problem.gradients()
+    report = CheckReport("Taylor remainder", problem.name, str(problem.dtype), labels=("<grad,d>", "order"))
+    for block in blocks_of(problem, members):
+        d = _random_direction(problem, block, rng)
+        derivative = _dot(grad, d)
+        report.blocks.append(_taylor_block(block.name, derivative, taylor_test(problem, d, derivative, tol)))
+    return report
+
+
+def _diagnose(
+    problem: Problem,
+    direction: Point,
+    analytic: float,
+    numeric: float,
+    h: float,
+    tol: Tolerance,
+    l_scale: float,
+) -> str:
+    """Why an FD comparison failed: the Taylor test along the same direction decides."""
+    t = taylor_test(problem, direction, analytic, tol)
+    orders = " ".join(_fmt_order(o) for o in t.orders[-4:])
+    gap = abs(analytic - numeric)
+    if t.ok and t.error_bound < 0.1 * gap:
+        rounding = _EPS64 * l_scale / h
+        which = "too small (rounding)" if rounding > 0.1 * gap else "too large (truncation)"
+        return (f"step size: the Taylor test confirms the analytic value (order {t.order:.2f}; last orders "
+                f"{orders}; error <= {t.error_bound:.1e}), so the FD step h={h:g} is {which} for "
+                f"{problem.dtype}: rounding ~eps*|L|/h = {rounding:.1e}")  # fmt: skip
+    if t.verdict == "first order":
+        return (f"wrong gradient: the Taylor remainder falls at order {t.order:.2f} (last orders {orders}), "
+                "not 2")  # fmt: skip
+    return (f"wrong gradient (Taylor verdict {t.verdict}, order {t.order:.2f}, error bound "
+            f"{t.error_bound:.1e} not below the FD gap {gap:.1e})")  # fmt: skip
+
+
+# -- rung 1: full finite-difference Jacobian -----------------------------------------------------------
 def _central_difference(f: Callable[[], float], array: np.ndarray, index: tuple[int, ...], h: float) -> float:
     old = array[index]
     array[index] = old + h
@@ -166,40 +493,198 @@ def _central_difference(f: Callable[[], float], array: np.ndarray, index: tuple[
 
 
 def _compare(block: str, analytic: np.ndarray, numeric: np.ndarray, rtol: float) -> BlockResult:
-    diff = np.abs(analytic.astype(np.float64) - numeric)
+    analytic = np.asarray(analytic, dtype=np.float64)
+    diff = np.abs(analytic - numeric)
     scale = max(float(np.max(np.abs(numeric), initial=0.0)), 1e-30)
     if diff.size == 0:
         return BlockResult(block, 0.0, (), 0.0, 0.0, True)
-    index = np.unravel_index(int(np.argmax(diff)), diff.shape)
-    rel = float(diff[index]) / scale
+    if not np.all(np.isfinite(analytic)):
+        index = np.unravel_index(int(np.argmax(~np.isfinite(analytic))), diff.shape)
+        rel = math.inf
+    else:
+        index = np.unravel_index(int(np.argmax(diff)), diff.shape)
+        rel = float(diff[index]) / scale
     return BlockResult(
         block, rel, tuple(int(k) for k in index), float(analytic[index]), float(numeric[index]), rel <= rtol
     )
 
 
-def check_full_fd(problem: Problem, tolerance: Tolerance | None = None) -> CheckReport:
+def check_full_fd(
+    problem: Problem, tolerance: Tolerance | None = None, *, diagnose: bool = True
+) -> CheckReport:
     """Every entry of every parameter block, of x and of each initial state against central FD.
 
     The finite differences are taken in float64 on float64 copies of the problem's inputs, so for a
-    float32 problem they are a float64 reference of the same function.
+    float32 problem they are a float64 reference of the same function. The worst entry of each block is
+    reported (with its per-gate block when the module has `BLOCKS`); a failing block is diagnosed by the
+    Taylor test along that entry.
     """
-    tol = tolerance or TOLERANCES[problem.dtype.type]
+    tol = tolerance or tolerance_for(problem)
     dparams, dx, dstate0 = problem.gradients()
-    p64 = {k: v.astype(np.float64) for k, v in problem.params.items()}
-    x64 = problem.x.astype(np.float64)
-    s64 = tuple(s.astype(np.float64) for s in problem.state0)
+    point = problem.point64()
+    p64, x64, s64 = point
+    l_scale = problem.evaluate(*point)[1]
 
     def f() -> float:
         return problem.loss(p64, x64, s64)
 
     report = CheckReport("full finite-difference Jacobian", problem.name, str(problem.dtype))
-    blocks: list[tuple[str, np.ndarray, np.ndarray]] = [(k, p64[k], dparams[k]) for k in p64]
-    blocks.append(("x", x64, dx))
-    states = getattr(problem.module, "STATES", tuple(f"state{k}" for k in range(len(s64))))
-    blocks += [(f"{name}0", s, ds) for name, s, ds in zip(states, s64, dstate0)]
-    for name, array, analytic in blocks:
+    blocks: list[tuple[str, np.ndarray, np.ndarray, Block]] = [
+        (k, p64[k], dparams[k], Block(k, "param", k)) for k in p64
+    ]
+    blocks.append(("x", x64, dx, Block("x", "x")))
+    blocks += [(f"{name}0", s, ds, Block(f"{name}0", "state", k))
+               for k, (name, s, ds) in enumerate(zip(problem.states, s64, dstate0))]  # fmt: skip
+    for name, array, analytic, block in blocks:
         numeric = np.zeros(array.shape)
         for index in np.ndindex(array.shape):
             numeric[index] = _central_difference(f, array, index, tol.fd_step)
-        report.blocks.append(_compare(name, np.asarray(analytic), numeric, tol.rtol))
+        result = _compare(name, np.asarray(analytic), numeric, tol.rtol)
+        result.where = _locate(problem, block.key if block.kind == "param" else None, result.index)
+        if not result.ok and diagnose and math.isfinite(result.rel_error):
+            d = _zeros(problem)
+            block.view(d)[result.index] = 1.0
+            result.diagnosis = _diagnose(
+                problem, d, result.analytic, result.numeric, tol.fd_step, tol, l_scale
+            )
+        report.blocks.append(result)
+    return report
+
+
+# -- rung 2: random-direction finite differences -------------------------------------------------------
+def check_direction(
+    problem: Problem, tolerance: Tolerance | None = None, *, seed: int = 0, members: bool = True
+) -> CheckReport:
+    """Per block, the derivative along a random unit direction d: 4-point FD stencil vs `<grad, d>`.
+
+    Four float64 forward calls per block instead of two per entry, so it runs at realistic sizes. A
+    failing block is diagnosed by the Taylor test along the same direction.
+    """
+    tol = tolerance or tolerance_for(problem)
+    rng = np.random.default_rng(seed)
+    grad = problem.gradients()
+    base = problem.point64()
+    l_scale = problem.evaluate(*base)[1]
+    h = tol.dir_step
+    report = CheckReport("random-direction FD", problem.name, str(problem.dtype), labels=("<grad,d>", "FD"))
+    for block in blocks_of(problem, members):
+        d = _random_direction(problem, block, rng)
+        analytic = _dot(grad, d)
+        lp1, lm1, lp2, lm2 = (problem.loss_along(d, e, base)[0] for e in (h, -h, 2 * h, -2 * h))
+        numeric = (8 * (lp1 - lm1) - (lp2 - lm2)) / (12 * h)
+        rounding = 4 * _EPS64 * l_scale / h  # what rounding in L can do to the stencil
+        gap = abs(analytic - numeric)
+        scale = max(abs(numeric), abs(analytic), 1e-300)
+        rel = gap / scale if math.isfinite(analytic) else math.inf
+        result = BlockResult(block.name, rel, (), analytic, numeric, gap <= tol.dir_rtol * scale + rounding)
+        if not result.ok and math.isfinite(rel):
+            result.diagnosis = _diagnose(problem, d, analytic, numeric, h, tol, l_scale)
+        report.blocks.append(result)
+    return report
+
+
+# -- rung 3: the dot-product (adjoint) test ------------------------------------------------------------
+def check_adjoint(
+    problem: Problem, tolerance: Tolerance | None = None, *, seed: int = 0, members: bool = True
+) -> CheckReport:
+    """Per block, `<J u, w> == <u, J^T w>`: `jvp` along a random u in the block against `backward`.
+
+    w = (w_y, w_state) are the loss weights, so `J^T w` is the gradient. No step size is involved: the
+    two sides differ only by rounding. The first row compares `jvp`'s own y and final states with
+    `forward`'s (an independent, unfused forward). Skipped when the module has no `jvp`.
+    """
+    tol = tolerance or tolerance_for(problem)
+    report = CheckReport("dot-product (adjoint) test", problem.name, str(problem.dtype),
+                         labels=("<u,J^T w>", "<J u,w>"))  # fmt: skip
+    jvp = getattr(problem.module, "jvp", None)
+    if jvp is None:
+        report.skipped = "the module has no jvp(params, x, state0, dparams, dx, dstate0)"
+        return report
+    rng = np.random.default_rng(seed)
+    grad = problem.gradients()
+    y, state, _ = problem.module.forward(problem.params, problem.x, problem.state0)
+    y2, state2, _, _ = jvp(problem.params, problem.x, problem.state0, None, None, None)
+    worst = _compare("forward", np.concatenate([np.ravel(y2), *map(np.ravel, state2)]),
+                     np.concatenate([np.ravel(y), *map(np.ravel, state)]).astype(np.float64),
+                     tol.adjoint_rtol)  # fmt: skip
+    worst.where = "jvp's y and final states vs forward's"
+    report.blocks.append(worst)
+    w_state = problem.w_state or tuple(np.zeros_like(s) for s in problem.state0)
+    for block in blocks_of(problem, members):
+        u = _random_direction(problem, block, rng, problem.dtype)
+        _, _, ty, tstate = jvp(problem.params, problem.x, problem.state0, *u)
+        lhs = float(np.sum(ty.astype(np.float64) * problem.w_y))
+        lhs += sum(float(np.sum(a.astype(np.float64) * b)) for a, b in zip(tstate, w_state))
+        rhs = _dot(u, grad)
+        gap = abs(lhs - rhs)
+        rel = gap / max(abs(lhs), abs(rhs), 1e-300) if math.isfinite(rhs) and math.isfinite(lhs) else math.inf
+        report.blocks.append(BlockResult(block.name, rel, (), rhs, lhs, rel <= tol.adjoint_rtol))
+    return report
+
+
+# -- rung 5: PyTorch ------------------------------------------------------------------------------------
+def check_torch(
+    module: Any,
+    torch_spec: Mapping[str, Any] | None = None,
+    input_size: int = 3,
+    hidden_size: int = 5,
+    steps: int = 6,
+    batch: int = 3,
+    *,
+    dtype: Any = np.float64,
+    seed: int = 0,
+    tolerance: Tolerance | None = None,
+    name: str | None = None,
+) -> CheckReport:
+    """Outputs and every gradient against `torch.nn.<torch_spec['module']>` with the same weights.
+
+    `torch_spec` is a cell's `spec.torch` ({'module': 'LSTM', 'kwargs': {...}}); the module must have
+    `from_torch(state_dict)` and `TORCH_NAMES` (torch name -> our name). Skipped (with the reason in the
+    report) when torch is not importable or the cell has no PyTorch counterpart.
+    """
+    dtype = np.dtype(dtype)
+    tol = tolerance or TOLERANCES[dtype.type]
+    report = CheckReport("PyTorch reference", name or getattr(module, "CELL", "cell"), str(dtype),
+                         labels=("ours", "torch"))  # fmt: skip
+    if not torch_spec:
+        report.skipped = "PyTorch has no such cell"
+        return report
+    try:
+        import torch
+    except ImportError:
+        report.skipped = "torch is not installed"
+        return report
+    tdtype = torch.float64 if dtype == np.float64 else torch.float32
+    I, H = input_size, hidden_size
+    torch.manual_seed(seed)
+    net = getattr(torch.nn, torch_spec["module"])(I, H, dtype=tdtype, **torch_spec.get("kwargs", {}))
+    params = module.from_torch({k: v.detach().numpy() for k, v in net.state_dict().items()})
+    n_states = len(module.STATES)
+    rng = np.random.default_rng(seed)
+    x = rng.standard_normal((steps, batch, I)).astype(dtype)
+    state0 = tuple(rng.standard_normal((batch, H)).astype(dtype) for _ in range(n_states))
+    w_y = rng.standard_normal((steps, batch, H)).astype(dtype)
+    w_s = tuple(rng.standard_normal((batch, H)).astype(dtype) for _ in range(n_states))
+    y, state, cache = module.forward(params, x, state0)
+    dparams, dx, dstate0 = module.backward(params, cache, w_y, w_s)
+
+    xt = torch.tensor(x, requires_grad=True)
+    st = [torch.tensor(s[None], requires_grad=True) for s in state0]
+    yt, final = net(xt, st[0] if n_states == 1 else tuple(st))
+    final = (final,) if n_states == 1 else final
+    loss = (yt * torch.tensor(w_y)).sum() + sum((f[0] * torch.tensor(w)).sum() for f, w in zip(final, w_s))
+    loss.backward()
+
+    def add(what: str, ours: np.ndarray, theirs: np.ndarray) -> None:
+        report.blocks.append(_compare(what, np.asarray(ours), np.asarray(theirs, np.float64), tol.torch_rtol))
+
+    add("y", y, yt.detach().numpy())
+    for name_k, ours, theirs in zip(module.STATES, state, final):
+        add(name_k, ours, theirs.detach().numpy()[0])
+    grads = dict(net.named_parameters())
+    for theirs, ours in module.TORCH_NAMES.items():
+        add(f"d{ours}", dparams[ours], grads[theirs].grad.numpy())
+    add("dx", dx, xt.grad.numpy())
+    for name_k, ours, theirs in zip(module.STATES, dstate0, st):
+        add(f"d{name_k}0", ours, theirs.grad.numpy()[0])
     return report
