@@ -18,9 +18,12 @@ One step, per coordinate (numbers as in the derivation document lstm.tex):
 
 Contract (x is time-major; states are (B, H) arrays in the order h, c):
     init_params(input_size, hidden_size, *, seed=0, dtype=np.float64) -> params
-    forward(params, x, state0=None) -> (y, state, cache)
-    backward(params, cache, dy, dstate=None) -> (dparams, dx, dstate0)
-    jvp(params, x, state0=None, dparams=None, dx=None, dstate0=None) -> (y, state, dy, dstate)
+    forward(params, x, state0=None, *, check_finite=False) -> (y, state, cache)
+    backward(params, cache, dy, dstate=None, *, check_finite=False) -> (dparams, dx, dstate0)
+    jvp(params, x, state0=None, dparams=None, dx=None, dstate0=None, *, check_finite=False)
+        -> (y, state, dy, dstate)
+NaN and Inf propagate (IEEE arithmetic, no check on the hot path); `check_finite=True` raises
+FloatingPointError naming the first time step with a non-finite input or output.
     from_torch(state_dict) -> params;  to_torch(params) -> state_dict
 
 Parameters, stored fused in PyTorch's (out, in) layout, blocks stacked along the first axis:
@@ -72,13 +75,15 @@ def init_params(input_size, hidden_size, *, seed=0, dtype=np.float64):
     return {name: rng.uniform(-bound, bound, size=shape).astype(dtype) for name, shape in shapes.items()}
 
 
-def forward(params, x, state0=None):
+def forward(params, x, state0=None, *, check_finite=False):
     """Run the cell over a sequence.
 
     Args:
         params: dict of arrays with the shapes of `param_shapes(I, H)`, all float32 or all float64.
         x: (T, B, I) inputs, time-major, same dtype as the parameters.
         state0: tuple of (B, H) initial states (h, c); zeros if None.
+        check_finite: raise FloatingPointError naming the first step with a NaN or Inf in the inputs
+            (checked before the run) or in the outputs (after it); by default they propagate.
 
     Returns:
         y: (T, B, H) outputs (a view into the cache: copy it before writing into it).
@@ -89,6 +94,8 @@ def forward(params, x, state0=None):
     x = _check_input(x, I, dtype)
     T, B = x.shape[0], x.shape[1]
     (h0, c0) = _check_state(state0, "state0", B, H, dtype)
+    if check_finite:
+        _check_finite("forward", "input", [("x", x)], _named(params, "params"), _named((h0, c0), "state0"))
     W_ih = params["W_ih"]
     W_hh = params["W_hh"]
     b_ih = params["b_ih"]
@@ -157,6 +164,7 @@ def forward(params, x, state0=None):
     cache = {
         "cell": CELL,
         "params": {name: params[name] for name in BLOCKS},
+        "fingerprint": _fingerprint(params, x),
         "x": x,
         "seq_h": seq_h,
         "seq_c": seq_c,
@@ -166,10 +174,12 @@ def forward(params, x, state0=None):
         "cache_o": cache_o,
         "cache_tanh_c": cache_tanh_c,
     }
+    if check_finite:
+        _check_finite("forward", "output", [("y", y)], [], _named(state, "state"))
     return y, state, cache
 
 
-def backward(params, cache, dy, dstate=None):
+def backward(params, cache, dy, dstate=None, *, check_finite=False):
     """Backpropagation through time over the sequence of `forward`.
 
     Args:
@@ -177,6 +187,8 @@ def backward(params, cache, dy, dstate=None):
         cache: the cache returned by `forward`.
         dy: (T, B, H) gradient of the loss with respect to y.
         dstate: tuple of (B, H) gradients arriving at the final states (truncated BPTT), or None.
+        check_finite: raise FloatingPointError naming the first step (in backward order, from T - 1
+            down) with a NaN or Inf in dy, dstate or params, or in the gradients.
 
     Returns:
         dparams: dict of gradients with the keys and shapes of `params`.
@@ -189,6 +201,9 @@ def backward(params, cache, dy, dstate=None):
     T, B = x.shape[0], x.shape[1]
     dy = _check_array(dy, "dy", (T, B, H), dtype)
     dstate = _check_state(dstate, "dstate", B, H, dtype, default=None)
+    if check_finite:
+        inputs = _named(params, "params") + _named(dstate, "dstate")
+        _check_finite("backward", "input", [("dy", dy)], inputs, [], backward=True)
     seq_h = cache["seq_h"]
     seq_c = cache["seq_c"]
     cache_i = cache["cache_i"]
@@ -276,10 +291,13 @@ def backward(params, cache, dy, dstate=None):
     d_b_hh = d_buf_W_ih.sum(axis=(0, 1))
     dparams = {"W_ih": d_W_ih, "W_hh": d_W_hh, "b_ih": d_b_ih, "b_hh": d_b_hh}
     dstate0 = (d_h_prev, d_c_prev)
+    if check_finite:
+        outputs = _named(dparams, "dparams") + _named(dstate0, "dstate0")
+        _check_finite("backward", "output", [("dx", dx)], outputs, [], backward=True)
     return dparams, dx, dstate0
 
 
-def jvp(params, x, state0=None, dparams=None, dx=None, dstate0=None):
+def jvp(params, x, state0=None, dparams=None, dx=None, dstate0=None, *, check_finite=False):
     """Forward-mode derivative: the outputs and their directional derivatives along a direction.
 
     Written per node without fused weights, so it is an implementation independent of `forward`;
@@ -288,6 +306,7 @@ def jvp(params, x, state0=None, dparams=None, dx=None, dstate0=None):
     Args:
         params, x, state0: as for `forward`.
         dparams, dx, dstate0: the direction (tangents of params, x and state0); zeros where None.
+        check_finite: as for `forward`, over the point, the direction and both outputs.
 
     Returns:
         y: (T, B, H) outputs, state: final states, dy: (T, B, H) and dstate: tangents of y and state.
@@ -300,7 +319,15 @@ def jvp(params, x, state0=None, dparams=None, dx=None, dstate0=None):
     (tan_h0, tan_c0) = _check_state(dstate0, "dstate0", B, H, dtype)
     if dparams is None:
         dparams = {name: np.zeros_like(value) for name, value in params.items()}
-    _check_params(dparams)
+    _check_params(dparams, "dparams", like=(I, H, dtype))
+    if check_finite:
+        _check_finite(
+            "jvp",
+            "input",
+            [("x", xs), ("dx", tan_xs)],
+            _named(params, "params") + _named(dparams, "dparams"),
+            _named((h0, c0), "state0") + _named((tan_h0, tan_c0), "dstate0"),
+        )
     W_ih, tan_W_ih = params["W_ih"], dparams["W_ih"]
     W_hh, tan_W_hh = params["W_hh"], dparams["W_hh"]
     b_ih, tan_b_ih = params["b_ih"], dparams["b_ih"]
@@ -385,6 +412,14 @@ def jvp(params, x, state0=None, dparams=None, dx=None, dstate0=None):
         ys[t], tan_ys[t] = h, tan_h
         h_prev, tan_h_prev = h, tan_h
         c_prev, tan_c_prev = c, tan_c
+    if check_finite:
+        _check_finite(
+            "jvp",
+            "output",
+            [("y", ys), ("dy", tan_ys)],
+            [],
+            _named((h_prev, c_prev), "state") + _named((tan_h_prev, tan_c_prev), "dstate"),
+        )
     return ys, (h_prev, c_prev), tan_ys, (tan_h_prev, tan_c_prev)
 
 
@@ -419,29 +454,91 @@ def _check_dtype(dtype, what):
     return dtype
 
 
-def _check_params(params):
+_SHAPE_TEXT = {
+    "W_ih": "(4 * H, I)",
+    "W_hh": "(4 * H, H)",
+    "b_ih": "(4 * H,)",
+    "b_hh": "(4 * H,)",
+}
+
+
+def _describe(value):
+    if isinstance(value, np.ndarray):
+        return f"an array of shape {value.shape} and dtype {value.dtype}"
+    return f"a {type(value).__name__}"
+
+
+def _infer_sizes(params, what):
+    """(I, H, text saying where they came from): the sizes most parameter shapes agree on."""
+    one, wide_i, wide_h = param_shapes(1, 1), param_shapes(2, 1), param_shapes(1, 2)
+    votes = {"I": {}, "H": {}}
+    for name in BLOCKS:
+        value = params[name]
+        if not isinstance(value, np.ndarray) or value.ndim != len(one[name]):
+            raise ValueError(
+                f"{CELL}: {what}[{name!r}] must be a {len(one[name])}-D array of shape "
+                f"{_SHAPE_TEXT[name]}, got {_describe(value)}"
+            )
+        blocks = wide_h[name][0] - one[name][0]  # rows are blocks * H
+        if blocks and value.shape[0] % blocks == 0:
+            votes["H"].setdefault(value.shape[0] // blocks, []).append(name)
+        if value.ndim == 2:
+            size = "H" if wide_h[name][1] == 2 else "I" if wide_i[name][1] == 2 else None
+            if size:
+                votes[size].setdefault(value.shape[1], []).append(name)
+    if not votes["H"]:
+        raise ValueError(f"{CELL}: cannot read the hidden size off {what}: {_shapes(params)}")
+    H = max(votes["H"], key=lambda k: len(votes["H"][k]))
+    I = max(votes["I"], key=lambda k: len(votes["I"][k])) if votes["I"] else H  # x only elementwise: I == H
+    text = f"hidden size {H} from the shapes of {sorted(set(votes['H'][H]))}"
+    if votes["I"]:
+        text = f"input size {I} from the shapes of {sorted(set(votes['I'][I]))}, {text}"
+    return I, H, text
+
+
+def _shapes(params):
+    return {name: getattr(value, "shape", type(value).__name__) for name, value in params.items()}
+
+
+def _check_params(params, what="params", like=None):
+    """(I, H, dtype) of a parameter dict; `like=(I, H, dtype)` checks it against known sizes instead."""
     if not isinstance(params, dict):
-        raise TypeError(f"{CELL}: params must be a dict of arrays, got {type(params).__name__}")
+        raise TypeError(f"{CELL}: {what} must be a dict of arrays {list(BLOCKS)}, got {_describe(params)}")
     missing = [name for name in BLOCKS if name not in params]
     extra = [name for name in params if name not in BLOCKS]
     if missing or extra:
-        raise ValueError(f"{CELL}: params keys {sorted(params)} do not match the expected {list(BLOCKS)}")
-    first = params[next(iter(BLOCKS))]
-    if not isinstance(first, np.ndarray) or first.ndim != 2:
-        raise ValueError(f"{CELL}: params[{next(iter(BLOCKS))!r}] must be a 2-D array")
-    dtype = _check_dtype(first.dtype, f"params[{next(iter(BLOCKS))!r}]")
-    H = first.shape[0] // len(BLOCKS[next(iter(BLOCKS))])
-    I = first.shape[1]
-    if H < 1 or I < 1:
-        raise ValueError(f"{CELL}: params[{next(iter(BLOCKS))!r}] has an empty shape {first.shape}")
+        raise ValueError(
+            f"{CELL}: {what} must have the keys {list(BLOCKS)}, got {list(params)} "
+            f"(missing {missing}, unexpected {extra})"
+        )
+    if like is None:
+        I, H, sizes = _infer_sizes(params, what)
+        first = next(iter(BLOCKS))
+        dtype = _check_dtype(params[first].dtype, f"{what}[{first!r}] dtype")
+        if H < 1 or I < 1:
+            raise ValueError(f"{CELL}: {what} describe an empty cell ({sizes})")
+        if SAME_SIZE and I != H:
+            raise ValueError(f"{CELL}: needs input size == hidden size, got {sizes}")
+    else:
+        I, H, dtype = like
+        sizes = f"input size {I}, hidden size {H} as in params"
     for name, shape in param_shapes(I, H).items():
-        _check_array(params[name], f"params[{name!r}]", shape, dtype)
+        value = params[name]
+        if not isinstance(value, np.ndarray):
+            raise TypeError(f"{CELL}: {what}[{name!r}] must be a numpy array {shape}, got {_describe(value)}")
+        if value.shape != shape:
+            raise ValueError(f"{CELL}: {what}[{name!r}] must have shape {shape} ({sizes}), got {value.shape}")
+        if value.dtype != dtype:
+            raise TypeError(
+                f"{CELL}: {what}[{name!r}] must have dtype {dtype} like {what}[{next(iter(BLOCKS))!r}], "
+                f"got {value.dtype}"
+            )
     return I, H, dtype
 
 
 def _check_array(value, name, shape, dtype):
     if not isinstance(value, np.ndarray):
-        raise TypeError(f"{CELL}: {name} must be a numpy array of shape {shape}, got {type(value).__name__}")
+        raise TypeError(f"{CELL}: {name} must be a numpy array of shape {shape}, got {_describe(value)}")
     if value.shape != shape:
         raise ValueError(f"{CELL}: {name} must have shape {shape}, got {value.shape}")
     if value.dtype != dtype:
@@ -450,8 +547,9 @@ def _check_array(value, name, shape, dtype):
 
 
 def _check_input(x, I, dtype):
+    """x as a C-contiguous (T, B, I) array (a copy only when it is not one already)."""
     if not isinstance(x, np.ndarray):
-        raise TypeError(f"{CELL}: x must be a numpy array of shape (T, B, {I}), got {type(x).__name__}")
+        raise TypeError(f"{CELL}: x must be a numpy array of shape (T, B, {I}), got {_describe(x)}")
     if x.ndim != 3 or x.shape[2] != I:
         raise ValueError(f"{CELL}: x must have shape (T, B, {I}) (time-major), got {x.shape}")
     _check_array(x, "x", x.shape, dtype)
@@ -465,14 +563,83 @@ def _check_state(state, name, B, H, dtype, default=0):
         return tuple(np.zeros((B, H), dtype=dtype) for _ in STATES)
     if not isinstance(state, (tuple, list)) or len(state) != len(STATES):
         raise ValueError(
-            f"{CELL}: {name} must be a tuple of {len(STATES)} arrays {STATES}, got {state!r:.80}"
+            f"{CELL}: {name} must be a tuple of {len(STATES)} (B, H) = ({B}, {H}) arrays {STATES}, "
+            f"got {_describe(state) if not isinstance(state, (tuple, list)) else f'{len(state)} items'}"
         )
     return tuple(_check_array(s, f"{name}[{k}] ({STATES[k]})", (B, H), dtype) for k, s in enumerate(state))
 
 
-def _check_cache(cache, params):
-    if not isinstance(cache, dict) or cache.get("cell") != CELL:
-        got = cache.get("cell") if isinstance(cache, dict) else type(cache).__name__
-        raise ValueError(f"{CELL}: backward needs the cache of {CELL}.forward, got a cache of {got!r}")
-    if any(cache["params"][name] is not params[name] for name in BLOCKS):
-        raise ValueError(f"{CELL}: backward got other parameters than the forward pass that made the cache")
+def _fingerprint(params, x):
+    """Identity and sum of each array backward reads: another array or an in-place change shows."""
+    arrays = [params[name] for name in BLOCKS] + [x]
+    return tuple((id(a), a.shape, np.sum(a, dtype=np.float64).tobytes()) for a in arrays)
+
+
+def _check_cache(cache, params, x_name="x"):
+    keys = ("cell", "params", "fingerprint", x_name)
+    if not isinstance(cache, dict) or any(k not in cache for k in keys):
+        got = f"a dict with keys {list(cache)}" if isinstance(cache, dict) else _describe(cache)
+        raise ValueError(f"{CELL}: backward needs the cache returned by {CELL}.forward, got {got}")
+    if cache["cell"] != CELL:
+        raise ValueError(f"{CELL}: backward got the cache of cell {cache['cell']!r}, not of {CELL}.forward")
+    if not isinstance(cache["params"], dict):
+        raise ValueError(f"{CELL}: backward needs the cache returned by {CELL}.forward, got a damaged one")
+    other = [name for name in BLOCKS if cache["params"].get(name) is not params[name]]
+    if other:
+        raise ValueError(
+            f"{CELL}: backward got other parameter arrays ({other}) than the forward pass that made the "
+            "cache; call backward with the same params dict as forward"
+        )
+    now = _fingerprint(params, cache[x_name])
+    if now != cache["fingerprint"]:
+        changed = [name for name, old, new in zip([*BLOCKS, "x"], cache["fingerprint"], now) if old != new]
+        raise ValueError(
+            f"{CELL}: {changed} changed in place between forward and backward; the cache no longer matches "
+            "them (run forward again, or update the parameters after backward)"
+        )
+
+
+def _named(arrays, what):
+    """[(label, array)] for a params dict or a state tuple (None gives [])."""
+    if arrays is None:
+        return []
+    if isinstance(arrays, dict):
+        return [(f"{what}[{name!r}]", arrays[name]) for name in BLOCKS]
+    return [(f"{what}[{k}] ({STATES[k]})", a) for k, a in enumerate(arrays)]
+
+
+def _first_bad(array, last=False):
+    """Index of the first (or last) non-finite entry in C order, or None."""
+    bad = np.flatnonzero(~np.isfinite(array))
+    if bad.size == 0:
+        return None
+    return tuple(int(k) for k in np.unravel_index(bad[-1] if last else bad[0], array.shape))
+
+
+def _check_finite(function, kind, sequences, whole, states, backward=False):
+    """Raise FloatingPointError naming the first non-finite value, by time step.
+
+    `sequences` are (T, ...) arrays; `whole` (parameters) act at every step; `states` act at the first
+    step processed (t = 0, or t = T - 1 when `backward`). Steps count in processing order.
+    """
+    found = []  # (processing order, step, label, index, value)
+    for label, array in sequences:
+        index = _first_bad(array, last=backward)
+        if index is not None:
+            T = array.shape[0]
+            found.append((T - 1 - index[0] if backward else index[0], index[0], label, index, array[index]))
+    for label, array in list(whole) + list(states):
+        index = _first_bad(array)
+        if index is not None:
+            step = max(sequences[0][1].shape[0] - 1, 0) if backward else 0
+            found.append((0, step, label, index, array[index]))
+    if found:
+        _, step, label, index, value = min(found, key=lambda f: f[0])
+        where = ", ".join(str(k) for k in index)
+        others = sorted({f[2] for f in found} - {label})
+        also = f"; also non-finite: {', '.join(others)}" if others else ""
+        direction = " (backward runs from the last step down)" if backward else ""
+        raise FloatingPointError(
+            f"{CELL}.{function}(check_finite=True): non-finite {kind} first at step t={step}{direction}: "
+            f"{label}[{where}] = {value}{also}"
+        )
