@@ -651,7 +651,23 @@ def _wrap(line: str, indent: int) -> list[str]:
         return [line]
     target, expr = line.split(" = ", 1)
     pad = " " * lead
-    return [f"{target} = (", f"{pad}    {expr}", f"{pad})"]
+    if indent + lead + 4 + len(expr) <= LINE_LENGTH:
+        return [f"{target} = (", f"{pad}    {expr}", f"{pad})"]
+    # Still too long inside the parentheses: one term per line, as ruff format splits a sum.
+    return [f"{target} = (", *(f"{pad}    {term}" for term in _sum_terms(expr)), f"{pad})"]
+
+
+def _sum_terms(expr: str) -> list[str]:
+    """Split code at its top-level binary + and -: 'a + b*(c - d) - e' -> ['a', '+ b*(c - d)', '- e']."""
+    terms, depth, start = [], 0, 0
+    for k, ch in enumerate(expr):
+        depth += ch in "([{"
+        depth -= ch in ")]}"
+        if depth == 0 and k > 0 and expr[k - 1 : k + 2] in (" + ", " - "):
+            terms.append(expr[start : k - 1])
+            start = k
+    terms.append(expr[start:])
+    return terms
 
 
 def _member_view(s, array: str, g: FuseGroup, member: str) -> str:

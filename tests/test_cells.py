@@ -18,3 +18,16 @@ def test_sigmoid_of_a_sum_is_parenthesised():
     np_ns = {"np": __import__("numpy")}
     value = eval(printer.doprint(sigmoid(s + p * c)), {**np_ns, "s": 0.3, "p": -2.0, "c": 0.7})
     assert abs(value - 1 / (1 + __import__("math").exp(-(0.3 - 1.4)))) < 1e-15
+
+
+def test_long_tangent_sums_wrap_one_term_per_line_as_ruff_does():
+    """FGR's ten-term tangents do not fit in parentheses on one line: split at top-level + and -."""
+    from symlstm.codegen import _wrap
+
+    terms = [f"tan_x{k} @ W_{k}.T" for k in range(8)]
+    line = "        tan_a = " + " + ".join(terms) + " - (a - b) * c"
+    out = _wrap(line, indent=4)
+    assert out[0] == "        tan_a = (" and out[-1] == "        )"
+    assert out[1:-1] == [f"            {terms[0]}", *(f"            + {t}" for t in terms[1:]),
+                         "            - (a - b) * c"]  # fmt: skip
+    assert _wrap("    y = a + b", indent=4) == ["    y = a + b"]
