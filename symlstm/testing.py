@@ -399,15 +399,15 @@ def taylor_test(
         signed.append(value - l0 - e * derivative)
         scales.append(max(scale, s0))
     rems = [abs(r) for r in signed]
-    floor = 256 * _EPS64 * max(max(scales), 1e-300)
+    floor = 16 * _EPS64 * max(max(scales), 1e-300)  # differences of nearby L share most rounding
     orders = [
         math.log2(rems[k] / rems[k + 1]) if rems[k] > floor and rems[k + 1] > floor else math.nan
         for k in range(len(steps) - 1)
     ]
     usable = [o for o in orders if not math.isnan(o)]
     order = float(np.median(usable[-3:])) if usable else math.nan
-    # Richardson: (r(e) - 4 r(e/2)) / e = -delta + O(e^2); pick the pair whose estimate is steadiest.
-    est = [-(signed[k] - 4 * signed[k + 1]) / steps[k] for k in range(len(steps) - 1)]
+    # Richardson: (r(e) - 4 r(e/2)) / e = delta + O(e^2); pick the pair whose estimate is steadiest.
+    est = [(signed[k] - 4 * signed[k + 1]) / steps[k] for k in range(len(steps) - 1)]
     unc = [5 * floor / steps[k] + (abs(est[k] - est[k - 1]) if k else math.inf) for k in range(len(est))]
     best = int(np.argmin(unc)) if len(est) > 1 else 0
     error, bound = est[best], abs(est[best]) + unc[best]
