@@ -1,0 +1,122 @@
+"""`symlstm verify`: one table, rows = cells, columns = checks; non-zero exit status on any failure."""
+
+from __future__ import annotations
+
+from types import SimpleNamespace
+
+import numpy as np
+import pytest
+
+import symlstm
+import symlstm.verify as verify
+from symlstm.cli import main
+from symlstm.verify import CHECKS, format_table, is_smooth, verify_cell
+
+
+def _broken_rnn():
+    """The generated rnn with dW_hh transposed."""
+    rnn = symlstm.load("rnn")
+
+    def backward(params, cache, dy, dstate=None):
+        dparams, dx, dstate0 = rnn.backward(params, cache, dy, dstate)
+        dparams["W_hh"] = dparams["W_hh"].T.copy()
+        return dparams, dx, dstate0
+
+    names = ("CELL", "STATES", "BLOCKS", "TORCH_NAMES", "init_params", "forward", "jvp", "from_torch")
+    return SimpleNamespace(**{k: getattr(rnn, k) for k in names}, backward=backward)
+
+
+def test_verify_rnn_prints_one_table_and_exits_zero(capsys):
+    assert main(["verify", "rnn"]) == 0
+    out = capsys.readouterr().out
+    header, rule, row = out.splitlines()[:3]
+    assert header.split() == [
+        "cell",
+        "symbolic",
+        "full",
+        "FD",
+        "direction",
+        "adjoint",
+        "Taylor",
+        "torch",
+        "s",
+    ]
+    assert set(rule) <= {"-", " "} and row.split()[0] == "rnn"
+    assert row.count("pass") == 5 + ("torch" in _importable())
+    assert "all passed" in out and "FAILED" not in out
+
+
+def _importable() -> str:
+    try:
+        import torch  # noqa: F401
+    except ImportError:
+        return ""
+    return "torch"
+
+
+def test_a_wrong_gradient_fails_every_numerical_column_and_the_exit_status(capsys, monkeypatch):
+    monkeypatch.setattr(verify, "load", lambda spec: _broken_rnn())
+    assert main(["verify", "rnn", "--checks", "full FD,direction,adjoint,Taylor"]) == 1
+    out = capsys.readouterr().out
+    row = out.splitlines()[2]
+    assert row.split()[0] == "rnn" and row.count("FAIL") == 4, out
+    assert "full finite-difference Jacobian on rnn (float64): FAILED" in out
+    assert "BAD W_hh" in out and "wrong gradient" in out and "4 FAILED" in out
+
+
+def test_a_crashing_module_is_a_failed_check_not_a_traceback():
+    def forward(params, x, state0=None):
+        raise RuntimeError("boom")
+
+    rnn = symlstm.load("rnn")
+    module = SimpleNamespace(CELL="rnn", STATES=rnn.STATES, init_params=rnn.init_params, forward=forward)
+    reports = verify_cell("rnn", module=module, checks=["direction"])
+    assert not reports["direction"].ok and "RuntimeError: boom" in str(reports["direction"])
+
+
+def test_table_rows_are_cells_and_columns_are_checks():
+    results = {n: verify_cell(n, checks=["full FD", "adjoint"]) for n in ("rnn", "gru")}
+    lines = format_table(results).splitlines()
+    assert lines[0].split() == ["cell", "full", "FD", "adjoint", "s"]
+    assert [line.split()[0] for line in lines[2:]] == ["rnn", "gru"]
+    assert all(line.count("pass") == 2 for line in lines[2:])
+
+
+def test_float32_and_seed_options(capsys):
+    assert (
+        main(["verify", "gru", "--dtype", "float32", "--seed", "3", "--checks", "direction,adjoint,Taylor"])
+        == 0
+    )
+    assert "float32, seed 3: all passed" in capsys.readouterr().out
+
+
+def test_bad_arguments_are_named(capsys):
+    assert main(["verify", "no_such_cell"]) == 2
+    assert "unknown cell 'no_such_cell'" in capsys.readouterr().err
+    assert main(["verify", "rnn", "--checks", "symbolic,fuzz"]) == 2
+    assert "unknown check(s) ['fuzz']" in capsys.readouterr().err
+    with pytest.raises(ValueError, match="known checks"):
+        verify_cell("rnn", checks=["fuzz"])
+
+
+def test_torch_column_is_na_for_cells_pytorch_lacks():
+    lacking = [n for n in sorted(symlstm.CELLS) if not symlstm.cell(n).torch]
+    if not lacking:
+        pytest.skip("every registered cell has a PyTorch counterpart")
+    report = verify_cell(lacking[0], checks=["torch"])["torch"]
+    assert report.ok and report.skipped == "PyTorch has no such cell"
+    assert "n/a" in format_table({lacking[0]: {"torch": report}})
+
+
+def test_relu_cells_are_checked_as_piecewise_smooth():
+    assert is_smooth(symlstm.cell("lstm"))
+    relu_cells = [n for n in sorted(symlstm.CELLS) if not is_smooth(symlstm.cell(n))]
+    for name in relu_cells:
+        reports = verify_cell(name, checks=["direction", "Taylor"])
+        assert all(r.ok for r in reports.values()), "\n".join(map(str, reports.values()))
+
+
+def test_checks_and_sizes_cover_the_ladder():
+    assert CHECKS == ("symbolic", "full FD", "direction", "adjoint", "Taylor", "torch")
+    assert set(verify.SIZES) == set(CHECKS) - {"symbolic"}
+    assert np.prod(verify.SIZES["direction"]) > 100 * np.prod(verify.SIZES["full FD"])  # realistic vs tiny
