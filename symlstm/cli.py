@@ -8,6 +8,7 @@ import sys
 import time
 from pathlib import Path
 
+from .generate import GenerateError
 from .spec import SpecError
 
 __all__ = ["main"]
@@ -60,7 +61,7 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         return args.func(args)
-    except (SpecError, PermissionError, OSError) as err:
+    except (SpecError, GenerateError, OSError) as err:
         print(f"symlstm {args.command}: error: {err}", file=sys.stderr)
         return 2
 

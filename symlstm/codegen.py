@@ -545,9 +545,9 @@ def plan_numpy(d: Derivation) -> NumpyModule:
     torch = s.torch or {}
     mod = NumpyModule(
         spec_name=s.name,
-        title=s.title,
-        doc=s.doc,
-        source=s.source,
+        title=_docstring_text(s.title),
+        doc=_docstring_text(s.doc),
+        source=_docstring_text(s.source),
         states=list(s.states),
         output=s.output,
         equations=equations,
@@ -587,6 +587,12 @@ def _reads(lines: list[str], name: str) -> bool:
     pattern = re.compile(rf"\b{re.escape(name)}\b")
     code = (re.sub(r'"[^"]*"', "", line.split("#", 1)[0]) for line in lines)
     return any(pattern.search(line) for line in code)
+
+
+def _docstring_text(text: str) -> str:
+    """Free text of a spec (title, doc, source) made safe inside the module's triple-quoted docstring:
+    backslashes and quotes are escaped, so no spec text can end the docstring and inject code."""
+    return str(text).replace("\\", "\\\\").replace('"', '\\"')
 
 
 def _tuple(items, quote: bool = True) -> str:

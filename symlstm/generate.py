@@ -15,12 +15,14 @@ import tempfile
 from collections.abc import Callable, Iterable
 from pathlib import Path
 
+import jinja2
+
 from .cells import CELLS, cell
 from .engine import derive
 from .render import render_numpy
-from .spec import CellSpec
+from .spec import CellSpec, SpecError
 
-__all__ = ["default_output_dir", "generate", "render_all"]
+__all__ = ["GenerateError", "default_output_dir", "generate", "render_all"]
 
 # Subdirectories of generated/ that the generator owns, and the suffix of the files it writes there.
 MANAGED = {"numpy": ".py"}
@@ -77,6 +79,24 @@ def diff(out_dir: Path, files: dict[str, str], complete: bool = True) -> str:
     return "".join(chunks)
 
 
+class GenerateError(RuntimeError):
+    """Rendering or writing `generated/` failed; the message says what, and that nothing was changed."""
+
+
+def _template_line(err: BaseException) -> str:
+    """' (template X line N)' for an error raised inside a Jinja2 template, else ''."""
+    if isinstance(err, jinja2.TemplateSyntaxError):
+        return f" (template {err.name or err.filename} line {err.lineno})"
+    tb = err.__traceback__
+    where = ""
+    while tb is not None:  # Jinja2 rewrites template frames to the template's file and line
+        filename = tb.tb_frame.f_code.co_filename
+        if filename.endswith(".j2"):
+            where = f" (template {Path(filename).name} line {tb.tb_lineno})"
+        tb = tb.tb_next
+    return where
+
+
 def generate(
     out_dir: Path | str | None = None,
     names: Iterable[str] | None = None,
@@ -84,33 +104,78 @@ def generate(
     check: bool = False,
     extra: dict[str, Callable] | None = None,
 ) -> tuple[list[str], str]:
-    """Regenerate `out_dir`; returns (changed relative paths, unified diff). `check` writes nothing."""
+    """Regenerate `out_dir`; returns (changed relative paths, unified diff). `check` writes nothing.
+
+    Every file is rendered in memory first, then the changed ones are written to a staging directory
+    inside `out_dir` and moved into place one by one (`os.replace`), each old file backed up first. Any
+    failure (an unknown cell: `SpecError`; a broken spec, a template error or an unwritable directory:
+    `GenerateError`) leaves the files in `out_dir` as they were.
+    """
     out_dir = Path(out_dir) if out_dir is not None else default_output_dir()
     names = list(names) if names else None
-    files = render_all(names, extra)
+    try:
+        files = render_all(names, extra)
+    except SpecError:
+        raise
+    except Exception as err:
+        raise GenerateError(
+            f"rendering failed{_template_line(err)}: {type(err).__name__}: {err}; "
+            f"nothing was written to {out_dir}"
+        ) from err
     complete = names is None
     text = diff(out_dir, files, complete)
     old = _existing(out_dir)
     changed = sorted(n for n in set(files) | (set(old) if complete else set()) if old.get(n) != files.get(n))
     if check or not changed:
         return changed, text
-    out_dir.mkdir(parents=True, exist_ok=True)
-    if not os.access(out_dir, os.W_OK):
-        raise PermissionError(f"output directory {out_dir} is not writable")
-    staging = Path(tempfile.mkdtemp(prefix=".symlstm-", dir=out_dir))
     try:
-        for name, content in files.items():
-            path = staging / name
-            path.parent.mkdir(parents=True, exist_ok=True)
-            with open(path, "w", encoding="utf-8", newline="\n") as fh:
-                fh.write(content)
+        out_dir.mkdir(parents=True, exist_ok=True)
+        if not os.access(out_dir, os.W_OK):
+            raise PermissionError(13, "Permission denied", str(out_dir))
+        staging = Path(tempfile.mkdtemp(prefix=".symlstm-", dir=out_dir))
+    except OSError as err:
+        raise GenerateError(f"cannot write to {out_dir}: {err}; nothing was changed") from err
+    replaced: list[tuple[Path, Path | None]] = []  # (target, its backup or None when it was new)
+    try:
+        for name in changed:
+            if name in files:
+                path = staging / "new" / name
+                path.parent.mkdir(parents=True, exist_ok=True)
+                with open(path, "w", encoding="utf-8", newline="\n") as fh:
+                    fh.write(files[name])
         for name in changed:
             target = out_dir / name
+            backup = None
+            if target.exists():
+                backup = staging / "old" / name
+                backup.parent.mkdir(parents=True, exist_ok=True)
+                shutil.copy2(target, backup)
             if name in files:
                 target.parent.mkdir(parents=True, exist_ok=True)
-                os.replace(staging / name, target)
+                os.replace(staging / "new" / name, target)
             else:
                 target.unlink()
+            replaced.append((target, backup))
+    except OSError as err:
+        restored = _restore(replaced)
+        raise GenerateError(
+            f"writing {out_dir} failed: {err}; "
+            + ("every file was restored, nothing was changed" if restored else f"could not restore {out_dir}")
+        ) from err
     finally:
         shutil.rmtree(staging, ignore_errors=True)
     return changed, text
+
+
+def _restore(replaced: list[tuple[Path, Path | None]]) -> bool:
+    """Undo `generate`'s moves, newest first; whether every file was restored."""
+    ok = True
+    for target, backup in reversed(replaced):
+        try:
+            if backup is None:
+                target.unlink(missing_ok=True)
+            else:
+                os.replace(backup, target)
+        except OSError:
+            ok = False
+    return ok
