@@ -11,11 +11,14 @@ One run times, for every cell, size and dtype, three implementations, each in it
   for backward one transposed GEMM per step, one GEMM per weight gradient and one for dx.
 
 Samples are interleaved: each round asks every worker for one sample of the same case, in a rotating
-order, so drift and other load on the machine hit all implementations alike. A sample is the mean of
-enough calls to last about ``--sample-ms``; the table reports medians over ``--rounds`` rounds and ratios
-of those medians. It also reports the bytes the generated forward keeps for backward (the cache, without
-x and the parameters) against the minimum: one (T, B, H) array per forward value the derived backward
-program reads (states as their (T + 1, B, H) sequences), and the peak memory of the forward call.
+order, so drift and other load on the machine hit all implementations alike. Before each sample the
+driver waits ``--gap-ms``: OpenBLAS and OpenMP worker threads keep spinning for a while after a call,
+and without the gap the previous worker's threads steal the cores (measured: 10x slower samples).
+A sample is the mean of enough calls to last about ``--sample-ms``; the table reports medians over
+``--rounds`` rounds and ratios of those medians. It also reports the bytes the generated forward
+keeps for backward (the cache, without x and the parameters) against the minimum: one (T, B, H)
+array per forward value the derived backward program reads (states as their (T + 1, B, H)
+sequences), and the peak memory of the forward call.
 
 Usage (set BLAS threads before numpy starts, e.g. by the environment)::
 
@@ -240,7 +243,7 @@ def _worker(impl: str, conn) -> None:
 # -- the driver --------------------------------------------------------------------------------------
 
 
-def _run_case(workers: dict, case: Case, rounds: int, sample_s: float) -> dict:
+def _run_case(workers: dict, case: Case, rounds: int, sample_s: float, gap_s: float) -> dict:
     available, info = {}, {}
     for conn in workers.values():
         conn.send(("setup", case))
@@ -260,6 +263,7 @@ def _run_case(workers: dict, case: Case, rounds: int, sample_s: float) -> dict:
         for r in range(rounds):
             order = impls[r % len(impls) :] + impls[: r % len(impls)] if impls else []
             for impl in order:
+                time.sleep(gap_s)  # let the last worker's BLAS/OpenMP threads stop spinning
                 workers[impl].send(("sample", case, mode, calls[impl]))
                 samples[impl].append(workers[impl].recv())
         result["samples"][mode] = samples
@@ -310,6 +314,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--impls", nargs="+", default=list(IMPLS), choices=IMPLS)
     parser.add_argument("--rounds", type=int, default=None, help="samples per implementation (default 9)")
     parser.add_argument("--sample-ms", type=float, default=None, help="length of one sample (default 200)")
+    parser.add_argument(
+        "--gap-ms", type=float, default=None, help="idle time before each sample (default 300)"
+    )
     parser.add_argument("--json", default=None, help="also write every sample to this JSON file")
     args = parser.parse_args(argv)
 
@@ -322,6 +329,7 @@ def main(argv: list[str] | None = None) -> int:
     sizes = args.sizes or (["tiny"] if args.quick else ["small", "medium", "large"])
     rounds = args.rounds or (2 if args.quick else 9)
     sample_s = (args.sample_ms or (5 if args.quick else 200)) / 1e3
+    gap_s = (args.gap_ms if args.gap_ms is not None else (0 if args.quick else 300)) / 1e3
 
     ctx = mp.get_context("spawn")
     workers, procs = {}, []
@@ -337,7 +345,7 @@ def main(argv: list[str] | None = None) -> int:
         for size in sizes:
             for dtype in args.dtypes:
                 for cell in cells:
-                    r = _run_case(workers, Case(cell, size, dtype), rounds, sample_s)
+                    r = _run_case(workers, Case(cell, size, dtype), rounds, sample_s, gap_s)
                     results.append(r)
                     print(format_table([r]).splitlines()[-1], flush=True)
     finally:
