@@ -25,7 +25,7 @@ from .spec import CellSpec, SpecError
 __all__ = ["GenerateError", "default_output_dir", "generate", "render_all"]
 
 # Subdirectories of generated/ that the generator owns, and the suffix of the files it writes there.
-MANAGED = {"numpy": ".py"}
+MANAGED = {"numpy": ".py", "latex": ".tex"}
 
 
 def default_output_dir() -> Path:
@@ -45,9 +45,15 @@ def render_all(
 ) -> dict[str, str]:
     """Every generated file as {relative path: text}, rendered in memory."""
     files: dict[str, str] = {}
+    from .latex import cell_document, topic_documents
+
     for spec in _specs(names):
         d = derive(spec)
         files[f"numpy/{spec.name}.py"] = render_numpy(d)
+        files[f"latex/{spec.name}.tex"] = cell_document(d).render()
+    if names is None:  # the topic documents draw on several cells: written with the full set only
+        for doc in topic_documents():
+            files[f"latex/{doc.name}.tex"] = doc.render()
     for name, render in (renderers or {}).items():
         files[name] = render()
     return dict(sorted(files.items()))
