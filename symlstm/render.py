@@ -8,6 +8,7 @@ import jinja2
 
 from .codegen import plan_numpy
 from .engine import Derivation
+from .interop import plan_interop
 
 __all__ = ["numpy_env", "render_numpy"]
 
@@ -26,4 +27,4 @@ def numpy_env() -> jinja2.Environment:
 
 def render_numpy(d: Derivation) -> str:
     """The source of the generated NumPy module for a derived cell."""
-    return numpy_env().get_template("numpy_cell.py.j2").render(m=plan_numpy(d))
+    return numpy_env().get_template("numpy_cell.py.j2").render(m=plan_numpy(d), io=plan_interop(d.spec))

@@ -47,7 +47,8 @@ RESERVED = frozenset(
     {
         "np", "numpy", "params", "xs", "ys", "cache", "state", "state0", "dstate", "dstate0", "dparams",
         "dx", "dy", "y", "t", "T", "B", "I", "H", "dtype", "seed", "rng", "out", "buf", "self",
-        "forward", "backward", "jvp", "init_params", "from_torch", "to_torch", "sigmoid", "relu",
+        "forward", "backward", "jvp", "init_params", "from_torch", "to_torch", "from_keras", "to_keras",
+        "initialize", "sigmoid", "relu",
         "step", "tanh", "input_size", "hidden_size",
     }
 )  # fmt: skip
@@ -132,6 +133,8 @@ class CellSpec:
     groups: tuple[FuseGroup, ...]
     torch: Mapping[str, object] = field(default_factory=dict)
     same_size: bool = False  # the cell needs input size == hidden size
+    keras: Mapping[str, object] = field(default_factory=dict)  # Keras layer and weight layout (interop)
+    gates: Mapping[str, tuple[str, ...]] = field(default_factory=dict)  # "keep"/"write" gate biases
 
     # -- lookups ---------------------------------------------------------------------------------
     def prev(self, state: str) -> str:
@@ -225,6 +228,10 @@ class Cell:
         self._output: str | None = None
         self._groups: list[FuseGroup] = []
         self.torch: dict[str, object] = {}
+        self.keras: dict[str, object] = {}
+        # Biases of the gate whose value 1 keeps the old state ("keep": an LSTM's forget gate) and of
+        # the gate that writes new content ("write": the input gate), for the initializers.
+        self.gates: dict[str, tuple[str, ...]] = {}
 
     # -- declarations ------------------------------------------------------------------------
     def _new_vector(self, name: str, what: str) -> sp.Symbol:
@@ -361,7 +368,15 @@ class Cell:
             groups=groups,
             torch=dict(self.torch),
             same_size=self.same_size,
+            keras=dict(self.keras),
+            gates={role: tuple(members) for role, members in self.gates.items()},
         )
+        for role, members in spec.gates.items():
+            if role not in ("keep", "write"):
+                raise SpecError(f"cell {n!r}: gate role {role!r} is not one of 'keep', 'write'")
+            for m in members:
+                if m not in self._params or self._params[m].is_matrix:
+                    raise SpecError(f"cell {n!r}: {role} gate bias {m!r} is not a bias vector of the cell")
         for nd in spec.nodes:
             if isinstance(nd, ElementwiseNode):
                 for s in nd.expr.free_symbols:
@@ -422,7 +437,8 @@ def _check_elementwise(cell: str, name: str, expr: sp.Expr) -> None:
     """Reject constructs that are not per-coordinate scalar arithmetic."""
     from .activations import ACTIVATIONS
 
-    non_smooth = (sp.Max, sp.Min, sp.sign, sp.floor, sp.ceiling, sp.Heaviside, sp.Piecewise)
+    non_smooth = (sp.Max, sp.Min, sp.sign, sp.floor, sp.ceiling, sp.Heaviside, sp.Piecewise, sp.Abs, sp.Mod,
+                  sp.frac, sp.re, sp.im, sp.arg)  # fmt: skip
     for node in sp.preorder_traversal(expr):
         if isinstance(node, non_smooth):
             raise SpecError(
@@ -446,3 +462,26 @@ def _check_elementwise(cell: str, name: str, expr: sp.Expr) -> None:
                 f"cell {cell!r}: elementwise node {name!r} uses undefined function {node.func}; "
                 "give it as a SymPy expression or a Function subclass with fdiff"
             )
+    _check_printable(cell, name, expr)
+
+
+def _check_printable(cell: str, name: str, expr: sp.Expr) -> None:
+    """Reject functions the generated code cannot compute with numpy alone (erf, gamma, Bessel, ...)."""
+    from .printing import NumpyCodePrinter
+
+    printer = NumpyCodePrinter()
+    try:
+        printer.doprint(expr)
+    except Exception as err:  # SymPy raises PrintMethodNotImplementedError or ValueError
+        raise SpecError(
+            f"cell {cell!r}: elementwise node {name!r}: {sp.sstr(expr)} cannot be written with numpy "
+            f"({err}). Supported: arithmetic, powers, exp, log, trigonometric and hyperbolic functions and "
+            "the package activations"
+        ) from None
+    other = sorted(m for m in printer.module_imports if m.split(".")[0] != "numpy")
+    if other:
+        raise SpecError(
+            f"cell {cell!r}: elementwise node {name!r}: {sp.sstr(expr)} needs {', '.join(other)}, not numpy; "
+            "the generated code imports numpy only. Supported: arithmetic, powers, exp, log, trigonometric "
+            "and hyperbolic functions and the package activations"
+        )

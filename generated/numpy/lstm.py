@@ -24,7 +24,9 @@ Contract (x is time-major; states are (B, H) arrays in the order h, c):
         -> (y, state, dy, dstate)
 NaN and Inf propagate (IEEE arithmetic, no check on the hot path); `check_finite=True` raises
 FloatingPointError naming the first time step with a non-finite input or output.
-    from_torch(state_dict) -> params;  to_torch(params) -> state_dict
+    from_torch(state_dict, layer=0) -> params;  to_torch(params, layer=0) -> state_dict
+    from_keras(weights) -> params;  to_keras(params) -> [kernel, recurrent_kernel, bias]
+    initialize(input_size, hidden_size, *, scheme="pytorch", forget_bias=None, chrono=None, seed=0)
 
 Parameters, stored fused in PyTorch's (out, in) layout, blocks stacked along the first axis:
     W_ih (4 * H, I): W_ii, W_if, W_ig, W_io
@@ -43,13 +45,22 @@ BLOCKS = {
     "b_ih": ("b_ii", "b_if", "b_ig", "b_io"),
     "b_hh": ("b_hi", "b_hf", "b_hg", "b_ho"),
 }
+# The torch.nn module computing the same function (None: torch.nn has none) and its layer-0 names.
 TORCH_MODULE = "LSTM"
-TORCH_NAMES = {
-    "weight_ih_l0": "W_ih",
-    "weight_hh_l0": "W_hh",
-    "bias_ih_l0": "b_ih",
-    "bias_hh_l0": "b_hh",
-}
+TORCH_NAMES = {"weight_ih_l0": "W_ih", "weight_hh_l0": "W_hh", "bias_ih_l0": "b_ih", "bias_hh_l0": "b_hh"}
+# The Keras layer computing the same function (None: none) and its weights as rows of blocks, each
+# block the sum of the named parameters (matrices transposed: Keras computes x @ kernel).
+KERAS_LAYER = "LSTM"
+KERAS_CONFIG = {}
+KERAS_WEIGHTS = (
+    ("kernel", ((("W_ii",), ("W_if",), ("W_ig",), ("W_io",)),)),
+    ("recurrent_kernel", ((("W_hi",), ("W_hf",), ("W_hg",), ("W_ho",)),)),
+    ("bias", ((("b_ii", "b_hi"), ("b_if", "b_hf"), ("b_ig", "b_hg"), ("b_io", "b_ho")),)),
+)
+# H x H weight blocks (orthogonal under initialize(scheme="orthogonal")), and the biases of the gate
+# whose value 1 keeps the old state ("keep", an LSTM's forget gate) and of the gate that writes.
+RECURRENT = ("W_hi", "W_hf", "W_hg", "W_ho")
+GATES = {"keep": ("b_if", "b_hf"), "write": ("b_ii", "b_hi")}
 SAME_SIZE = False  # the cell needs input_size == hidden_size
 _DTYPES = (np.float32, np.float64)
 
@@ -95,7 +106,7 @@ def forward(params, x, state0=None, *, check_finite=False):
     T, B = x.shape[0], x.shape[1]
     (h0, c0) = _check_state(state0, "state0", B, H, dtype)
     if check_finite:
-        _check_finite("forward", "input", [("x", x)], _named(params, "params"), _named((h0, c0), "state0"))
+        _check_finite("forward", "input", [("x", x)], _named(params, "params"), _named(state0, "state0"))
     W_ih = params["W_ih"]
     W_hh = params["W_hh"]
     b_ih = params["b_ih"]
@@ -108,10 +119,6 @@ def forward(params, x, state0=None, *, check_finite=False):
     seq_h[0] = h0
     seq_c = np.empty((T + 1, B, H), dtype=dtype)
     seq_c[0] = c0
-    cache_i = np.empty((T, B, H), dtype=dtype)
-    cache_f = np.empty((T, B, H), dtype=dtype)
-    cache_g = np.empty((T, B, H), dtype=dtype)
-    cache_o = np.empty((T, B, H), dtype=dtype)
     cache_tanh_c = np.empty((T, B, H), dtype=dtype)
     buf_W_hh = np.empty((B, 4 * H), dtype=dtype)
     buf_0 = np.empty((B, H), dtype=dtype)
@@ -124,28 +131,21 @@ def forward(params, x, state0=None, *, check_finite=False):
         # (4) a_o = W_io @ x + W_ho @ h_prev + b_io + b_ho
         np.matmul(h_prev, W_hh.T, out=buf_W_hh)
         buf_W_ih[t] += buf_W_hh
-        a_i = buf_W_ih[t, :, :H]
-        a_f = buf_W_ih[t, :, H : 2 * H]
-        a_g = buf_W_ih[t, :, 2 * H : 3 * H]
-        a_o = buf_W_ih[t, :, 3 * H :]
         # (5) i = sigmoid(a_i)
-        i = cache_i[t]
-        np.multiply(a_i, 0.5, out=i)
-        np.tanh(i, out=i)
-        i *= 0.5
-        i += 0.5
         # (6) f = sigmoid(a_f)
-        f = cache_f[t]
-        np.multiply(a_f, 0.5, out=f)
-        np.tanh(f, out=f)
-        f *= 0.5
-        f += 0.5
+        gates_i_f = buf_W_ih[t, :, : 2 * H]
+        np.multiply(gates_i_f, 0.5, out=gates_i_f)
+        np.tanh(gates_i_f, out=gates_i_f)
+        gates_i_f *= 0.5
+        gates_i_f += 0.5
+        i = buf_W_ih[t, :, :H]
+        f = buf_W_ih[t, :, H : 2 * H]
         # (7) g = tanh(a_g)
-        g = cache_g[t]
-        np.tanh(a_g, out=g)
+        g = buf_W_ih[t, :, 2 * H : 3 * H]
+        np.tanh(g, out=g)
         # (8) o = sigmoid(a_o)
-        o = cache_o[t]
-        np.multiply(a_o, 0.5, out=o)
+        o = buf_W_ih[t, :, 3 * H :]
+        np.multiply(o, 0.5, out=o)
         np.tanh(o, out=o)
         o *= 0.5
         o += 0.5
@@ -168,10 +168,7 @@ def forward(params, x, state0=None, *, check_finite=False):
         "x": x,
         "seq_h": seq_h,
         "seq_c": seq_c,
-        "cache_i": cache_i,
-        "cache_f": cache_f,
-        "cache_g": cache_g,
-        "cache_o": cache_o,
+        "buf_W_ih": buf_W_ih,
         "cache_tanh_c": cache_tanh_c,
     }
     if check_finite:
@@ -206,10 +203,7 @@ def backward(params, cache, dy, dstate=None, *, check_finite=False):
         _check_finite("backward", "input", [("dy", dy)], inputs, [], backward=True)
     seq_h = cache["seq_h"]
     seq_c = cache["seq_c"]
-    cache_i = cache["cache_i"]
-    cache_f = cache["cache_f"]
-    cache_g = cache["cache_g"]
-    cache_o = cache["cache_o"]
+    buf_W_ih = cache["buf_W_ih"]
     cache_tanh_c = cache["cache_tanh_c"]
     W_ih = params["W_ih"]
     W_hh = params["W_hh"]
@@ -225,11 +219,11 @@ def backward(params, cache, dy, dstate=None, *, check_finite=False):
     d_i = np.empty((B, H), dtype=dtype)
     for t in range(T - 1, -1, -1):
         c_prev = seq_c[t]
-        i = cache_i[t]
-        f = cache_f[t]
-        g = cache_g[t]
-        o = cache_o[t]
         tanh_c = cache_tanh_c[t]
+        i = buf_W_ih[t, :, :H]
+        f = buf_W_ih[t, :, H : 2 * H]
+        g = buf_W_ih[t, :, 2 * H : 3 * H]
+        o = buf_W_ih[t, :, 3 * H :]
         # Gradients arriving at this step's outputs: the loss at t and the later steps.
         np.add(dy[t], d_h_prev, out=din_h)
         din_c, d_c_prev = d_c_prev, din_c
@@ -326,7 +320,7 @@ def jvp(params, x, state0=None, dparams=None, dx=None, dstate0=None, *, check_fi
             "input",
             [("x", xs), ("dx", tan_xs)],
             _named(params, "params") + _named(dparams, "dparams"),
-            _named((h0, c0), "state0") + _named((tan_h0, tan_c0), "dstate0"),
+            _named(state0, "state0") + _named(dstate0, "dstate0"),
         )
     W_ih, tan_W_ih = params["W_ih"], dparams["W_ih"]
     W_hh, tan_W_hh = params["W_hh"], dparams["W_hh"]
@@ -412,29 +406,181 @@ def jvp(params, x, state0=None, dparams=None, dx=None, dstate0=None, *, check_fi
         ys[t], tan_ys[t] = h, tan_h
         h_prev, tan_h_prev = h, tan_h
         c_prev, tan_c_prev = c, tan_c
+    state = (h_prev, c_prev)
+    tan_state = (tan_h_prev, tan_c_prev)
     if check_finite:
-        _check_finite(
-            "jvp",
-            "output",
-            [("y", ys), ("dy", tan_ys)],
-            [],
-            _named((h_prev, c_prev), "state") + _named((tan_h_prev, tan_c_prev), "dstate"),
-        )
-    return ys, (h_prev, c_prev), tan_ys, (tan_h_prev, tan_c_prev)
+        outputs = _named(state, "state") + _named(tan_state, "dstate")
+        _check_finite("jvp", "output", [("y", ys), ("dy", tan_ys)], [], outputs)
+    return ys, state, tan_ys, tan_state
 
 
-def from_torch(state_dict):
-    """Parameters from a single-layer torch.nn.LSTM state dict (numpy arrays or CPU tensors)."""
-    missing = [name for name in TORCH_NAMES if name not in state_dict]
+def from_torch(state_dict, layer=0):
+    """Parameters from layer `layer` of a torch.nn.LSTM state dict (numpy arrays or CPU tensors).
+
+    A stacked torch.nn.LSTM(num_layers=L) is L of these cells, layer k reading the output y
+    of layer k - 1: convert each layer with `layer=k` and run `forward` layer after layer.
+    """
+    names = _torch_names(layer)
+    missing = [name for name in names if name not in state_dict]
     if missing:
-        raise KeyError(f"{CELL}.from_torch: state dict lacks {missing}; expected keys {list(TORCH_NAMES)}")
-    return {ours: np.array(state_dict[theirs], copy=True) for theirs, ours in TORCH_NAMES.items()}
+        raise KeyError(f"{CELL}.from_torch: state dict lacks {missing}; expected keys {list(names)}")
+    return {ours: np.array(state_dict[theirs], copy=True) for theirs, ours in names.items()}
 
 
-def to_torch(params):
-    """A single-layer torch.nn.LSTM state dict (numpy arrays) from these parameters."""
+def to_torch(params, layer=0):
+    """The entries of layer `layer` of a torch.nn.LSTM state dict (numpy arrays) from these parameters."""
+    names = _torch_names(layer)
     _check_params(params)
-    return {theirs: np.array(params[ours], copy=True) for theirs, ours in TORCH_NAMES.items()}
+    return {theirs: np.array(params[ours], copy=True) for theirs, ours in names.items()}
+
+
+def _torch_names(layer):
+    if TORCH_MODULE is None:
+        raise NotImplementedError(f"{CELL}: torch.nn has no counterpart of this cell (it has RNN, LSTM, GRU)")
+    if not isinstance(layer, (int, np.integer)) or isinstance(layer, bool) or layer < 0:
+        raise ValueError(f"{CELL}: layer must be a non-negative integer, got {layer!r}")
+    return {theirs.removesuffix("_l0") + f"_l{layer}": ours for theirs, ours in TORCH_NAMES.items()}
+
+
+def from_keras(weights):
+    """Parameters from the weights of a Keras LSTM() layer.
+
+    Args:
+        weights: `layer.get_weights()`, the list [kernel (I, G*H), recurrent_kernel (H, G*H), bias] in
+            Keras's gate order, or a dict by those names; one float dtype. A Keras bias that stands for
+            a sum of two parameters here (b_ih + b_hh) goes to the first, the second is zero.
+    """
+    _keras_check()
+    if isinstance(weights, dict):
+        missing = [name for name, _ in KERAS_WEIGHTS if name not in weights]
+        if missing:
+            expected = [n for n, _ in KERAS_WEIGHTS]
+            raise KeyError(f"{CELL}.from_keras: weights lack {missing}; expected {expected}")
+        arrays = [np.asarray(weights[name]) for name, _ in KERAS_WEIGHTS]
+    else:
+        arrays = [np.asarray(w) for w in weights]
+        if len(arrays) != len(KERAS_WEIGHTS):
+            raise ValueError(
+                f"{CELL}.from_keras: expected {len(KERAS_WEIGHTS)} arrays "
+                f"{[n for n, _ in KERAS_WEIGHTS]}, got {len(arrays)}"
+            )
+    kernel, blocks = arrays[0], len(KERAS_WEIGHTS[0][1][0])
+    if kernel.ndim != 2 or kernel.shape[1] % blocks or kernel.shape[1] == 0:
+        raise ValueError(f"{CELL}.from_keras: kernel must have shape (I, {blocks} * H), got {kernel.shape}")
+    I, H = kernel.shape[0], kernel.shape[1] // blocks
+    dtype = _check_dtype(kernel.dtype, "kernel")
+    params = {name: np.zeros(shape, dtype=dtype) for name, shape in param_shapes(I, H).items()}
+    for (name, rows), array in zip(KERAS_WEIGHTS, arrays):
+        first = _member(params, rows[0][0][0])
+        width = len(rows[0]) * H
+        if first.ndim == 2:
+            shape = (first.shape[1], width)
+        else:
+            shape = (width,) if len(rows) == 1 else (len(rows), width)
+        _check_array(array, f"keras {name}", shape, dtype)
+        for r, row in enumerate(rows):
+            for k, members in enumerate(row):
+                cols = (array if len(rows) == 1 else array[r])[..., k * H : (k + 1) * H]
+                _member(params, members[0])[...] = cols.T if first.ndim == 2 else cols
+    return params
+
+
+def to_keras(params):
+    """The weights of a Keras LSTM() layer, [kernel, recurrent_kernel, bias] as `layer.set_weights` takes them."""
+    _keras_check()
+    _check_params(params)
+    out = []
+    for _name, rows in KERAS_WEIGHTS:
+        built = []
+        for row in rows:
+            blocks = [sum(_member(params, m) for m in members) for members in row]
+            built.append(np.concatenate([b.T if b.ndim == 2 else b for b in blocks], axis=-1))
+        out.append(built[0] if len(built) == 1 else np.stack(built))
+    return out
+
+
+def _keras_check():
+    if KERAS_LAYER is None:
+        raise NotImplementedError(f"{CELL}: Keras has no layer computing this cell")
+
+
+def _member(params, name):
+    """The view of the parameter block `name` inside its stored (fused) array."""
+    for group, members in BLOCKS.items():
+        if name in members:
+            array = params[group]
+            H = array.shape[0] // len(members)
+            k = members.index(name)
+            return array[k * H : (k + 1) * H]
+    raise KeyError(name)
+
+
+def initialize(
+    input_size, hidden_size, *, scheme="pytorch", forget_bias=None, chrono=None, seed=0, dtype=np.float64
+):
+    """Parameters under a named initialisation convention.
+
+    Args:
+        input_size, hidden_size: I and H.
+        scheme: "pytorch", PyTorch's default, identical to `init_params`: every parameter uniform in
+            (-1/sqrt(H), 1/sqrt(H)); or "orthogonal", Keras's defaults: each fused input-weight array
+            glorot uniform (limit sqrt(6 / (rows + cols))), every H x H recurrent block orthogonal (QR of a
+            Gaussian, signs fixed; Keras makes the whole (H, G*H) recurrent kernel row-orthonormal
+            instead), biases and peepholes zero.
+        forget_bias: then set the effective bias of the keep gate (GATES["keep"]: an LSTM's forget gate)
+            to this value: its first bias is the value and the others zero (1.0: Jozefowicz et al. 2015,
+            Keras unit_forget_bias).
+        chrono: T_max > 2: chrono initialisation (Tallec & Ollivier 2018): the keep gate's bias is
+            log(U[1, T_max - 1]) per coordinate and the write gate's (GATES["write"]) its negative.
+        seed: seed of the draws; dtype: float32 or float64.
+    """
+    if scheme == "pytorch":
+        params = init_params(input_size, hidden_size, seed=seed)
+    elif scheme == "orthogonal":
+        _check_sizes(input_size, hidden_size)
+        rng = np.random.default_rng(seed)
+        params = {}
+        for name, shape in param_shapes(input_size, hidden_size).items():
+            if len(shape) == 1:
+                params[name] = np.zeros(shape)
+            elif BLOCKS[name][0] in RECURRENT:
+                params[name] = np.concatenate([_orthogonal(rng, hidden_size) for _ in BLOCKS[name]])
+            else:
+                limit = np.sqrt(6.0 / (shape[0] + shape[1]))
+                params[name] = rng.uniform(-limit, limit, size=shape)
+    else:
+        raise ValueError(f"{CELL}: scheme must be 'pytorch' or 'orthogonal', got {scheme!r}")
+    dtype = _check_dtype(np.dtype(dtype), "dtype")
+    if forget_bias is not None and chrono is not None:
+        raise ValueError(f"{CELL}: give forget_bias or chrono, not both")
+    if forget_bias is not None:
+        if not GATES["keep"]:
+            raise ValueError(f"{CELL}: forget_bias needs a gate that keeps the old state; this cell has none")
+        _set_bias(params, GATES["keep"], float(forget_bias))
+    if chrono is not None:
+        number = isinstance(chrono, (int, float, np.integer, np.floating)) and not isinstance(chrono, bool)
+        if not number or not chrono > 2:
+            raise ValueError(f"{CELL}: chrono must be the largest time scale T_max > 2, got {chrono!r}")
+        if not GATES["keep"] and not GATES["write"]:
+            raise ValueError(f"{CELL}: chrono needs a keep or write gate; this cell has neither")
+        rng = np.random.default_rng([seed, 1])
+        bias = np.log(rng.uniform(1.0, float(chrono) - 1.0, size=hidden_size))
+        if GATES["keep"]:
+            _set_bias(params, GATES["keep"], bias)
+        if GATES["write"]:
+            _set_bias(params, GATES["write"], -bias)
+    return {name: value.astype(dtype) for name, value in params.items()}
+
+
+def _orthogonal(rng, n):
+    q, r = np.linalg.qr(rng.standard_normal((n, n)))
+    return q * np.where(np.diag(r) < 0, -1.0, 1.0)
+
+
+def _set_bias(params, members, value):
+    """Make the sum of the bias blocks `members` equal `value`: the first takes it, the others are 0."""
+    for k, name in enumerate(members):
+        _member(params, name)[...] = value if k == 0 else 0.0
 
 
 # -- input validation: every error names the argument, what was expected and what was given --------
