@@ -67,7 +67,8 @@ class NumpyCodePrinter(NumPyPrinter):
         return f"np.maximum({self._print(expr.args[0])}, 0)"
 
     def _print_step(self, expr: sp.Expr) -> str:
-        return f"({self._print(expr.args[0])} > 0)"
+        # sign(max(a, 0)), not (a > 0): a NaN stays NaN instead of becoming a finite 0 (relu' of NaN)
+        return f"np.sign(np.maximum({self._print(expr.args[0])}, 0))"
 
     def _print_Rational(self, expr: sp.Rational) -> str:
         return number(expr)
@@ -237,7 +238,8 @@ class InplaceEmitter:
             lines.append(f"np.maximum({src}, 0, out={out})")
         elif fn is step:
             src = self._into(expr.args[0], out, lines)
-            lines.append(f"np.greater({src}, 0, out={out})")
+            # sign(max(a, 0)), not greater(a, 0): a NaN stays NaN instead of becoming a finite 0
+            lines += [f"np.maximum({src}, 0, out={out})", f"np.sign({out}, out={out})"]
         elif fn in _UFUNCS:
             src = self._into(expr.args[0], out, lines)
             lines.append(f"{_UFUNCS[fn]}({src}, out={out})")
