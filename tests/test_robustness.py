@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import importlib
 import os
+import re
+import shutil
 import subprocess
 import sys
 import tracemalloc
@@ -619,3 +621,78 @@ def test_free_text_of_a_spec_stays_inside_the_docstring():
     exec(compile(source, "evil", "exec"), namespace)
     assert "PWNED" not in namespace and "os" not in namespace
     assert evil in namespace["__doc__"]
+
+
+# -- 4. LaTeX: escaping and latexmk's first error ----------------------------------------------------
+
+TEX_HOSTILE = r"Gates & costs: 100% of $5 #1 ~x {y} a_b \end{document}"
+
+
+def _unescaped_specials(tex: str) -> str:
+    """The TeX special characters left in `tex` once every escape sequence is taken out."""
+    for pattern in (r"\\(textbackslash|textasciitilde|textasciicircum)\{\}", r"\\\^\{\}", r"\\[&%$#_{}]"):
+        tex = re.sub(pattern, "", tex)
+    return "".join(ch for ch in tex if ch in "\\{}$&#^_%~")
+
+
+def test_tex_special_characters_in_free_text_are_escaped():
+    from symlstm.latex import cell_document
+    from symlstm.naming import tex_escape
+
+    escaped = tex_escape(TEX_HOSTILE + "^")
+    assert _unescaped_specials(escaped) == "", escaped
+    assert _unescaped_specials(TEX_HOSTILE) != ""  # the check sees raw specials
+    cell = Cell("hostile", title=TEX_HOSTILE, doc=TEX_HOSTILE, source=TEX_HOSTILE)
+    x, h = cell.input("x"), cell.state("h")
+    cell.update(h=cell.elementwise("h_new", tanh(cell.linear("a", {"W_ih": x, "W_hh": h}, biases=["b"]))))
+    tex = cell_document(derive(cell.build())).render()
+    assert tex_escape(TEX_HOSTILE) in tex and TEX_HOSTILE not in tex
+
+
+def _latexmk_available() -> bool:
+    return shutil.which("latexmk") is not None and shutil.which("pdftotext") is not None
+
+
+def _typeset(tmp_path: Path, text: str) -> str:
+    """`text` escaped, compiled with latexmk and read back from the PDF."""
+    from symlstm.latex import _latexmk
+    from symlstm.naming import tex_escape
+
+    tex = tmp_path / "escaped.tex"
+    tex.write_text(
+        "\\documentclass{article}\\usepackage[T1]{fontenc}\\pagestyle{empty}\\begin{document}\n"
+        f"{tex_escape(text)}\n\\end{{document}}\n"
+    )
+    result = _latexmk(tex)
+    assert result.ok, result.error
+    out = subprocess.run(["pdftotext", str(result.pdf), "-"], capture_output=True, text=True, check=True)
+    return " ".join(out.stdout.split())
+
+
+@pytest.mark.skipif(not _latexmk_available(), reason="latexmk and pdftotext are needed")
+def test_escaped_text_compiles_to_the_literal_characters(tmp_path):
+    assert _typeset(tmp_path, TEX_HOSTILE) == TEX_HOSTILE
+
+
+@pytest.mark.skipif(not _latexmk_available(), reason="latexmk and pdftotext are needed")
+@pytest.mark.xfail(
+    strict=True, reason=r"tex_escape maps ^ to \^{} (an accent on nothing): \textasciicircum{}"
+)
+def test_escaped_caret_compiles_to_a_caret(tmp_path):
+    assert _typeset(tmp_path, "x^2") == "x^2"
+
+
+@pytest.mark.skipif(not _latexmk_available(), reason="latexmk is needed")
+def test_a_failing_latexmk_run_reports_the_first_error_line_only(tmp_path):
+    from symlstm.latex import _latexmk
+
+    tex = tmp_path / "broken.tex"
+    tex.write_text(
+        "\\documentclass{article}\n\\begin{document}\nfine\n\\nosuchmacro\n\\alsomissing\n\\end{document}\n"
+    )
+    result = _latexmk(tex)
+    assert not result.ok and result.pdf is None
+    assert result.error.startswith("./broken.tex:4: Undefined control sequence"), result.error
+    assert "\n" not in result.error and "alsomissing" not in result.error  # the first error, not the log
+    log = tex.with_suffix(".log").read_text(errors="replace")
+    assert len(result.error) < 200 < len(log)
