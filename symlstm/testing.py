@@ -82,6 +82,7 @@ class Tolerance:
     taylor_eps0: float = 1e-1  # first step of the Taylor test along a unit direction
     taylor_halvings: int = 14  # number of halvings of the step
     taylor_min_order: float = 1.8  # observed order accepted as "second order"
+    taylor_rtol: float = 1e-9  # a first-order error this small (relative to |grad|) is the dtype's rounding
 
 
 # float64: per-entry central differences with h = 1e-6 have truncation error ~h^2 and rounding
@@ -92,7 +93,13 @@ class Tolerance:
 TOLERANCES: dict[type, Tolerance] = {
     np.float64: Tolerance(fd_step=1e-6, rtol=1e-7),
     np.float32: Tolerance(
-        fd_step=1e-6, rtol=1e-4, dir_rtol=1e-4, adjoint_rtol=1e-4, torch_rtol=1e-5, taylor_halvings=8
+        fd_step=1e-6,
+        rtol=1e-4,
+        dir_rtol=1e-4,
+        adjoint_rtol=1e-4,
+        torch_rtol=1e-5,
+        taylor_halvings=8,
+        taylor_rtol=1e-5,
     ),
 }
 
@@ -363,7 +370,8 @@ def _fmt_order(o: float) -> str:
 class TaylorResult:
     """Remainders r(e) = L(p + e d) - L(p) - e <grad, d> for halving e, and what they say.
 
-    `verdict` is "second order" (the gradient is right along d), "first order" (it is wrong),
+    `verdict` is "second order" (the gradient is right along d), "within tolerance" (a first-order
+    error no larger than the dtype's rounding, `Tolerance.taylor_rtol`), "first order" (it is wrong),
     "flat" (every remainder at rounding level: right to rounding) or "inconclusive".
     """
 
@@ -378,16 +386,21 @@ class TaylorResult:
 
     @property
     def ok(self) -> bool:
-        return self.verdict in ("second order", "flat")
+        return self.verdict in ("second order", "within tolerance", "flat")
 
 
 def taylor_test(
-    problem: Problem, direction: Point, derivative: float, tolerance: Tolerance | None = None
+    problem: Problem,
+    direction: Point,
+    derivative: float,
+    tolerance: Tolerance | None = None,
+    atol: float | None = None,
 ) -> TaylorResult:
     """The Taylor remainder test of `derivative` (an analytic <grad, direction>) along `direction`.
 
     With delta = derivative - (true derivative), r(e) = -delta e + C e^2 + O(e^3): order 2 when delta
-    is 0, order 1 once e < |delta / C|. Remainders below the rounding level of L are not used.
+    is 0, order 1 once e < |delta / C|. Remainders below the rounding level of L are not used. An
+    estimated |delta| below `atol` (default `taylor_rtol * |derivative|`) is accepted as rounding.
     """
     tol = tolerance or tolerance_for(problem)
     base = problem.point64()
@@ -411,10 +424,13 @@ def taylor_test(
     unc = [5 * floor / steps[k] + (abs(est[k] - est[k - 1]) if k else math.inf) for k in range(len(est))]
     best = int(np.argmin(unc)) if len(est) > 1 else 0
     error, bound = est[best], abs(est[best]) + unc[best]
+    atol = tol.taylor_rtol * abs(derivative) if atol is None else atol
     if not usable:
         verdict = "flat" if rems[0] <= floor else "inconclusive"
     elif order >= tol.taylor_min_order:
         verdict = "second order"
+    elif abs(error) <= atol:
+        verdict = "within tolerance"
     elif order <= 1.5:
         verdict = "first order"
     else:
@@ -440,7 +456,8 @@ def check_taylor(
 ) -> CheckReport:
     """The Taylor remainder test along a random unit direction in each block.
 
-    A right gradient gives remainders falling at order 2 as the step halves, a wrong one at order 1.
+    A right gradient gives remainders falling at order 2 as the step halves, a wrong one at order 1;
+    a first-order error below `taylor_rtol * |grad restricted to the block|` passes as rounding.
     Reported per block: the observed orders, the decisive order (median of the last three usable ones)
     and, as `rel_error`, the estimated error of <grad, d> relative to |<grad, d>|.
     """
@@ -451,7 +468,9 @@ def check_taylor(
     for block in blocks_of(problem, members):
         d = _random_direction(problem, block, rng)
         derivative = _dot(grad, d)
-        report.blocks.append(_taylor_block(block.name, derivative, taylor_test(problem, d, derivative, tol)))
+        atol = tol.taylor_rtol * float(np.linalg.norm(block.view(grad)))
+        t = taylor_test(problem, d, derivative, tol, atol)
+        report.blocks.append(_taylor_block(block.name, derivative, t))
     return report
 
 

@@ -11,9 +11,12 @@ status is 1 when any check fails.
 from __future__ import annotations
 
 import argparse
+import contextlib
+import os
 import sys
 import time
 from collections.abc import Callable, Sequence
+from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
@@ -191,6 +194,22 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--seed", type=int, default=0, help="seed of every random draw (default 0)")
     parser.add_argument("--checks", help=f"comma-separated subset of: {', '.join(CHECKS)}")
     parser.add_argument("-v", "--verbose", action="store_true", help="print every report, not only failures")
+    parser.add_argument("-j", "--jobs", type=int, default=os.cpu_count() or 1,
+                        help="cells verified in parallel processes (default: number of CPUs)")  # fmt: skip
+
+
+def _single_threaded_blas() -> contextlib.AbstractContextManager:
+    """The checks multiply small matrices: BLAS threads only contend (with each other and with --jobs)."""
+    try:
+        from threadpoolctl import threadpool_limits
+    except ImportError:
+        return contextlib.nullcontext()
+    return threadpool_limits(1)
+
+
+def _verify_worker(name: str, checks: Sequence[str], dtype: str, seed: int) -> dict[str, CheckReport]:
+    with _single_threaded_blas():
+        return verify_cell(name, checks=checks, dtype=dtype, seed=seed)
 
 
 def cli_main(args: argparse.Namespace) -> int:
@@ -204,10 +223,17 @@ def cli_main(args: argparse.Namespace) -> int:
             f"symlstm verify: error: unknown check(s) {unknown}; known: {', '.join(CHECKS)}", file=sys.stderr
         )
         return 2
+    if args.jobs < 1:
+        print(f"symlstm verify: error: --jobs must be at least 1, got {args.jobs}", file=sys.stderr)
+        return 2
     start = time.perf_counter()
-    results = {}
-    for name in names:
-        results[name] = verify_cell(name, checks=checks, dtype=args.dtype, seed=args.seed)
+    jobs = min(args.jobs, len(names))
+    work = [(name, checks, args.dtype, args.seed) for name in names]
+    if jobs == 1:
+        results = {w[0]: _verify_worker(*w) for w in work}
+    else:
+        with ProcessPoolExecutor(jobs) as pool:
+            results = dict(zip(names, pool.map(_verify_worker, *zip(*work))))
     elapsed = time.perf_counter() - start
     print(format_table(results))
     print(_LEGEND)
@@ -217,6 +243,6 @@ def cli_main(args: argparse.Namespace) -> int:
             if args.verbose or not rep.ok:
                 print()
                 print(rep)
-    print(f"\n{len(names)} cell(s), {len(checks)} check(s), {args.dtype}, seed {args.seed}: "
+    print(f"\n{len(names)} cell(s), {len(checks)} check(s), {args.dtype}, seed {args.seed}, {jobs} job(s): "
           f"{'all passed' if not failed else f'{len(failed)} FAILED'} in {elapsed:.1f} s")  # fmt: skip
     return 1 if failed else 0

@@ -87,7 +87,19 @@ def test_float32_and_seed_options(capsys):
         main(["verify", "gru", "--dtype", "float32", "--seed", "3", "--checks", "direction,adjoint,Taylor"])
         == 0
     )
-    assert "float32, seed 3: all passed" in capsys.readouterr().out
+    assert "float32, seed 3, 1 job(s): all passed" in capsys.readouterr().out
+
+
+def test_parallel_jobs_give_the_same_table_in_registry_order(capsys):
+    argv = ["verify", "rnn", "gru", "--checks", "full FD,adjoint"]
+    assert main([*argv, "-j", "1"]) == 0
+    serial = capsys.readouterr().out
+    assert main([*argv, "-j", "2"]) == 0
+    parallel = capsys.readouterr().out
+    rows = [[line.split()[:-1] for line in out.splitlines()[2:4]] for out in (serial, parallel)]
+    assert rows[0] == rows[1] and [r[0] for r in rows[0]] == ["rnn", "gru"]
+    assert "2 job(s): all passed" in parallel
+    assert main([*argv, "-j", "0"]) == 2 and "--jobs must be at least 1" in capsys.readouterr().err
 
 
 def test_bad_arguments_are_named(capsys):
