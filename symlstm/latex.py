@@ -223,19 +223,72 @@ def expr_lines(printer: TexPrinter, expr: sp.Expr, width: int = WIDTH) -> list[s
     return break_sum([printer._print(t) for t in ordered_terms(printer, expr)], width)
 
 
+def _pieces(printer: TexPrinter, expr: sp.Expr) -> list[str]:
+    """A product's printed factors or a sum's printed summands, each after the first with its operator."""
+    if isinstance(expr, sp.Mul) and expr.as_coeff_mul()[0] == 1:
+        parts = []
+        for k, f in enumerate(sorted(expr.args, key=printer._factor_key)):
+            text = printer._print(f)
+            text = rf"\left({text}\right)" if isinstance(f, sp.Add) else text
+            parts.append(text if k == 0 else rf"\odot {text}")
+        return parts
+    if isinstance(expr, sp.Add):
+        parts = []
+        for k, t in enumerate(ordered_terms(printer, expr)):
+            text = printer._print(t)
+            neg = text.startswith("- ")
+            body = text[2:] if neg else text
+            parts.append((f"-{body}" if neg else body) if k == 0 else ("- " if neg else "+ ") + body)
+        return parts
+    return [printer._print(expr)]
+
+
+def _wrap_diag(printer: TexPrinter, expr: sp.Expr, after: str, width: int) -> list[str]:
+    """`diag( ... ) after` broken over lines between factors (big delimiters, no left/right pairs)."""
+    lines, cur = [], r"\operatorname{diag}\Bigl("
+    for k, piece in enumerate(_pieces(printer, expr)):
+        if k and visible_width(f"{cur} {piece}") > width:
+            lines.append(cur)
+            cur = piece
+        else:
+            cur = f"{cur} {piece}" if k else cur + piece
+    lines.append(cur + r"\Bigr)" + (f" {after}" if after else ""))
+    return lines
+
+
 def terms_lines(printer: TexPrinter, terms: Sequence, width: int = WIDTH) -> list[str]:
-    """A Jacobian given as `Derivation.jacobian_terms` (products of diag and weight factors) as lines."""
+    """A Jacobian given as `Derivation.jacobian_terms` (products of diag and weight factors) as lines.
+
+    A term too wide for one line is broken inside its diag factor.
+    """
     if not terms:
         return ["0"]
-    out = []
+    out: list[str] = []
+    pending: list[str] = []
     for term in terms:
         if not term:
-            out.append("I")
+            pending.append("I")
             continue
-        out.append(
-            " ".join(printer._print(Diag(v)) if kind == "diag" else printer.name(v) for kind, v in term)
+        text = " ".join(printer._print(Diag(v)) if kind == "diag" else printer.name(v) for kind, v in term)
+        if visible_width(text) <= width or term[0][0] != "diag":
+            pending.append(text)
+            continue
+        after = " ".join(
+            printer._print(Diag(v)) if kind == "diag" else printer.name(v) for kind, v in term[1:]
         )
-    return break_sum(out, width)
+        if pending:
+            out += (
+                break_sum(pending, width)
+                if not out
+                else ["+ " + x if not x.startswith(("+", "-")) else x for x in break_sum(pending, width)]
+            )
+            pending = []
+        wrapped = _wrap_diag(printer, term[0][1], after, width)
+        out += wrapped if not out else ["+ " + wrapped[0], *wrapped[1:]]
+    if pending:
+        rest = break_sum(pending, width)
+        out += rest if not out else [x if x.startswith(("+ ", "- ")) else "+ " + x for x in rest]
+    return out
 
 
 # -- documents -------------------------------------------------------------------------------------

@@ -218,3 +218,14 @@ def test_figures_are_included(built):
 def test_cli_writes_tex_without_pdf(tmp_path, capsys):
     assert main(["latex", "rnn", "--no-topics", "--out", str(tmp_path)]) == 0
     assert (tmp_path / "rnn.tex").read_text() == (LATEX / "rnn.tex").read_text()
+
+
+@needs_tex
+def test_no_equation_runs_far_into_the_margin(built):
+    out, results = built
+    for name in results:
+        if name in ("broken", "blank"):
+            continue
+        log = (out / f"{name}.log").read_text(errors="replace")
+        widths = [float(w) for w in re.findall(r"Overfull \\hbox \(([\d.]+)pt too wide\)", log)]
+        assert all(w < 20 for w in widths), f"{name}.tex: lines {widths} pt too wide"
