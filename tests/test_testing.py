@@ -142,7 +142,7 @@ def test_forgotten_timestep_is_located_at_t0():
     report = check_full_fd(make_problem(module, 2, 3, 4, 2, seed=2))
     x = next(b for b in report.blocks if b.block == "x")
     assert not x.ok and x.index[0] == 0, str(report)
-    assert all(b.ok for b in report.blocks if b.block == "b_hh") is False
+    assert not next(b for b in report.blocks if b.block == "b_hh").ok
 
 
 def test_transposed_gradient_names_the_gate_block_and_index():
