@@ -163,20 +163,70 @@ class _Planner:
                 names |= {s.name for s in g.expr.free_symbols}
         return {n for n in names if not n.startswith(("d_", "din_"))}
 
+    def inplace_nodes(self) -> dict[str, tuple[str, Layout, int, sp.Expr]]:
+        """Elementwise nodes written over the pre-activation they consume, in the input-projection buffer.
+
+        A node `n = F(a)` or `n = F(a + rest)` (F a one-argument call) whose pre-activation `a` lives in
+        block k of a (T, B, G*H) input-projection buffer, is read by `n` only and not by backward, takes
+        block k over: the buffer then holds the gates themselves and is the gates' cache, with no
+        separate copy, and one call applies F to a run of adjacent blocks (sigmoid on [i, f] at once).
+        Returns node -> (pre-activation, layout, block, rest), with rest 0 for `F(a)`.
+        """
+        s, d = self.spec, self.d
+        out: dict[str, tuple[str, Layout, int, sp.Expr]] = {}
+        backward = self.backward_symbols()
+        state_nodes = set(s.update_of.values()) | {s.output}
+        for n in s.nodes:
+            if not isinstance(n, ElementwiseNode) or n.name in state_nodes or d.intermediates_of(n.name):
+                continue
+            expr = n.expr
+            if not (isinstance(expr, sp.Function) and len(expr.args) == 1):
+                continue
+            arg = expr.args[0]
+            terms = arg.args if arg.is_Add else (arg,)
+            for a in terms:
+                if not a.is_Symbol or a.name not in self._linear_names or a.name in backward:
+                    continue
+                if [c.name for c in s.consumers(a.name)] != [n.name]:
+                    continue
+                lay, k = self.home(s.node(a.name))
+                rest = sp.Add(*(t for t in terms if t != a))
+                if lay.kind == "input" and a not in rest.free_symbols:
+                    out[n.name] = (a.name, lay, k, rest)
+                    break
+        return out
+
+    @property
+    def _linear_names(self) -> set[str]:
+        return {n.name for n in self.spec.nodes if isinstance(n, LinearNode)}
+
+    def stored_at(self, name: str) -> str | None:
+        """`buf_W_ih[t, :, :H]` for a node stored in place in a buffer, else None."""
+        hit = self.inplace_nodes().get(name)
+        return None if hit is None else self.block_view(hit[1], hit[2])
+
     def cached_nodes(self) -> list[str]:
-        """Nodes and intermediates whose values backward reads (states live in their sequences):
-        those in the backward expressions and the inputs of weights multiplying a node."""
+        """Nodes and intermediates whose values backward reads (states live in their sequences, nodes
+        stored in place in an input-projection buffer live there): those in the backward expressions
+        and the inputs of weights multiplying a node."""
         need = self.backward_symbols() | {lay.input for lay in self.layouts.values()}
-        state_nodes = set(self.spec.update_of.values())
+        skip = set(self.spec.update_of.values()) | set(self.inplace_nodes())
         order = [*(n.name for n in self.spec.nodes)]
         inter = [m.name for m in self.d.intermediates]
-        return [v for v in order + inter if v in need and v not in state_nodes]
+        return [v for v in order + inter if v in need and v not in skip]
+
+    def cached_buffers(self) -> list[str]:
+        """Input-projection buffers that hold values backward reads (gates stored in place)."""
+        need = self.backward_symbols() | {lay.input for lay in self.layouts.values()}
+        hits = self.inplace_nodes()
+        return list(dict.fromkeys(f"buf_{hits[v][1].name}" for v in hits if v in need))
 
     # -- forward ---------------------------------------------------------------------------------
     def forward(self, mod: NumpyModule) -> None:
         s, d = self.spec, self.d
         setup, step = mod.forward_setup, mod.forward_step
         cached = self.cached_nodes()
+        inplace = self.inplace_nodes()
         pool = ScratchPool()
         emit = InplaceEmitter(self.p, pool)
         state_node = {node: st for st, node in s.updates}
@@ -216,7 +266,7 @@ class _Planner:
             v
             for v in [*(n.name for n in s.nodes if isinstance(n, ElementwiseNode)),
                       *(m.name for m in d.intermediates)]
-            if v not in cached and v not in state_node
+            if v not in cached and v not in state_node and v not in inplace
         ]  # fmt: skip
         for v in own:
             setup.append(f"{v} = np.empty((B, H), dtype=dtype)")
@@ -233,6 +283,14 @@ class _Planner:
                     seg.append(nodes[i])
                     i += 1
                 step += self._forward_linear(seg, done_gemm, per_step_bias, cached)
+                continue
+            if nodes[i].name in inplace:
+                run = [nodes[i]]
+                i += 1
+                while i < len(nodes) and self._extends_run(run, nodes[i], inplace):
+                    run.append(nodes[i])
+                    i += 1
+                step += self._forward_inplace(run, inplace, emit)
                 continue
             n = nodes[i]
             i += 1
@@ -253,7 +311,35 @@ class _Planner:
             setup.append(f"buf_{k} = np.empty((B, H), dtype=dtype)")
         y = f"seq_{state_node[out_node]}[1:]" if out_node in state_node else f"cache_{out_node}"
         mod.forward_end.append(f"y = {y}")
-        mod.cache_keys = [*(f"seq_{st}" for st in s.states), *(f"cache_{v}" for v in cached)]
+        mod.cache_keys = [
+            *(f"seq_{st}" for st in s.states),
+            *self.cached_buffers(),
+            *(f"cache_{v}" for v in cached),
+        ]
+
+    def _extends_run(self, run: list[ElementwiseNode], n, inplace) -> bool:
+        """Whether node `n` applies the same function as the run to the next block of its buffer."""
+        if n.name not in inplace or inplace[n.name][3] != 0 or inplace[run[0].name][3] != 0:
+            return False
+        _, lay, k, _ = inplace[n.name]
+        _, lay0, k0, _ = inplace[run[0].name]
+        return n.expr.func == run[0].expr.func and lay is lay0 and k == k0 + len(run)
+
+    def _forward_inplace(self, run: list[ElementwiseNode], inplace, emit: InplaceEmitter) -> list[str]:
+        """`F(a)` over a run of adjacent blocks (or `F(a + rest)` for one), written over `a`."""
+        lines = [f"# ({self.numbers[('fwd', n.name)]}) {n.name} = {sp.sstr(n.expr)}" for n in run]
+        _, lay, k, rest = inplace[run[0].name]
+        name = run[0].name if len(run) == 1 else "_".join(["gates", *(n.name for n in run)])
+        lines.append(f"{name} = {_index(self.buffer(lay), _span(k, k + len(run), lay.blocks))}")
+        if rest != 0:
+            buf = emit.pool.acquire()
+            lines += emit.emit(self.d.computational(rest), buf)
+            lines.append(f"{name} += {buf}")
+            emit.pool.release()
+        lines += emit.emit(run[0].expr.func(sp.Symbol(name, real=True)), name)
+        if len(run) > 1:
+            lines += [f"{n.name} = {self.block_view(lay, k + j)}" for j, n in enumerate(run)]
+        return lines
 
     def _merged_adds(self, ops, dst_prefix, vector: bool = False, src_prefix=None, verb: str = "+="):
         """Print `dst[block k] += src[block j]` ops, merging consecutive blocks into one slice."""
@@ -301,6 +387,7 @@ class _Planner:
                 if (lay, k) != (hlay, hk):
                     adds.append((hlay, hk, lay, k))
         seg_names = {n.name for n in seg}
+        consumed_in_place = {hit[0] for hit in self.inplace_nodes().values()}
         bias = [op for op in per_step_bias if op[0].nodes[op[1]] in seg_names]
         lines += self._merged_adds(bias, lambda lay: self.buffer(lay), vector=True)
         lines += self._merged_adds(
@@ -309,6 +396,8 @@ class _Planner:
         for n in seg:
             lay, k = self.home(n)
             view = self.block_view(lay, k)
+            if n.name in consumed_in_place:
+                continue  # the elementwise node that reads it writes over it
             if n.name in cached:
                 lines.append(f"{n.name} = cache_{n.name}[t]")
                 lines.append(f"np.copyto({n.name}, {view})")
@@ -368,6 +457,7 @@ class _Planner:
             if s.update_of[st] in need:
                 step.append(f"{s.update_of[st]} = seq_{st}[t + 1]")
         step += [f"{v} = cache_{v}[t]" for v in cached if v in need]
+        step += [f"{v} = {self.stored_at(v)}" for v in self.inplace_nodes() if v in need]
         step.append("# Gradients arriving at this step's outputs: the loss at t and the later steps.")
         for st in s.states:
             node = s.update_of[st]
