@@ -468,6 +468,7 @@ class _Planner:
         if s.output not in state_node:
             step.append(f"din_{s.output} = dy[t]")
         synced: set[str] = set()
+        reduced, emit_temps, hoisted = self._backward_cse(aliases, emit, setup)
         for a in d.vjp:
             v = a.vector
             if v == s.input:
@@ -476,8 +477,10 @@ class _Planner:
             if v in linear_names:
                 lay, k = self.home(s.node(v))
                 step.append(f"# ({number}) {adjoint(v)} = {sp.sstr(a.elementwise)}")
-                step.append(f"{adjoint(v)} = {self.block_view(lay, k, grad=True)}")
-                step += emit.emit(a.elementwise, adjoint(v))
+                step += emit_temps(reduced[v])
+                if v not in hoisted:
+                    step.append(f"{adjoint(v)} = {self.block_view(lay, k, grad=True)}")
+                    step += emit.emit(reduced[v], adjoint(v))
                 continue
             total = a.elementwise + (sp.Symbol(f"din_{v}", real=True) if a.incoming else 0)
             gemms = list(dict.fromkeys(self.layout_of(w)[0].name for w, _ in a.linear))
@@ -490,7 +493,8 @@ class _Planner:
             step += self._sync(gemms, synced)
             target = adjoint(v)
             if total != 0:
-                step += emit.emit(total, target)
+                step += emit_temps(reduced[v])
+                step += emit.emit(reduced[v], target)
             for j, gname in enumerate(gemms):
                 lay = self.layouts[gname]
                 product = f"d_buf_{self.grad_buffer_of(lay).name}[t], {gname}"
@@ -548,6 +552,68 @@ class _Planner:
         end += self._bias_gradients(elem_params)
         end.append("dparams = {" + ", ".join(f'"{g.name}": d_{g.name}' for g in s.groups) + "}")
         end.append("dstate0 = " + _tuple([f"d_{st}_prev" for st in s.states], quote=False))
+
+    def _backward_cse(self, aliases: set[str], emit: InplaceEmitter, setup: list[str]):
+        """Common subexpressions of the step's adjoint expressions, each computed once.
+
+        GRU's `d_n*(1 - n**2)` appears in d_a_n, d_r and d_u_n: it is computed once, straight into
+        d_a_n's block of the adjoint buffer (a pre-activation adjoint that *is* a common subexpression
+        is hoisted to its first use), and d_r = d_a_n*u_n, d_u_n = d_a_n*r. Other common
+        subexpressions get a (B, H) scratch array `cse_k`, filled just before their first use.
+
+        Returns (vector -> expression to emit, emit_temps(expr) -> lines, hoisted vectors).
+        """
+        s, d = self.spec, self.d
+        linear_names = self._linear_names
+        exprs: dict[str, sp.Expr] = {}
+        for a in d.vjp:
+            v = a.vector
+            if v == s.input or v in aliases:
+                continue
+            total = a.elementwise
+            if v not in linear_names and a.incoming:
+                total = total + sp.Symbol(f"din_{v}", real=True)
+            exprs[v] = total
+        names = list(exprs)
+        temps, out = sp.cse([exprs[v] for v in names], symbols=sp.numbered_symbols("cse_", real=True))
+        reduced = dict(zip(names, out))
+        temp_expr = dict(temps)
+        storage: dict[sp.Symbol, str] = {}
+        hoisted: set[str] = set()
+        for v in names:
+            x = reduced[v]
+            if v in linear_names and x in temp_expr and x not in storage:
+                storage[x] = v
+                hoisted.add(v)
+        subs = {x: sp.Symbol(adjoint(v), real=True) for x, v in storage.items()}
+        reduced = {v: e.xreplace(subs) for v, e in reduced.items()}
+        temp_expr = {x: e.xreplace(subs) for x, e in temp_expr.items()}
+        by_name = {sp.Symbol(adjoint(v), real=True): x for x, v in storage.items()}
+        for x in temp_expr:
+            if x not in storage:
+                setup.append(f"{x.name} = np.empty((B, H), dtype=dtype)")
+        done: set[sp.Symbol] = set()
+
+        def emit_temps(expr: sp.Expr) -> list[str]:
+            lines: list[str] = []
+            for sym in sorted(expr.free_symbols, key=lambda z: z.name):
+                x = by_name.get(sym, sym)
+                if x not in temp_expr or x in done:
+                    continue
+                lines += emit_temps(temp_expr[x])
+                done.add(x)
+                if x in storage:
+                    v = storage[x]
+                    lay, k = self.home(s.node(v))
+                    number = self.numbers[("adj", v)]
+                    lines.append(f"# ({number}) {adjoint(v)} first: a common subexpression, computed once")
+                    lines.append(f"{adjoint(v)} = {self.block_view(lay, k, grad=True)}")
+                    lines += emit.emit(temp_expr[x], adjoint(v))
+                else:
+                    lines += emit.emit(temp_expr[x], x.name)
+            return lines
+
+        return reduced, emit_temps, hoisted
 
     def _sync(self, layouts: list[str], synced: set[str]) -> list[str]:
         """Copy linear-node adjoints from their home buffer into the other layouts that hold them."""

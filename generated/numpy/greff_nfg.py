@@ -232,14 +232,16 @@ def backward(params, cache, dy, dstate=None, *, check_finite=False):
         # (10) d_o = d_h*tanh_c
         np.multiply(d_h, tanh_c, out=d_o)
         # (11) d_c = d_h*o*(1 - tanh_c**2) + d_o*o*p_o*(1 - o) + din_c
-        np.square(tanh_c, out=d_c)
-        np.subtract(1, d_c, out=d_c)
-        d_c *= d_h
-        d_c *= o
-        np.subtract(1, o, out=buf_0)
-        buf_0 *= d_o
+        # (14) d_a_o first: a common subexpression, computed once
+        d_a_o = d_buf_W_ih[t, :, 2 * H :]
+        np.subtract(1, o, out=d_a_o)
+        d_a_o *= d_o
+        d_a_o *= o
+        np.multiply(d_a_o, p_o, out=d_c)
+        np.square(tanh_c, out=buf_0)
+        np.subtract(1, buf_0, out=buf_0)
+        buf_0 *= d_h
         buf_0 *= o
-        buf_0 *= p_o
         d_c += buf_0
         d_c += din_c
         # (12) d_i = d_c*z
@@ -247,16 +249,13 @@ def backward(params, cache, dy, dstate=None, *, check_finite=False):
         # (13) d_z = d_c*i
         np.multiply(d_c, i, out=d_z)
         # (14) d_a_o = d_o*o*(1 - o)
-        d_a_o = d_buf_W_ih[t, :, 2 * H :]
-        np.subtract(1, o, out=d_a_o)
-        d_a_o *= d_o
-        d_a_o *= o
         # (15) d_a_z = d_z*(1 - z**2)
         d_a_z = d_buf_W_ih[t, :, H : 2 * H]
         np.square(z, out=d_a_z)
         np.subtract(1, d_a_z, out=d_a_z)
         d_a_z *= d_z
         # (16) d_a_i = d_i*i*(1 - i)
+        # (16) d_a_i first: a common subexpression, computed once
         d_a_i = d_buf_W_ih[t, :, :H]
         np.subtract(1, i, out=d_a_i)
         d_a_i *= d_i
@@ -264,10 +263,7 @@ def backward(params, cache, dy, dstate=None, *, check_finite=False):
         # (18) d_h_prev = W_hi^T d_a_i + W_hz^T d_a_z + W_ho^T d_a_o
         np.matmul(d_buf_W_ih[t], W_hh, out=d_h_prev)
         # (19) d_c_prev = d_c + d_i*i*p_i*(1 - i)
-        np.subtract(1, i, out=d_c_prev)
-        d_c_prev *= d_i
-        d_c_prev *= i
-        d_c_prev *= p_i
+        np.multiply(d_a_i, p_i, out=d_c_prev)
         d_c_prev += d_c
         # (29) d_p_i += batch sum of c_prev*d_i*i*(1 - i)
         np.subtract(1, i, out=buf_0)

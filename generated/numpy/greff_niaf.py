@@ -253,14 +253,16 @@ def backward(params, cache, dy, dstate=None, *, check_finite=False):
         # (12) d_o = d_h*tanh_c
         np.multiply(d_h, tanh_c, out=d_o)
         # (13) d_c = d_h*o*(1 - tanh_c**2) + d_o*o*p_o*(1 - o) + din_c
-        np.square(tanh_c, out=d_c)
-        np.subtract(1, d_c, out=d_c)
-        d_c *= d_h
-        d_c *= o
-        np.subtract(1, o, out=buf_0)
-        buf_0 *= d_o
+        # (17) d_a_o first: a common subexpression, computed once
+        d_a_o = d_buf_W_ih[t, :, 3 * H :]
+        np.subtract(1, o, out=d_a_o)
+        d_a_o *= d_o
+        d_a_o *= o
+        np.multiply(d_a_o, p_o, out=d_c)
+        np.square(tanh_c, out=buf_0)
+        np.subtract(1, buf_0, out=buf_0)
+        buf_0 *= d_h
         buf_0 *= o
-        buf_0 *= p_o
         d_c += buf_0
         d_c += din_c
         # (14) d_f = c_prev*d_c
@@ -270,19 +272,17 @@ def backward(params, cache, dy, dstate=None, *, check_finite=False):
         # (16) d_z = d_c*i
         np.multiply(d_c, i, out=d_z)
         # (17) d_a_o = d_o*o*(1 - o)
-        d_a_o = d_buf_W_ih[t, :, 3 * H :]
-        np.subtract(1, o, out=d_a_o)
-        d_a_o *= d_o
-        d_a_o *= o
         # (18) d_a_z = d_z
         d_a_z = d_buf_W_ih[t, :, 2 * H : 3 * H]
         np.copyto(d_a_z, d_z)
         # (19) d_a_f = d_f*f*(1 - f)
+        # (19) d_a_f first: a common subexpression, computed once
         d_a_f = d_buf_W_ih[t, :, H : 2 * H]
         np.subtract(1, f, out=d_a_f)
         d_a_f *= d_f
         d_a_f *= f
         # (20) d_a_i = d_i*i*(1 - i)
+        # (20) d_a_i first: a common subexpression, computed once
         d_a_i = d_buf_W_ih[t, :, :H]
         np.subtract(1, i, out=d_a_i)
         d_a_i *= d_i
@@ -290,16 +290,10 @@ def backward(params, cache, dy, dstate=None, *, check_finite=False):
         # (22) d_h_prev = W_hi^T d_a_i + W_hf^T d_a_f + W_hz^T d_a_z + W_ho^T d_a_o
         np.matmul(d_buf_W_ih[t], W_hh, out=d_h_prev)
         # (23) d_c_prev = d_c*f + d_f*f*p_f*(1 - f) + d_i*i*p_i*(1 - i)
-        np.multiply(d_c, f, out=d_c_prev)
-        np.subtract(1, f, out=buf_0)
-        buf_0 *= d_f
-        buf_0 *= f
-        buf_0 *= p_f
+        np.multiply(d_a_f, p_f, out=d_c_prev)
+        np.multiply(d_a_i, p_i, out=buf_0)
         d_c_prev += buf_0
-        np.subtract(1, i, out=buf_0)
-        buf_0 *= d_i
-        buf_0 *= i
-        buf_0 *= p_i
+        np.multiply(d_c, f, out=buf_0)
         d_c_prev += buf_0
         # (36) d_p_i += batch sum of c_prev*d_i*i*(1 - i)
         np.subtract(1, i, out=buf_0)

@@ -232,14 +232,16 @@ def backward(params, cache, dy, dstate=None, *, check_finite=False):
         # (10) d_o = d_h*tanh_c
         np.multiply(d_h, tanh_c, out=d_o)
         # (11) d_c = d_h*o*(1 - tanh_c**2) + d_o*o*p_o*(1 - o) + din_c
-        np.square(tanh_c, out=d_c)
-        np.subtract(1, d_c, out=d_c)
-        d_c *= d_h
-        d_c *= o
-        np.subtract(1, o, out=buf_0)
-        buf_0 *= d_o
+        # (14) d_a_o first: a common subexpression, computed once
+        d_a_o = d_buf_W_ih[t, :, 2 * H :]
+        np.subtract(1, o, out=d_a_o)
+        d_a_o *= d_o
+        d_a_o *= o
+        np.multiply(d_a_o, p_o, out=d_c)
+        np.square(tanh_c, out=buf_0)
+        np.subtract(1, buf_0, out=buf_0)
+        buf_0 *= d_h
         buf_0 *= o
-        buf_0 *= p_o
         d_c += buf_0
         d_c += din_c
         # (12) d_f = c_prev*d_c
@@ -247,16 +249,13 @@ def backward(params, cache, dy, dstate=None, *, check_finite=False):
         # (13) d_z = d_c
         np.copyto(d_z, d_c)
         # (14) d_a_o = d_o*o*(1 - o)
-        d_a_o = d_buf_W_ih[t, :, 2 * H :]
-        np.subtract(1, o, out=d_a_o)
-        d_a_o *= d_o
-        d_a_o *= o
         # (15) d_a_z = d_z*(1 - z**2)
         d_a_z = d_buf_W_ih[t, :, H : 2 * H]
         np.square(z, out=d_a_z)
         np.subtract(1, d_a_z, out=d_a_z)
         d_a_z *= d_z
         # (16) d_a_f = d_f*f*(1 - f)
+        # (16) d_a_f first: a common subexpression, computed once
         d_a_f = d_buf_W_ih[t, :, :H]
         np.subtract(1, f, out=d_a_f)
         d_a_f *= d_f
@@ -264,11 +263,8 @@ def backward(params, cache, dy, dstate=None, *, check_finite=False):
         # (18) d_h_prev = W_hf^T d_a_f + W_hz^T d_a_z + W_ho^T d_a_o
         np.matmul(d_buf_W_ih[t], W_hh, out=d_h_prev)
         # (19) d_c_prev = d_c*f + d_f*f*p_f*(1 - f)
-        np.multiply(d_c, f, out=d_c_prev)
-        np.subtract(1, f, out=buf_0)
-        buf_0 *= d_f
-        buf_0 *= f
-        buf_0 *= p_f
+        np.multiply(d_a_f, p_f, out=d_c_prev)
+        np.multiply(d_c, f, out=buf_0)
         d_c_prev += buf_0
         # (29) d_p_f += batch sum of c_prev*d_f*f*(1 - f)
         np.subtract(1, f, out=buf_0)

@@ -241,11 +241,13 @@ def backward(params, cache, dy, dstate=None, *, check_finite=False):
         np.subtract(1, d_a_z, out=d_a_z)
         d_a_z *= d_z
         # (15) d_a_f = d_f*f*(1 - f)
+        # (15) d_a_f first: a common subexpression, computed once
         d_a_f = d_buf_W_ih[t, :, H : 2 * H]
         np.subtract(1, f, out=d_a_f)
         d_a_f *= d_f
         d_a_f *= f
         # (16) d_a_i = d_i*i*(1 - i)
+        # (16) d_a_i first: a common subexpression, computed once
         d_a_i = d_buf_W_ih[t, :, :H]
         np.subtract(1, i, out=d_a_i)
         d_a_i *= d_i
@@ -253,16 +255,10 @@ def backward(params, cache, dy, dstate=None, *, check_finite=False):
         # (18) d_h_prev = W_hi^T d_a_i + W_hf^T d_a_f + W_hz^T d_a_z
         np.matmul(d_buf_W_ih[t], W_hh, out=d_h_prev)
         # (19) d_c_prev = d_c*f + d_f*f*p_f*(1 - f) + d_i*i*p_i*(1 - i)
-        np.multiply(d_c, f, out=d_c_prev)
-        np.subtract(1, f, out=buf_0)
-        buf_0 *= d_f
-        buf_0 *= f
-        buf_0 *= p_f
+        np.multiply(d_a_f, p_f, out=d_c_prev)
+        np.multiply(d_a_i, p_i, out=buf_0)
         d_c_prev += buf_0
-        np.subtract(1, i, out=buf_0)
-        buf_0 *= d_i
-        buf_0 *= i
-        buf_0 *= p_i
+        np.multiply(d_c, f, out=buf_0)
         d_c_prev += buf_0
         # (29) d_p_i += batch sum of c_prev*d_i*i*(1 - i)
         np.subtract(1, i, out=buf_0)

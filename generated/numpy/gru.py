@@ -202,6 +202,7 @@ def backward(params, cache, dy, dstate=None, *, check_finite=False):
     d_n = np.empty((B, H), dtype=dtype)
     d_z = np.empty((B, H), dtype=dtype)
     d_r = np.empty((B, H), dtype=dtype)
+    cse_0 = np.empty((B, H), dtype=dtype)
     buf_0 = np.empty((B, H), dtype=dtype)
     for t in range(T - 1, -1, -1):
         h_prev = seq_h[t]
@@ -214,31 +215,25 @@ def backward(params, cache, dy, dstate=None, *, check_finite=False):
         # (9) d_h = din_h
         d_h = din_h
         # (10) d_n = d_h*(1 - z)
-        np.subtract(1, z, out=d_n)
-        d_n *= d_h
+        np.subtract(1, z, out=cse_0)
+        np.multiply(cse_0, d_h, out=d_n)
         # (11) d_z = d_h*(h_prev - n)
         np.subtract(h_prev, n, out=d_z)
         d_z *= d_h
         # (12) d_r = d_n*u_n*(1 - n**2)
-        np.square(n, out=d_r)
-        np.subtract(1, d_r, out=d_r)
-        d_r *= d_n
-        d_r *= u_n
-        # (13) d_u_n = d_n*r*(1 - n**2)
-        d_u_n = d_buf_W_hh[t, :, 2 * H :]
-        np.square(n, out=d_u_n)
-        np.subtract(1, d_u_n, out=d_u_n)
-        d_u_n *= d_n
-        d_u_n *= r
-        # (14) d_a_n = d_n*(1 - n**2)
+        # (14) d_a_n first: a common subexpression, computed once
         d_a_n = d_buf_W_ih[t, :, 2 * H :]
         np.square(n, out=d_a_n)
         np.subtract(1, d_a_n, out=d_a_n)
         d_a_n *= d_n
+        np.multiply(d_a_n, u_n, out=d_r)
+        # (13) d_u_n = d_n*r*(1 - n**2)
+        d_u_n = d_buf_W_hh[t, :, 2 * H :]
+        np.multiply(d_a_n, r, out=d_u_n)
+        # (14) d_a_n = d_n*(1 - n**2)
         # (15) d_a_z = d_z*z*(1 - z)
         d_a_z = d_buf_W_ih[t, :, H : 2 * H]
-        np.subtract(1, z, out=d_a_z)
-        d_a_z *= d_z
+        np.multiply(cse_0, d_z, out=d_a_z)
         d_a_z *= z
         # (16) d_a_r = d_r*r*(1 - r)
         d_a_r = d_buf_W_ih[t, :, :H]

@@ -204,6 +204,7 @@ def backward(params, cache, dy, dstate=None, *, check_finite=False):
     d_rh = np.empty((B, H), dtype=dtype)
     d_z = np.empty((B, H), dtype=dtype)
     d_r = np.empty((B, H), dtype=dtype)
+    cse_0 = np.empty((B, H), dtype=dtype)
     buf_0 = np.empty((B, H), dtype=dtype)
     for t in range(T - 1, -1, -1):
         h_prev = seq_h[t]
@@ -215,8 +216,8 @@ def backward(params, cache, dy, dstate=None, *, check_finite=False):
         # (9) d_h = din_h
         d_h = din_h
         # (10) d_n = d_h*(1 - z)
-        np.subtract(1, z, out=d_n)
-        d_n *= d_h
+        np.subtract(1, z, out=cse_0)
+        np.multiply(cse_0, d_h, out=d_n)
         # (11) d_a_n = d_n*(1 - n**2)
         d_a_n = d_buf_W_ih[t, :, 2 * H :]
         np.square(n, out=d_a_n)
@@ -232,8 +233,7 @@ def backward(params, cache, dy, dstate=None, *, check_finite=False):
         np.multiply(d_rh, h_prev, out=d_r)
         # (15) d_a_z = d_z*z*(1 - z)
         d_a_z = d_buf_W_ih[t, :, H : 2 * H]
-        np.subtract(1, z, out=d_a_z)
-        d_a_z *= d_z
+        np.multiply(cse_0, d_z, out=d_a_z)
         d_a_z *= z
         # (16) d_a_r = d_r*r*(1 - r)
         d_a_r = d_buf_W_ih[t, :, :H]

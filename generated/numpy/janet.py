@@ -189,6 +189,7 @@ def backward(params, cache, dy, dstate=None, *, check_finite=False):
     din_h = np.empty((B, H), dtype=dtype)
     d_g = np.empty((B, H), dtype=dtype)
     d_f = np.empty((B, H), dtype=dtype)
+    cse_0 = np.empty((B, H), dtype=dtype)
     buf_0 = np.empty((B, H), dtype=dtype)
     for t in range(T - 1, -1, -1):
         h_prev = seq_h[t]
@@ -200,8 +201,9 @@ def backward(params, cache, dy, dstate=None, *, check_finite=False):
         # (6) d_h = din_h
         d_h = din_h
         # (7) d_g = d_h*(1 - sigmoid_h)
-        np.subtract(1, sigmoid_h, out=d_g)
-        d_g *= d_h
+        np.subtract(1, sigmoid_h, out=cse_0)
+        cse_0 *= d_h
+        np.copyto(d_g, cse_0)
         # (8) d_f = d_h*h_prev
         np.multiply(d_h, h_prev, out=d_f)
         # (9) d_a_g = d_g*(1 - g**2)
@@ -214,9 +216,7 @@ def backward(params, cache, dy, dstate=None, *, check_finite=False):
         np.subtract(1, f, out=d_s)
         d_s *= d_f
         d_s *= f
-        np.subtract(1, sigmoid_h, out=buf_0)
-        buf_0 *= d_h
-        buf_0 *= g
+        np.multiply(cse_0, g, out=buf_0)
         buf_0 *= sigmoid_h
         d_s -= buf_0
         # (12) d_h_prev = d_h*f + W_hf^T d_s + W_hg^T d_a_g

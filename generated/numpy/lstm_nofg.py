@@ -218,6 +218,7 @@ def backward(params, cache, dy, dstate=None, *, check_finite=False):
     d_o = np.empty((B, H), dtype=dtype)
     d_g = np.empty((B, H), dtype=dtype)
     d_i = np.empty((B, H), dtype=dtype)
+    cse_0 = np.empty((B, H), dtype=dtype)
     for t in range(T - 1, -1, -1):
         g = cache_g[t]
         sigmoid_a_g = cache_sigmoid_a_g[t]
@@ -230,15 +231,15 @@ def backward(params, cache, dy, dstate=None, *, check_finite=False):
         # (9) d_h = din_h
         d_h = din_h
         # (10) d_c = 2*d_h*o*sigmoid_c*(1 - sigmoid_c) + din_c
+        np.copyto(cse_0, sigmoid_c)
+        cse_0 *= 2
         np.subtract(1, sigmoid_c, out=d_c)
+        d_c *= cse_0
         d_c *= d_h
         d_c *= o
-        d_c *= sigmoid_c
-        d_c *= 2
         d_c += din_c
         # (11) d_o = d_h*(2*sigmoid_c - 1)
-        np.copyto(d_o, sigmoid_c)
-        d_o *= 2
+        np.copyto(d_o, cse_0)
         d_o -= 1
         d_o *= d_h
         # (12) d_g = d_c*i

@@ -193,6 +193,7 @@ def backward(params, cache, dy, dstate=None, *, check_finite=False):
     d_n = np.empty((B, H), dtype=dtype)
     d_fh = np.empty((B, H), dtype=dtype)
     d_f = np.empty((B, H), dtype=dtype)
+    cse_0 = np.empty((B, H), dtype=dtype)
     buf_0 = np.empty((B, H), dtype=dtype)
     for t in range(T - 1, -1, -1):
         h_prev = seq_h[t]
@@ -218,15 +219,14 @@ def backward(params, cache, dy, dstate=None, *, check_finite=False):
         buf_0 *= d_h
         d_f += buf_0
         # (12) d_a_f = d_f*f*(1 - f)
+        np.subtract(1, f, out=cse_0)
         d_a_f = d_buf_W_ih[t, :, :H]
-        np.subtract(1, f, out=d_a_f)
-        d_a_f *= d_f
+        np.multiply(cse_0, d_f, out=d_a_f)
         d_a_f *= f
         # (14) d_h_prev = d_fh*f + d_h*(1 - f) + W_hf^T d_a_f
         d_buf_W_hf[t] = d_buf_W_ih[t, :, :H]
-        np.multiply(d_fh, f, out=d_h_prev)
-        np.subtract(1, f, out=buf_0)
-        buf_0 *= d_h
+        np.multiply(cse_0, d_h, out=d_h_prev)
+        np.multiply(d_fh, f, out=buf_0)
         d_h_prev += buf_0
         np.matmul(d_buf_W_hf[t], W_hf, out=buf_0)
         d_h_prev += buf_0
