@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 
 import sympy as sp
 
+from .activations import sigmoid
 from .engine import Derivation
 from .naming import adjoint
 from .printing import InplaceEmitter, NumpyCodePrinter, ScratchPool
@@ -96,6 +97,7 @@ class _Planner:
         self.p = NumpyCodePrinter()
         self.layouts = self._layouts()
         self.numbers = d.equation_numbers
+        self._inplace: dict | None = None
         self._check_supported()
 
     # -- structure -----------------------------------------------------------------------------
@@ -172,8 +174,11 @@ class _Planner:
         separate copy, and one call applies F to a run of adjacent blocks (sigmoid on [i, f] at once).
         Returns node -> (pre-activation, layout, block, rest), with rest 0 for `F(a)`.
         """
+        if self._inplace is not None:
+            return self._inplace
         s, d = self.spec, self.d
         out: dict[str, tuple[str, Layout, int, sp.Expr]] = {}
+        self._inplace = out
         backward = self.backward_symbols()
         state_nodes = set(s.update_of.values()) | {s.output}
         for n in s.nodes:
@@ -230,6 +235,7 @@ class _Planner:
         pool = ScratchPool()
         emit = InplaceEmitter(self.p, pool)
         state_node = {node: st for st, node in s.updates}
+        setup += self._prescale_lines()
         for lay in self.layouts.values():
             if lay.kind == "input":
                 n_in = "I"
@@ -317,13 +323,69 @@ class _Planner:
             *(f"cache_{v}" for v in cached),
         ]
 
+    def prescaled(self) -> dict[str, str]:
+        """Sigmoid gates computed as tanh of a pre-activation whose weights were scaled by 0.5.
+
+        sigmoid(a) = 0.5 * tanh(0.5 * a) + 0.5. For an in-place node `sigmoid(a)` whose linear node `a`
+        owns its weights and biases (no other node reads them), forward scales their rows by 0.5 once
+        per call (O(parameters)), so the buffer holds 0.5 * a and one tanh call covers a run of
+        sigmoid and tanh gates ([i, f, g, o] of the LSTM), followed by `*= 0.5; += 0.5` on the sigmoid
+        blocks. Returns node -> its pre-activation.
+        """
+        s = self.spec
+        uses: dict[str, int] = {}
+        for n in s.nodes:
+            if isinstance(n, LinearNode):
+                for p in [*(w for w, _ in n.terms), *n.biases]:
+                    uses[p] = uses.get(p, 0) + 1
+        out = {}
+        for name, (a, _, _, rest) in self.inplace_nodes().items():
+            node = s.node(a)
+            params = [*(w for w, _ in node.terms), *node.biases]
+            if s.node(name).expr.func is sigmoid and rest == 0 and all(uses[p] == 1 for p in params):
+                out[name] = a
+        return out
+
+    def _prescale_lines(self) -> list[str]:
+        """Forward setup: copies of the fused weights and biases with the prescaled rows times 0.5."""
+        s = self.spec
+        scaled = {p for a in self.prescaled().values() for p in self._linear_params(s.node(a))}
+        lines = []
+        for g in s.groups:
+            blocks = [j for j, m in enumerate(g.members) if m in scaled]
+            if not blocks:
+                continue
+            lines.append(f"{g.name} = {g.name}.copy()")
+            runs: list[list[int]] = []
+            for j in blocks:
+                if runs and j == runs[-1][1]:
+                    runs[-1][1] = j + 1
+                else:
+                    runs.append([j, j + 1])
+            for j0, j1 in runs:
+                span = _span(j0, j1, len(g.members))
+                lines.append(f"{g.name}[{span or '...'}] *= 0.5")
+        if lines:
+            lines.insert(
+                0, "# sigmoid(a) = 0.5 * tanh(0.5 * a) + 0.5: sigmoid gates' rows scaled by 0.5 once,"
+            )
+            lines.insert(1, "# so that one tanh call covers adjacent sigmoid and tanh gates.")
+        return lines
+
+    @staticmethod
+    def _linear_params(node: LinearNode) -> list[str]:
+        return [*(w for w, _ in node.terms), *node.biases]
+
     def _extends_run(self, run: list[ElementwiseNode], n, inplace) -> bool:
-        """Whether node `n` applies the same function as the run to the next block of its buffer."""
+        """Whether node `n` applies the run's function (tanh for a prescaled sigmoid) to the next block."""
         if n.name not in inplace or inplace[n.name][3] != 0 or inplace[run[0].name][3] != 0:
             return False
         _, lay, k, _ = inplace[n.name]
         _, lay0, k0, _ = inplace[run[0].name]
-        return n.expr.func == run[0].expr.func and lay is lay0 and k == k0 + len(run)
+        return self._run_func(n) == self._run_func(run[0]) and lay is lay0 and k == k0 + len(run)
+
+    def _run_func(self, n: ElementwiseNode):
+        return sp.tanh if n.name in self.prescaled() else n.expr.func
 
     def _forward_inplace(self, run: list[ElementwiseNode], inplace, emit: InplaceEmitter) -> list[str]:
         """`F(a)` over a run of adjacent blocks (or `F(a + rest)` for one), written over `a`."""
@@ -336,7 +398,19 @@ class _Planner:
             lines += emit.emit(self.d.computational(rest), buf)
             lines.append(f"{name} += {buf}")
             emit.pool.release()
-        lines += emit.emit(run[0].expr.func(sp.Symbol(name, real=True)), name)
+        lines += emit.emit(self._run_func(run[0])(sp.Symbol(name, real=True)), name)
+        prescaled = self.prescaled()
+        j = 0
+        while j < len(run):  # finish the prescaled sigmoids: 0.5 * tanh(0.5 a) + 0.5
+            if run[j].name not in prescaled:
+                j += 1
+                continue
+            j1 = j
+            while j1 < len(run) and run[j1].name in prescaled:
+                j1 += 1
+            view = name if j1 - j == len(run) else _index(self.buffer(lay), _span(k + j, k + j1, lay.blocks))
+            lines += [f"{view} *= 0.5", f"{view} += 0.5"]
+            j = j1
         if len(run) > 1:
             lines += [f"{n.name} = {self.block_view(lay, k + j)}" for j, n in enumerate(run)]
         return lines
@@ -433,11 +507,21 @@ class _Planner:
             )
             setup.append(f"din_{s.update_of[st]} = np.empty((B, H), dtype=dtype)")
         aliases = set()  # adjoints that are just the incoming gradient
+        inplace = self.inplace_nodes()
+        gate_adjoints: set[str] = set()
         for a in d.vjp:
             if a.vector in s.leaves or a.vector in linear_names:
                 continue
             if a.incoming and a.elementwise == 0 and not a.linear:
                 aliases.add(a.vector)
+            elif a.vector in inplace:  # a block of d_gates_<W>, laid out like the gates
+                lay, k = inplace[a.vector][1:3]
+                if f"d_gates_{lay.name}" not in gate_adjoints:
+                    gate_adjoints.add(f"d_gates_{lay.name}")
+                    setup.append(f"d_gates_{lay.name} = np.empty((B, {lay.blocks} * H), dtype=dtype)")
+                setup.append(
+                    f"{adjoint(a.vector)} = {_index(f'd_gates_{lay.name}[', _span(k, k + 1, lay.blocks))}"
+                )
             else:
                 setup.append(f"{adjoint(a.vector)} = np.empty((B, H), dtype=dtype)")
         x_elementwise = d.adjoint(s.input).elementwise != 0
@@ -469,11 +553,15 @@ class _Planner:
             step.append(f"din_{s.output} = dy[t]")
         synced: set[str] = set()
         reduced, emit_temps, hoisted = self._backward_cse(aliases, emit, setup)
+        runs = self._gate_adjoint_runs(reduced, hoisted, aliases, gate_adjoints)
         for a in d.vjp:
             v = a.vector
             if v == s.input:
                 continue
             number = self.numbers[("adj", v)]
+            if v in runs:
+                step += self._emit_gate_adjoint_run(runs[v], reduced, emit)
+                continue
             if v in linear_names:
                 lay, k = self.home(s.node(v))
                 step.append(f"# ({number}) {adjoint(v)} = {sp.sstr(a.elementwise)}")
@@ -552,6 +640,69 @@ class _Planner:
         end += self._bias_gradients(elem_params)
         end.append("dparams = {" + ", ".join(f'"{g.name}": d_{g.name}' for g in s.groups) + "}")
         end.append("dstate0 = " + _tuple([f"d_{st}_prev" for st in s.states], quote=False))
+
+    def _gate_adjoint_runs(self, reduced, hoisted, aliases, gate_adjoints) -> dict[str, list[str]]:
+        """Pre-activation adjoints of adjacent gates with the same formula, computed by one call each.
+
+        `d_a_f = d_f*f*(1 - f)` and `d_a_i = d_i*i*(1 - i)` are one formula of (gate, gate adjoint);
+        the gates lie side by side in the gate buffer, their adjoints in `d_gates_<W>` and the results
+        in `d_buf_<W>`, so `[f, i]` is done at once. Returns first vector of a run -> the run (in
+        backward order, blocks descending); the other members of a run map to [].
+        """
+        X, DX = sp.Symbol("X", real=True), sp.Symbol("DX", real=True)
+        node_of = {hit[0]: name for name, hit in self.inplace_nodes().items()}
+        order = [a.vector for a in self.d.vjp]
+
+        def template(v: str):
+            n = node_of.get(v)
+            if n is None or v in hoisted or n in aliases or v not in reduced:
+                return None
+            lay = self.inplace_nodes()[n][1]
+            if f"d_gates_{lay.name}" not in gate_adjoints:
+                return None
+            sym, dsym = sp.Symbol(n, real=True), sp.Symbol(adjoint(n), real=True)
+            if not reduced[v].free_symbols <= {sym, dsym}:
+                return None
+            return reduced[v].xreplace({sym: X, dsym: DX})
+
+        runs: dict[str, list[str]] = {}
+        j = 0
+        while j < len(order):
+            v, tmpl = order[j], template(order[j])
+            run = [v]
+            while tmpl is not None and j + len(run) < len(order):
+                w = order[j + len(run)]
+                hv, hw = self.inplace_nodes()[node_of[run[-1]]], self.inplace_nodes().get(node_of.get(w, ""))
+                if hw is None or template(w) != tmpl or hw[1] is not hv[1] or hw[2] != hv[2] - 1:
+                    break
+                run.append(w)
+            if len(run) > 1:
+                runs[v] = run
+                runs.update({w: [] for w in run[1:]})
+            j += len(run)
+        return runs
+
+    def _emit_gate_adjoint_run(self, run: list[str], reduced, emit: InplaceEmitter) -> list[str]:
+        if not run:
+            return []  # done with the first member of its run
+        node_of = {hit[0]: name for name, hit in self.inplace_nodes().items()}
+        nodes = [node_of[v] for v in reversed(run)]  # block order
+        _, lay, k0, _ = self.inplace_nodes()[nodes[0]]
+        span = _span(k0, k0 + len(nodes), lay.blocks)
+        lines = [f"# ({self.numbers[('adj', v)]}) {adjoint(v)} = {sp.sstr(self.d.adjoint(v).elementwise)}"
+                 for v in run]  # fmt: skip
+        suffix = "_".join(nodes)
+        gates, dgates, target = f"gates_{suffix}", f"d_gates_{suffix}", f"d_pre_{suffix}"
+        lines.append(f"{gates} = {_index(self.buffer(lay), span)}")
+        lines.append(f"{dgates} = {_index(f'd_gates_{lay.name}[', span)}")
+        lines.append(f"{target} = {_index(self.buffer(lay, grad=True), span)}")
+        n, v = nodes[0], run[-1]
+        expr = reduced[v].xreplace(
+            {sp.Symbol(n, real=True): sp.Symbol(gates, real=True),
+             sp.Symbol(adjoint(n), real=True): sp.Symbol(dgates, real=True)}
+        )  # fmt: skip
+        lines += emit.emit(expr, target)
+        return lines
 
     def _backward_cse(self, aliases: set[str], emit: InplaceEmitter, setup: list[str]):
         """Common subexpressions of the step's adjoint expressions, each computed once.

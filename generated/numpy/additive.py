@@ -171,7 +171,8 @@ def backward(params, cache, dy, dstate=None, *, check_finite=False):
     d_c_prev = np.zeros((B, H), dtype=dtype) if dstate is None else dstate[1].copy()
     din_c = np.empty((B, H), dtype=dtype)
     d_c = np.empty((B, H), dtype=dtype)
-    d_delta = np.empty((B, H), dtype=dtype)
+    d_gates_W_ih = np.empty((B, 1 * H), dtype=dtype)
+    d_delta = d_gates_W_ih
     for t in range(T - 1, -1, -1):
         h = seq_h[t + 1]
         delta = buf_W_ih[t]

@@ -293,7 +293,8 @@ def backward(params, cache, dy, dstate=None, *, check_finite=False):
     d_c = np.empty((B, H), dtype=dtype)
     d_f = np.empty((B, H), dtype=dtype)
     d_i = np.empty((B, H), dtype=dtype)
-    d_z = np.empty((B, H), dtype=dtype)
+    d_gates_W_ih = np.empty((B, 4 * H), dtype=dtype)
+    d_z = d_gates_W_ih[:, 2 * H : 3 * H]
     d_p = np.zeros((3 * H,), dtype=dtype)
     d_p_i = d_p[:H]
     d_p_f = d_p[H : 2 * H]

@@ -218,11 +218,12 @@ def backward(params, cache, dy, dstate=None, *, check_finite=False):
     din_h = np.empty((B, H), dtype=dtype)
     d_c_prev = np.zeros((B, H), dtype=dtype) if dstate is None else dstate[1].copy()
     din_c = np.empty((B, H), dtype=dtype)
-    d_o = np.empty((B, H), dtype=dtype)
+    d_gates_W_ih = np.empty((B, 4 * H), dtype=dtype)
+    d_o = d_gates_W_ih[:, 3 * H :]
     d_c = np.empty((B, H), dtype=dtype)
-    d_f = np.empty((B, H), dtype=dtype)
-    d_i = np.empty((B, H), dtype=dtype)
-    d_z = np.empty((B, H), dtype=dtype)
+    d_f = d_gates_W_ih[:, H : 2 * H]
+    d_i = d_gates_W_ih[:, :H]
+    d_z = d_gates_W_ih[:, 2 * H : 3 * H]
     d_p = np.zeros((3 * H,), dtype=dtype)
     d_p_i = d_p[:H]
     d_p_f = d_p[H : 2 * H]

@@ -107,6 +107,17 @@ def forward(params, x, state0=None, *, check_finite=False):
     W_ih = params["W_ih"]
     W_hh = params["W_hh"]
     b = params["b"]
+    # sigmoid(a) = 0.5 * tanh(0.5 * a) + 0.5: sigmoid gates' rows scaled by 0.5 once,
+    # so that one tanh call covers adjacent sigmoid and tanh gates.
+    W_ih = W_ih.copy()
+    W_ih[: 2 * H] *= 0.5
+    W_ih[3 * H :] *= 0.5
+    W_hh = W_hh.copy()
+    W_hh[: 2 * H] *= 0.5
+    W_hh[3 * H :] *= 0.5
+    b = b.copy()
+    b[: 2 * H] *= 0.5
+    b[3 * H :] *= 0.5
     # Input projection of all W_ih blocks for every step: one GEMM.
     buf_W_ih = np.matmul(x.reshape(T * B, I), W_ih.T).reshape(T, B, 4 * H)
     buf_W_ih += b
@@ -132,7 +143,6 @@ def forward(params, x, state0=None, *, check_finite=False):
         # (6) i = sigmoid(a_i)
         # (7) f = sigmoid(a_f)
         gates_i_f = buf_W_ih[t, :, : 2 * H]
-        np.multiply(gates_i_f, 0.5, out=gates_i_f)
         np.tanh(gates_i_f, out=gates_i_f)
         gates_i_f *= 0.5
         gates_i_f += 0.5
@@ -145,7 +155,6 @@ def forward(params, x, state0=None, *, check_finite=False):
         c += buf_0
         # (9) o = sigmoid(a_o)
         o = buf_W_ih[t, :, 3 * H :]
-        np.multiply(o, 0.5, out=o)
         np.tanh(o, out=o)
         o *= 0.5
         o += 0.5
@@ -207,11 +216,12 @@ def backward(params, cache, dy, dstate=None, *, check_finite=False):
     din_h = np.empty((B, H), dtype=dtype)
     d_c_prev = np.zeros((B, H), dtype=dtype) if dstate is None else dstate[1].copy()
     din_c = np.empty((B, H), dtype=dtype)
-    d_o = np.empty((B, H), dtype=dtype)
+    d_gates_W_ih = np.empty((B, 4 * H), dtype=dtype)
+    d_o = d_gates_W_ih[:, 3 * H :]
     d_c = np.empty((B, H), dtype=dtype)
-    d_f = np.empty((B, H), dtype=dtype)
-    d_i = np.empty((B, H), dtype=dtype)
-    d_z = np.empty((B, H), dtype=dtype)
+    d_f = d_gates_W_ih[:, H : 2 * H]
+    d_i = d_gates_W_ih[:, :H]
+    d_z = d_gates_W_ih[:, 2 * H : 3 * H]
     for t in range(T - 1, -1, -1):
         c_prev = seq_c[t]
         tanh_c = cache_tanh_c[t]
@@ -249,15 +259,13 @@ def backward(params, cache, dy, dstate=None, *, check_finite=False):
         np.subtract(1, d_a_z, out=d_a_z)
         d_a_z *= d_z
         # (19) d_a_f = d_f*f*(1 - f)
-        d_a_f = d_buf_W_ih[t, :, H : 2 * H]
-        np.subtract(1, f, out=d_a_f)
-        d_a_f *= d_f
-        d_a_f *= f
         # (20) d_a_i = d_i*i*(1 - i)
-        d_a_i = d_buf_W_ih[t, :, :H]
-        np.subtract(1, i, out=d_a_i)
-        d_a_i *= d_i
-        d_a_i *= i
+        gates_i_f = buf_W_ih[t, :, : 2 * H]
+        d_gates_i_f = d_gates_W_ih[:, : 2 * H]
+        d_pre_i_f = d_buf_W_ih[t, :, : 2 * H]
+        np.subtract(1, gates_i_f, out=d_pre_i_f)
+        d_pre_i_f *= d_gates_i_f
+        d_pre_i_f *= gates_i_f
         # (22) d_h_prev = W_hi^T d_a_i + W_hf^T d_a_f + W_hz^T d_a_z + W_ho^T d_a_o
         np.matmul(d_buf_W_ih[t], W_hh, out=d_h_prev)
         # (23) d_c_prev = d_c*f

@@ -109,6 +109,16 @@ def forward(params, x, state0=None, *, check_finite=False):
     W_hh = params["W_hh"]
     b_ih = params["b_ih"]
     b_hh = params["b_hh"]
+    # sigmoid(a) = 0.5 * tanh(0.5 * a) + 0.5: sigmoid gates' rows scaled by 0.5 once,
+    # so that one tanh call covers adjacent sigmoid and tanh gates.
+    W_ih = W_ih.copy()
+    W_ih[: 2 * H] *= 0.5
+    W_hh = W_hh.copy()
+    W_hh[: 2 * H] *= 0.5
+    b_ih = b_ih.copy()
+    b_ih[: 2 * H] *= 0.5
+    b_hh = b_hh.copy()
+    b_hh[: 2 * H] *= 0.5
     # Input projection of all W_ih blocks for every step: one GEMM.
     buf_W_ih = np.matmul(x.reshape(T * B, I), W_ih.T).reshape(T, B, 3 * H)
     buf_W_ih[..., : 2 * H] += b_hh[: 2 * H]
@@ -132,7 +142,6 @@ def forward(params, x, state0=None, *, check_finite=False):
         # (5) r = sigmoid(a_r)
         # (6) z = sigmoid(a_z)
         gates_r_z = buf_W_ih[t, :, : 2 * H]
-        np.multiply(gates_r_z, 0.5, out=gates_r_z)
         np.tanh(gates_r_z, out=gates_r_z)
         gates_r_z *= 0.5
         gates_r_z += 0.5
@@ -199,9 +208,10 @@ def backward(params, cache, dy, dstate=None, *, check_finite=False):
     d_buf_W_hh = np.empty((T, B, 3 * H), dtype=dtype)
     d_h_prev = np.zeros((B, H), dtype=dtype) if dstate is None else dstate[0].copy()
     din_h = np.empty((B, H), dtype=dtype)
-    d_n = np.empty((B, H), dtype=dtype)
-    d_z = np.empty((B, H), dtype=dtype)
-    d_r = np.empty((B, H), dtype=dtype)
+    d_gates_W_ih = np.empty((B, 3 * H), dtype=dtype)
+    d_n = d_gates_W_ih[:, 2 * H :]
+    d_z = d_gates_W_ih[:, H : 2 * H]
+    d_r = d_gates_W_ih[:, :H]
     cse_0 = np.empty((B, H), dtype=dtype)
     buf_0 = np.empty((B, H), dtype=dtype)
     for t in range(T - 1, -1, -1):

@@ -109,6 +109,14 @@ def forward(params, x, state0=None, *, check_finite=False):
     W_hh = params["W_hh"]
     b = params["b"]
     W_hn = params["W_hn"]
+    # sigmoid(a) = 0.5 * tanh(0.5 * a) + 0.5: sigmoid gates' rows scaled by 0.5 once,
+    # so that one tanh call covers adjacent sigmoid and tanh gates.
+    W_ih = W_ih.copy()
+    W_ih[: 2 * H] *= 0.5
+    W_hh = W_hh.copy()
+    W_hh[...] *= 0.5
+    b = b.copy()
+    b[: 2 * H] *= 0.5
     # Input projection of all W_ih blocks for every step: one GEMM.
     buf_W_ih = np.matmul(x.reshape(T * B, I), W_ih.T).reshape(T, B, 3 * H)
     buf_W_ih += b
@@ -127,7 +135,6 @@ def forward(params, x, state0=None, *, check_finite=False):
         # (3) r = sigmoid(a_r)
         # (4) z = sigmoid(a_z)
         gates_r_z = buf_W_ih[t, :, : 2 * H]
-        np.multiply(gates_r_z, 0.5, out=gates_r_z)
         np.tanh(gates_r_z, out=gates_r_z)
         gates_r_z *= 0.5
         gates_r_z += 0.5
@@ -200,10 +207,11 @@ def backward(params, cache, dy, dstate=None, *, check_finite=False):
     d_buf_W_hn = np.empty((T, B, 1 * H), dtype=dtype)
     d_h_prev = np.zeros((B, H), dtype=dtype) if dstate is None else dstate[0].copy()
     din_h = np.empty((B, H), dtype=dtype)
-    d_n = np.empty((B, H), dtype=dtype)
+    d_gates_W_ih = np.empty((B, 3 * H), dtype=dtype)
+    d_n = d_gates_W_ih[:, 2 * H :]
     d_rh = np.empty((B, H), dtype=dtype)
-    d_z = np.empty((B, H), dtype=dtype)
-    d_r = np.empty((B, H), dtype=dtype)
+    d_z = d_gates_W_ih[:, H : 2 * H]
+    d_r = d_gates_W_ih[:, :H]
     cse_0 = np.empty((B, H), dtype=dtype)
     buf_0 = np.empty((B, H), dtype=dtype)
     for t in range(T - 1, -1, -1):

@@ -187,7 +187,8 @@ def backward(params, cache, dy, dstate=None, *, check_finite=False):
     d_buf_W_ih = np.empty((T, B, 2 * H), dtype=dtype)
     d_h_prev = np.zeros((B, H), dtype=dtype) if dstate is None else dstate[0].copy()
     din_h = np.empty((B, H), dtype=dtype)
-    d_g = np.empty((B, H), dtype=dtype)
+    d_gates_W_ih = np.empty((B, 2 * H), dtype=dtype)
+    d_g = d_gates_W_ih[:, H:]
     d_f = np.empty((B, H), dtype=dtype)
     cse_0 = np.empty((B, H), dtype=dtype)
     buf_0 = np.empty((B, H), dtype=dtype)

@@ -101,6 +101,17 @@ def forward(params, x, state0=None, *, check_finite=False):
     W_ih = params["W_ih"]
     W_hh = params["W_hh"]
     b = params["b"]
+    # sigmoid(a) = 0.5 * tanh(0.5 * a) + 0.5: sigmoid gates' rows scaled by 0.5 once,
+    # so that one tanh call covers adjacent sigmoid and tanh gates.
+    W_ih = W_ih.copy()
+    W_ih[:H] *= 0.5
+    W_ih[2 * H :] *= 0.5
+    W_hh = W_hh.copy()
+    W_hh[:H] *= 0.5
+    W_hh[2 * H :] *= 0.5
+    b = b.copy()
+    b[:H] *= 0.5
+    b[2 * H :] *= 0.5
     # Input projection of all W_ih blocks for every step: one GEMM.
     buf_W_ih = np.matmul(x.reshape(T * B, I), W_ih.T).reshape(T, B, 3 * H)
     buf_W_ih += b
@@ -123,7 +134,6 @@ def forward(params, x, state0=None, *, check_finite=False):
         a_g = buf_W_ih[t, :, H : 2 * H]
         # (4) i = sigmoid(a_i)
         i = buf_W_ih[t, :, :H]
-        np.multiply(i, 0.5, out=i)
         np.tanh(i, out=i)
         i *= 0.5
         i += 0.5
@@ -139,7 +149,6 @@ def forward(params, x, state0=None, *, check_finite=False):
         g -= 2
         # (6) o = sigmoid(a_o)
         o = buf_W_ih[t, :, 2 * H :]
-        np.multiply(o, 0.5, out=o)
         np.tanh(o, out=o)
         o *= 0.5
         o += 0.5
@@ -215,9 +224,10 @@ def backward(params, cache, dy, dstate=None, *, check_finite=False):
     d_c_prev = np.zeros((B, H), dtype=dtype) if dstate is None else dstate[1].copy()
     din_c = np.empty((B, H), dtype=dtype)
     d_c = np.empty((B, H), dtype=dtype)
-    d_o = np.empty((B, H), dtype=dtype)
+    d_gates_W_ih = np.empty((B, 3 * H), dtype=dtype)
+    d_o = d_gates_W_ih[:, 2 * H :]
     d_g = np.empty((B, H), dtype=dtype)
-    d_i = np.empty((B, H), dtype=dtype)
+    d_i = d_gates_W_ih[:, :H]
     cse_0 = np.empty((B, H), dtype=dtype)
     for t in range(T - 1, -1, -1):
         g = cache_g[t]

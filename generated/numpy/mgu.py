@@ -103,6 +103,14 @@ def forward(params, x, state0=None, *, check_finite=False):
     b = params["b"]
     W_hf = params["W_hf"]
     W_hn = params["W_hn"]
+    # sigmoid(a) = 0.5 * tanh(0.5 * a) + 0.5: sigmoid gates' rows scaled by 0.5 once,
+    # so that one tanh call covers adjacent sigmoid and tanh gates.
+    W_ih = W_ih.copy()
+    W_ih[:H] *= 0.5
+    b = b.copy()
+    b[:H] *= 0.5
+    W_hf = W_hf.copy()
+    W_hf[...] *= 0.5
     # Input projection of all W_ih blocks for every step: one GEMM.
     buf_W_ih = np.matmul(x.reshape(T * B, I), W_ih.T).reshape(T, B, 2 * H)
     buf_W_ih += b
@@ -119,7 +127,6 @@ def forward(params, x, state0=None, *, check_finite=False):
         buf_W_ih[t, :, :H] += buf_W_hf
         # (2) f = sigmoid(a_f)
         f = buf_W_ih[t, :, :H]
-        np.multiply(f, 0.5, out=f)
         np.tanh(f, out=f)
         f *= 0.5
         f += 0.5
@@ -190,9 +197,10 @@ def backward(params, cache, dy, dstate=None, *, check_finite=False):
     d_buf_W_hn = np.empty((T, B, 1 * H), dtype=dtype)
     d_h_prev = np.zeros((B, H), dtype=dtype) if dstate is None else dstate[0].copy()
     din_h = np.empty((B, H), dtype=dtype)
-    d_n = np.empty((B, H), dtype=dtype)
+    d_gates_W_ih = np.empty((B, 2 * H), dtype=dtype)
+    d_n = d_gates_W_ih[:, H:]
     d_fh = np.empty((B, H), dtype=dtype)
-    d_f = np.empty((B, H), dtype=dtype)
+    d_f = d_gates_W_ih[:, :H]
     cse_0 = np.empty((B, H), dtype=dtype)
     buf_0 = np.empty((B, H), dtype=dtype)
     for t in range(T - 1, -1, -1):
