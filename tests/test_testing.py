@@ -96,9 +96,11 @@ PLANTED = {
         ),
         {"c0", "W_if", "b_if"},
     ),
-    # sigma'(a_f) = sigma(a_f) instead of sigma (1 - sigma)
+    # sigma'(a) = sigma(a) instead of sigma (1 - sigma), for the i and f gates (one call covers both)
     "sigma' = sigma": (
-        lambda: _patched_lstm(("np.subtract(1, f, out=d_a_f)", "d_a_f[...] = 1"), label="dsigma"),
+        lambda: _patched_lstm(
+            ("np.subtract(1, gates_i_f, out=d_pre_i_f)", "d_pre_i_f[...] = 1"), label="dsigma"
+        ),
         {"W_if", "W_hf", "b_if", "b_hf"},
     ),
     "transposed dW_hh": (_transposed_w_hh, {"W_hi", "W_hf", "W_hg", "W_ho"}),
