@@ -317,6 +317,7 @@ class _Planner:
             setup.append(f"buf_{k} = np.empty((B, H), dtype=dtype)")
         y = f"seq_{state_node[out_node]}[1:]" if out_node in state_node else f"cache_{out_node}"
         mod.forward_end.append(f"y = {y}")
+        _hoist_views(setup, step)
         mod.cache_keys = [
             *(f"seq_{st}" for st in s.states),
             *self.cached_buffers(),
@@ -640,6 +641,7 @@ class _Planner:
         end += self._bias_gradients(elem_params)
         end.append("dparams = {" + ", ".join(f'"{g.name}": d_{g.name}' for g in s.groups) + "}")
         end.append("dstate0 = " + _tuple([f"d_{st}_prev" for st in s.states], quote=False))
+        _hoist_views(setup, step)
 
     def _gate_adjoint_runs(self, reduced, hoisted, aliases, gate_adjoints) -> dict[str, list[str]]:
         """Pre-activation adjoints of adjacent gates with the same formula, computed by one call each.
@@ -887,6 +889,21 @@ def plan_numpy(d: Derivation) -> NumpyModule:
     mod.backward_params = [g.name for g in s.groups if _reads(bwd_body, g.name)]
     mod.backward_cache = [k for k in mod.cache_keys if _reads(bwd_body, k)]
     return mod
+
+
+_VIEW = re.compile(r"^(\w+) = (\w+)\[t, :, ([^\]]+)\]$")
+
+
+def _hoist_views(setup: list[str], step: list[str]) -> None:
+    """`i = buf_W_ih[t, :, :H]` in the loop becomes `i = i_seq[t]` with `i_seq = buf_W_ih[:, :, :H]`
+    made once before it: a plain index costs a third of a tuple of slices, which counts at B = 1."""
+    targets = [m.group(1) for m in map(_VIEW.match, step) if m]
+    for k, line in enumerate(step):
+        m = _VIEW.match(line)
+        if m and targets.count(m.group(1)) == 1:
+            name, array, span = m.groups()
+            setup.append(f"{name}_seq = {array}[:, :, {span}]")
+            step[k] = f"{name} = {name}_seq[t]"
 
 
 def _reads(lines: list[str], name: str) -> bool:

@@ -155,6 +155,10 @@ def forward(params, x, state0=None, *, check_finite=False):
     buf_R_f = np.empty((B, 3 * H), dtype=dtype)
     buf_R_o = np.empty((B, 3 * H), dtype=dtype)
     buf_0 = np.empty((B, H), dtype=dtype)
+    a_i_seq = buf_W_ih[:, :, :H]
+    a_f_seq = buf_W_ih[:, :, H : 2 * H]
+    a_o_seq = buf_W_ih[:, :, 3 * H :]
+    z_seq = buf_W_ih[:, :, 2 * H : 3 * H]
     for t in range(T):
         h_prev = seq_h[t]
         c_prev = seq_c[t]
@@ -176,11 +180,11 @@ def forward(params, x, state0=None, *, check_finite=False):
         buf_W_ih[t, :, : 2 * H] += buf_R_o[:, : 2 * H]
         buf_W_ih[t, :, 3 * H :] += buf_R_o[:, 2 * H :]
         buf_W_ih[t] += buf_W_hh
-        a_i = buf_W_ih[t, :, :H]
-        a_f = buf_W_ih[t, :, H : 2 * H]
-        a_o = buf_W_ih[t, :, 3 * H :]
+        a_i = a_i_seq[t]
+        a_f = a_f_seq[t]
+        a_o = a_o_seq[t]
         # (5) z = tanh(a_z)
-        z = buf_W_ih[t, :, 2 * H : 3 * H]
+        z = z_seq[t]
         np.tanh(z, out=z)
         # (6) i = sigmoid(a_i + c_prev*p_i)
         i = seq_i[t + 1]
@@ -300,6 +304,11 @@ def backward(params, cache, dy, dstate=None, *, check_finite=False):
     d_p_f = d_p[H : 2 * H]
     d_p_o = d_p[2 * H :]
     buf_0 = np.empty((B, H), dtype=dtype)
+    z_seq = buf_W_ih[:, :, 2 * H : 3 * H]
+    d_a_o_seq = d_buf_W_ih[:, :, 3 * H :]
+    d_a_z_seq = d_buf_W_ih[:, :, 2 * H : 3 * H]
+    d_a_f_seq = d_buf_W_ih[:, :, H : 2 * H]
+    d_a_i_seq = d_buf_W_ih[:, :, :H]
     for t in range(T - 1, -1, -1):
         c_prev = seq_c[t]
         c = seq_c[t + 1]
@@ -307,7 +316,7 @@ def backward(params, cache, dy, dstate=None, *, check_finite=False):
         f = seq_f[t + 1]
         o = seq_o[t + 1]
         tanh_c = cache_tanh_c[t]
-        z = buf_W_ih[t, :, 2 * H : 3 * H]
+        z = z_seq[t]
         # Gradients arriving at this step's outputs: the loss at t and the later steps.
         np.add(dy[t], d_h_prev, out=din_h)
         din_c, d_c_prev = d_c_prev, din_c
@@ -321,7 +330,7 @@ def backward(params, cache, dy, dstate=None, *, check_finite=False):
         d_o += din_o
         # (13) d_c = d_h*o*(1 - tanh_c**2) + d_o*o*p_o*(1 - o) + din_c
         # (17) d_a_o first: a common subexpression, computed once
-        d_a_o = d_buf_W_ih[t, :, 3 * H :]
+        d_a_o = d_a_o_seq[t]
         np.subtract(1, o, out=d_a_o)
         d_a_o *= d_o
         d_a_o *= o
@@ -342,19 +351,19 @@ def backward(params, cache, dy, dstate=None, *, check_finite=False):
         np.multiply(d_c, i, out=d_z)
         # (17) d_a_o = d_o*o*(1 - o)
         # (18) d_a_z = d_z*(1 - z**2)
-        d_a_z = d_buf_W_ih[t, :, 2 * H : 3 * H]
+        d_a_z = d_a_z_seq[t]
         np.square(z, out=d_a_z)
         np.subtract(1, d_a_z, out=d_a_z)
         d_a_z *= d_z
         # (19) d_a_f = d_f*f*(1 - f)
         # (19) d_a_f first: a common subexpression, computed once
-        d_a_f = d_buf_W_ih[t, :, H : 2 * H]
+        d_a_f = d_a_f_seq[t]
         np.subtract(1, f, out=d_a_f)
         d_a_f *= d_f
         d_a_f *= f
         # (20) d_a_i = d_i*i*(1 - i)
         # (20) d_a_i first: a common subexpression, computed once
-        d_a_i = d_buf_W_ih[t, :, :H]
+        d_a_i = d_a_i_seq[t]
         np.subtract(1, i, out=d_a_i)
         d_a_i *= d_i
         d_a_i *= i

@@ -117,6 +117,9 @@ def forward(params, x, state0=None, *, check_finite=False):
     cache_tanh_c = np.empty((T, B, H), dtype=dtype)
     buf_W_hh = np.empty((B, 3 * H), dtype=dtype)
     buf_0 = np.empty((B, H), dtype=dtype)
+    z_seq = buf_W_ih[:, :, H : 2 * H]
+    i_seq = buf_W_ih[:, :, :H]
+    o_seq = buf_W_ih[:, :, 2 * H :]
     for t in range(T):
         h_prev = seq_h[t]
         c_prev = seq_c[t]
@@ -126,10 +129,10 @@ def forward(params, x, state0=None, *, check_finite=False):
         np.matmul(h_prev, W_hh.T, out=buf_W_hh)
         buf_W_ih[t] += buf_W_hh
         # (4) z = tanh(a_z)
-        z = buf_W_ih[t, :, H : 2 * H]
+        z = z_seq[t]
         np.tanh(z, out=z)
         # (5) i = sigmoid(a_i + c_prev*p_i)
-        i = buf_W_ih[t, :, :H]
+        i = i_seq[t]
         np.multiply(c_prev, p_i, out=buf_0)
         i += buf_0
         np.multiply(i, 0.5, out=i)
@@ -141,7 +144,7 @@ def forward(params, x, state0=None, *, check_finite=False):
         np.multiply(i, z, out=c)
         c += c_prev
         # (7) o = sigmoid(a_o + c*p_o)
-        o = buf_W_ih[t, :, 2 * H :]
+        o = o_seq[t]
         np.multiply(c, p_o, out=buf_0)
         o += buf_0
         np.multiply(o, 0.5, out=o)
@@ -218,13 +221,19 @@ def backward(params, cache, dy, dstate=None, *, check_finite=False):
     d_p_i = d_p[:H]
     d_p_o = d_p[H:]
     buf_0 = np.empty((B, H), dtype=dtype)
+    z_seq = buf_W_ih[:, :, H : 2 * H]
+    i_seq = buf_W_ih[:, :, :H]
+    o_seq = buf_W_ih[:, :, 2 * H :]
+    d_a_o_seq = d_buf_W_ih[:, :, 2 * H :]
+    d_a_z_seq = d_buf_W_ih[:, :, H : 2 * H]
+    d_a_i_seq = d_buf_W_ih[:, :, :H]
     for t in range(T - 1, -1, -1):
         c_prev = seq_c[t]
         c = seq_c[t + 1]
         tanh_c = cache_tanh_c[t]
-        z = buf_W_ih[t, :, H : 2 * H]
-        i = buf_W_ih[t, :, :H]
-        o = buf_W_ih[t, :, 2 * H :]
+        z = z_seq[t]
+        i = i_seq[t]
+        o = o_seq[t]
         # Gradients arriving at this step's outputs: the loss at t and the later steps.
         np.add(dy[t], d_h_prev, out=din_h)
         din_c, d_c_prev = d_c_prev, din_c
@@ -234,7 +243,7 @@ def backward(params, cache, dy, dstate=None, *, check_finite=False):
         np.multiply(d_h, tanh_c, out=d_o)
         # (11) d_c = d_h*o*(1 - tanh_c**2) + d_o*o*p_o*(1 - o) + din_c
         # (14) d_a_o first: a common subexpression, computed once
-        d_a_o = d_buf_W_ih[t, :, 2 * H :]
+        d_a_o = d_a_o_seq[t]
         np.subtract(1, o, out=d_a_o)
         d_a_o *= d_o
         d_a_o *= o
@@ -251,13 +260,13 @@ def backward(params, cache, dy, dstate=None, *, check_finite=False):
         np.multiply(d_c, i, out=d_z)
         # (14) d_a_o = d_o*o*(1 - o)
         # (15) d_a_z = d_z*(1 - z**2)
-        d_a_z = d_buf_W_ih[t, :, H : 2 * H]
+        d_a_z = d_a_z_seq[t]
         np.square(z, out=d_a_z)
         np.subtract(1, d_a_z, out=d_a_z)
         d_a_z *= d_z
         # (16) d_a_i = d_i*i*(1 - i)
         # (16) d_a_i first: a common subexpression, computed once
-        d_a_i = d_buf_W_ih[t, :, :H]
+        d_a_i = d_a_i_seq[t]
         np.subtract(1, i, out=d_a_i)
         d_a_i *= d_i
         d_a_i *= i

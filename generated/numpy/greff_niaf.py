@@ -121,6 +121,10 @@ def forward(params, x, state0=None, *, check_finite=False):
     cache_tanh_c = np.empty((T, B, H), dtype=dtype)
     buf_W_hh = np.empty((B, 4 * H), dtype=dtype)
     buf_0 = np.empty((B, H), dtype=dtype)
+    a_z_seq = buf_W_ih[:, :, 2 * H : 3 * H]
+    i_seq = buf_W_ih[:, :, :H]
+    f_seq = buf_W_ih[:, :, H : 2 * H]
+    o_seq = buf_W_ih[:, :, 3 * H :]
     for t in range(T):
         h_prev = seq_h[t]
         c_prev = seq_c[t]
@@ -130,12 +134,12 @@ def forward(params, x, state0=None, *, check_finite=False):
         # (4) a_o = W_io @ x + W_ho @ h_prev + b_o
         np.matmul(h_prev, W_hh.T, out=buf_W_hh)
         buf_W_ih[t] += buf_W_hh
-        a_z = buf_W_ih[t, :, 2 * H : 3 * H]
+        a_z = a_z_seq[t]
         # (5) z = a_z
         z = cache_z[t]
         np.copyto(z, a_z)
         # (6) i = sigmoid(a_i + c_prev*p_i)
-        i = buf_W_ih[t, :, :H]
+        i = i_seq[t]
         np.multiply(c_prev, p_i, out=buf_0)
         i += buf_0
         np.multiply(i, 0.5, out=i)
@@ -143,7 +147,7 @@ def forward(params, x, state0=None, *, check_finite=False):
         i *= 0.5
         i += 0.5
         # (7) f = sigmoid(a_f + c_prev*p_f)
-        f = buf_W_ih[t, :, H : 2 * H]
+        f = f_seq[t]
         np.multiply(c_prev, p_f, out=buf_0)
         f += buf_0
         np.multiply(f, 0.5, out=f)
@@ -156,7 +160,7 @@ def forward(params, x, state0=None, *, check_finite=False):
         np.multiply(i, z, out=buf_0)
         c += buf_0
         # (9) o = sigmoid(a_o + c*p_o)
-        o = buf_W_ih[t, :, 3 * H :]
+        o = o_seq[t]
         np.multiply(c, p_o, out=buf_0)
         o += buf_0
         np.multiply(o, 0.5, out=o)
@@ -238,14 +242,21 @@ def backward(params, cache, dy, dstate=None, *, check_finite=False):
     d_p_f = d_p[H : 2 * H]
     d_p_o = d_p[2 * H :]
     buf_0 = np.empty((B, H), dtype=dtype)
+    i_seq = buf_W_ih[:, :, :H]
+    f_seq = buf_W_ih[:, :, H : 2 * H]
+    o_seq = buf_W_ih[:, :, 3 * H :]
+    d_a_o_seq = d_buf_W_ih[:, :, 3 * H :]
+    d_a_z_seq = d_buf_W_ih[:, :, 2 * H : 3 * H]
+    d_a_f_seq = d_buf_W_ih[:, :, H : 2 * H]
+    d_a_i_seq = d_buf_W_ih[:, :, :H]
     for t in range(T - 1, -1, -1):
         c_prev = seq_c[t]
         c = seq_c[t + 1]
         z = cache_z[t]
         tanh_c = cache_tanh_c[t]
-        i = buf_W_ih[t, :, :H]
-        f = buf_W_ih[t, :, H : 2 * H]
-        o = buf_W_ih[t, :, 3 * H :]
+        i = i_seq[t]
+        f = f_seq[t]
+        o = o_seq[t]
         # Gradients arriving at this step's outputs: the loss at t and the later steps.
         np.add(dy[t], d_h_prev, out=din_h)
         din_c, d_c_prev = d_c_prev, din_c
@@ -255,7 +266,7 @@ def backward(params, cache, dy, dstate=None, *, check_finite=False):
         np.multiply(d_h, tanh_c, out=d_o)
         # (13) d_c = d_h*o*(1 - tanh_c**2) + d_o*o*p_o*(1 - o) + din_c
         # (17) d_a_o first: a common subexpression, computed once
-        d_a_o = d_buf_W_ih[t, :, 3 * H :]
+        d_a_o = d_a_o_seq[t]
         np.subtract(1, o, out=d_a_o)
         d_a_o *= d_o
         d_a_o *= o
@@ -274,17 +285,17 @@ def backward(params, cache, dy, dstate=None, *, check_finite=False):
         np.multiply(d_c, i, out=d_z)
         # (17) d_a_o = d_o*o*(1 - o)
         # (18) d_a_z = d_z
-        d_a_z = d_buf_W_ih[t, :, 2 * H : 3 * H]
+        d_a_z = d_a_z_seq[t]
         np.copyto(d_a_z, d_z)
         # (19) d_a_f = d_f*f*(1 - f)
         # (19) d_a_f first: a common subexpression, computed once
-        d_a_f = d_buf_W_ih[t, :, H : 2 * H]
+        d_a_f = d_a_f_seq[t]
         np.subtract(1, f, out=d_a_f)
         d_a_f *= d_f
         d_a_f *= f
         # (20) d_a_i = d_i*i*(1 - i)
         # (20) d_a_i first: a common subexpression, computed once
-        d_a_i = d_buf_W_ih[t, :, :H]
+        d_a_i = d_a_i_seq[t]
         np.subtract(1, i, out=d_a_i)
         d_a_i *= d_i
         d_a_i *= i

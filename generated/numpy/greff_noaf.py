@@ -119,6 +119,10 @@ def forward(params, x, state0=None, *, check_finite=False):
     seq_c[0] = c0
     buf_W_hh = np.empty((B, 4 * H), dtype=dtype)
     buf_0 = np.empty((B, H), dtype=dtype)
+    z_seq = buf_W_ih[:, :, 2 * H : 3 * H]
+    i_seq = buf_W_ih[:, :, :H]
+    f_seq = buf_W_ih[:, :, H : 2 * H]
+    o_seq = buf_W_ih[:, :, 3 * H :]
     for t in range(T):
         h_prev = seq_h[t]
         c_prev = seq_c[t]
@@ -129,10 +133,10 @@ def forward(params, x, state0=None, *, check_finite=False):
         np.matmul(h_prev, W_hh.T, out=buf_W_hh)
         buf_W_ih[t] += buf_W_hh
         # (5) z = tanh(a_z)
-        z = buf_W_ih[t, :, 2 * H : 3 * H]
+        z = z_seq[t]
         np.tanh(z, out=z)
         # (6) i = sigmoid(a_i + c_prev*p_i)
-        i = buf_W_ih[t, :, :H]
+        i = i_seq[t]
         np.multiply(c_prev, p_i, out=buf_0)
         i += buf_0
         np.multiply(i, 0.5, out=i)
@@ -140,7 +144,7 @@ def forward(params, x, state0=None, *, check_finite=False):
         i *= 0.5
         i += 0.5
         # (7) f = sigmoid(a_f + c_prev*p_f)
-        f = buf_W_ih[t, :, H : 2 * H]
+        f = f_seq[t]
         np.multiply(c_prev, p_f, out=buf_0)
         f += buf_0
         np.multiply(f, 0.5, out=f)
@@ -153,7 +157,7 @@ def forward(params, x, state0=None, *, check_finite=False):
         np.multiply(i, z, out=buf_0)
         c += buf_0
         # (9) o = sigmoid(a_o + c*p_o)
-        o = buf_W_ih[t, :, 3 * H :]
+        o = o_seq[t]
         np.multiply(c, p_o, out=buf_0)
         o += buf_0
         np.multiply(o, 0.5, out=o)
@@ -229,13 +233,21 @@ def backward(params, cache, dy, dstate=None, *, check_finite=False):
     d_p_f = d_p[H : 2 * H]
     d_p_o = d_p[2 * H :]
     buf_0 = np.empty((B, H), dtype=dtype)
+    z_seq = buf_W_ih[:, :, 2 * H : 3 * H]
+    i_seq = buf_W_ih[:, :, :H]
+    f_seq = buf_W_ih[:, :, H : 2 * H]
+    o_seq = buf_W_ih[:, :, 3 * H :]
+    d_a_o_seq = d_buf_W_ih[:, :, 3 * H :]
+    d_a_z_seq = d_buf_W_ih[:, :, 2 * H : 3 * H]
+    d_a_f_seq = d_buf_W_ih[:, :, H : 2 * H]
+    d_a_i_seq = d_buf_W_ih[:, :, :H]
     for t in range(T - 1, -1, -1):
         c_prev = seq_c[t]
         c = seq_c[t + 1]
-        z = buf_W_ih[t, :, 2 * H : 3 * H]
-        i = buf_W_ih[t, :, :H]
-        f = buf_W_ih[t, :, H : 2 * H]
-        o = buf_W_ih[t, :, 3 * H :]
+        z = z_seq[t]
+        i = i_seq[t]
+        f = f_seq[t]
+        o = o_seq[t]
         # Gradients arriving at this step's outputs: the loss at t and the later steps.
         np.add(dy[t], d_h_prev, out=din_h)
         din_c, d_c_prev = d_c_prev, din_c
@@ -245,7 +257,7 @@ def backward(params, cache, dy, dstate=None, *, check_finite=False):
         np.multiply(c, d_h, out=d_o)
         # (13) d_c = d_h*o + d_o*o*p_o*(1 - o) + din_c
         # (17) d_a_o first: a common subexpression, computed once
-        d_a_o = d_buf_W_ih[t, :, 3 * H :]
+        d_a_o = d_a_o_seq[t]
         np.subtract(1, o, out=d_a_o)
         d_a_o *= d_o
         d_a_o *= o
@@ -261,19 +273,19 @@ def backward(params, cache, dy, dstate=None, *, check_finite=False):
         np.multiply(d_c, i, out=d_z)
         # (17) d_a_o = d_o*o*(1 - o)
         # (18) d_a_z = d_z*(1 - z**2)
-        d_a_z = d_buf_W_ih[t, :, 2 * H : 3 * H]
+        d_a_z = d_a_z_seq[t]
         np.square(z, out=d_a_z)
         np.subtract(1, d_a_z, out=d_a_z)
         d_a_z *= d_z
         # (19) d_a_f = d_f*f*(1 - f)
         # (19) d_a_f first: a common subexpression, computed once
-        d_a_f = d_buf_W_ih[t, :, H : 2 * H]
+        d_a_f = d_a_f_seq[t]
         np.subtract(1, f, out=d_a_f)
         d_a_f *= d_f
         d_a_f *= f
         # (20) d_a_i = d_i*i*(1 - i)
         # (20) d_a_i first: a common subexpression, computed once
-        d_a_i = d_buf_W_ih[t, :, :H]
+        d_a_i = d_a_i_seq[t]
         np.subtract(1, i, out=d_a_i)
         d_a_i *= d_i
         d_a_i *= i

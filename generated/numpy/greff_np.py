@@ -128,6 +128,11 @@ def forward(params, x, state0=None, *, check_finite=False):
     cache_tanh_c = np.empty((T, B, H), dtype=dtype)
     buf_W_hh = np.empty((B, 4 * H), dtype=dtype)
     buf_0 = np.empty((B, H), dtype=dtype)
+    z_seq = buf_W_ih[:, :, 2 * H : 3 * H]
+    gates_i_f_seq = buf_W_ih[:, :, : 2 * H]
+    i_seq = buf_W_ih[:, :, :H]
+    f_seq = buf_W_ih[:, :, H : 2 * H]
+    o_seq = buf_W_ih[:, :, 3 * H :]
     for t in range(T):
         h_prev = seq_h[t]
         c_prev = seq_c[t]
@@ -138,23 +143,23 @@ def forward(params, x, state0=None, *, check_finite=False):
         np.matmul(h_prev, W_hh.T, out=buf_W_hh)
         buf_W_ih[t] += buf_W_hh
         # (5) z = tanh(a_z)
-        z = buf_W_ih[t, :, 2 * H : 3 * H]
+        z = z_seq[t]
         np.tanh(z, out=z)
         # (6) i = sigmoid(a_i)
         # (7) f = sigmoid(a_f)
-        gates_i_f = buf_W_ih[t, :, : 2 * H]
+        gates_i_f = gates_i_f_seq[t]
         np.tanh(gates_i_f, out=gates_i_f)
         gates_i_f *= 0.5
         gates_i_f += 0.5
-        i = buf_W_ih[t, :, :H]
-        f = buf_W_ih[t, :, H : 2 * H]
+        i = i_seq[t]
+        f = f_seq[t]
         # (8) c = c_prev*f + i*z
         c = seq_c[t + 1]
         np.multiply(c_prev, f, out=c)
         np.multiply(i, z, out=buf_0)
         c += buf_0
         # (9) o = sigmoid(a_o)
-        o = buf_W_ih[t, :, 3 * H :]
+        o = o_seq[t]
         np.tanh(o, out=o)
         o *= 0.5
         o += 0.5
@@ -222,13 +227,21 @@ def backward(params, cache, dy, dstate=None, *, check_finite=False):
     d_f = d_gates_W_ih[:, H : 2 * H]
     d_i = d_gates_W_ih[:, :H]
     d_z = d_gates_W_ih[:, 2 * H : 3 * H]
+    z_seq = buf_W_ih[:, :, 2 * H : 3 * H]
+    i_seq = buf_W_ih[:, :, :H]
+    f_seq = buf_W_ih[:, :, H : 2 * H]
+    o_seq = buf_W_ih[:, :, 3 * H :]
+    d_a_o_seq = d_buf_W_ih[:, :, 3 * H :]
+    d_a_z_seq = d_buf_W_ih[:, :, 2 * H : 3 * H]
+    gates_i_f_seq = buf_W_ih[:, :, : 2 * H]
+    d_pre_i_f_seq = d_buf_W_ih[:, :, : 2 * H]
     for t in range(T - 1, -1, -1):
         c_prev = seq_c[t]
         tanh_c = cache_tanh_c[t]
-        z = buf_W_ih[t, :, 2 * H : 3 * H]
-        i = buf_W_ih[t, :, :H]
-        f = buf_W_ih[t, :, H : 2 * H]
-        o = buf_W_ih[t, :, 3 * H :]
+        z = z_seq[t]
+        i = i_seq[t]
+        f = f_seq[t]
+        o = o_seq[t]
         # Gradients arriving at this step's outputs: the loss at t and the later steps.
         np.add(dy[t], d_h_prev, out=din_h)
         din_c, d_c_prev = d_c_prev, din_c
@@ -249,20 +262,20 @@ def backward(params, cache, dy, dstate=None, *, check_finite=False):
         # (16) d_z = d_c*i
         np.multiply(d_c, i, out=d_z)
         # (17) d_a_o = d_o*o*(1 - o)
-        d_a_o = d_buf_W_ih[t, :, 3 * H :]
+        d_a_o = d_a_o_seq[t]
         np.subtract(1, o, out=d_a_o)
         d_a_o *= d_o
         d_a_o *= o
         # (18) d_a_z = d_z*(1 - z**2)
-        d_a_z = d_buf_W_ih[t, :, 2 * H : 3 * H]
+        d_a_z = d_a_z_seq[t]
         np.square(z, out=d_a_z)
         np.subtract(1, d_a_z, out=d_a_z)
         d_a_z *= d_z
         # (19) d_a_f = d_f*f*(1 - f)
         # (20) d_a_i = d_i*i*(1 - i)
-        gates_i_f = buf_W_ih[t, :, : 2 * H]
+        gates_i_f = gates_i_f_seq[t]
         d_gates_i_f = d_gates_W_ih[:, : 2 * H]
-        d_pre_i_f = d_buf_W_ih[t, :, : 2 * H]
+        d_pre_i_f = d_pre_i_f_seq[t]
         np.subtract(1, gates_i_f, out=d_pre_i_f)
         d_pre_i_f *= d_gates_i_f
         d_pre_i_f *= gates_i_f

@@ -128,6 +128,10 @@ def forward(params, x, state0=None, *, check_finite=False):
     cache_u_n = np.empty((T, B, H), dtype=dtype)
     buf_W_hh = np.empty((B, 3 * H), dtype=dtype)
     buf_0 = np.empty((B, H), dtype=dtype)
+    gates_r_z_seq = buf_W_ih[:, :, : 2 * H]
+    r_seq = buf_W_ih[:, :, :H]
+    z_seq = buf_W_ih[:, :, H : 2 * H]
+    n_seq = buf_W_ih[:, :, 2 * H :]
     for t in range(T):
         h_prev = seq_h[t]
         # (1) a_r = W_ir @ x + W_hr @ h_prev + b_ir + b_hr
@@ -141,14 +145,14 @@ def forward(params, x, state0=None, *, check_finite=False):
         np.copyto(u_n, buf_W_hh[:, 2 * H :])
         # (5) r = sigmoid(a_r)
         # (6) z = sigmoid(a_z)
-        gates_r_z = buf_W_ih[t, :, : 2 * H]
+        gates_r_z = gates_r_z_seq[t]
         np.tanh(gates_r_z, out=gates_r_z)
         gates_r_z *= 0.5
         gates_r_z += 0.5
-        r = buf_W_ih[t, :, :H]
-        z = buf_W_ih[t, :, H : 2 * H]
+        r = r_seq[t]
+        z = z_seq[t]
         # (7) n = tanh(a_n + r*u_n)
-        n = buf_W_ih[t, :, 2 * H :]
+        n = n_seq[t]
         np.multiply(r, u_n, out=buf_0)
         n += buf_0
         np.tanh(n, out=n)
@@ -214,12 +218,19 @@ def backward(params, cache, dy, dstate=None, *, check_finite=False):
     d_r = d_gates_W_ih[:, :H]
     cse_0 = np.empty((B, H), dtype=dtype)
     buf_0 = np.empty((B, H), dtype=dtype)
+    r_seq = buf_W_ih[:, :, :H]
+    z_seq = buf_W_ih[:, :, H : 2 * H]
+    n_seq = buf_W_ih[:, :, 2 * H :]
+    d_a_n_seq = d_buf_W_ih[:, :, 2 * H :]
+    d_u_n_seq = d_buf_W_hh[:, :, 2 * H :]
+    d_a_z_seq = d_buf_W_ih[:, :, H : 2 * H]
+    d_a_r_seq = d_buf_W_ih[:, :, :H]
     for t in range(T - 1, -1, -1):
         h_prev = seq_h[t]
         u_n = cache_u_n[t]
-        r = buf_W_ih[t, :, :H]
-        z = buf_W_ih[t, :, H : 2 * H]
-        n = buf_W_ih[t, :, 2 * H :]
+        r = r_seq[t]
+        z = z_seq[t]
+        n = n_seq[t]
         # Gradients arriving at this step's outputs: the loss at t and the later steps.
         np.add(dy[t], d_h_prev, out=din_h)
         # (9) d_h = din_h
@@ -232,21 +243,21 @@ def backward(params, cache, dy, dstate=None, *, check_finite=False):
         d_z *= d_h
         # (12) d_r = d_n*u_n*(1 - n**2)
         # (14) d_a_n first: a common subexpression, computed once
-        d_a_n = d_buf_W_ih[t, :, 2 * H :]
+        d_a_n = d_a_n_seq[t]
         np.square(n, out=d_a_n)
         np.subtract(1, d_a_n, out=d_a_n)
         d_a_n *= d_n
         np.multiply(d_a_n, u_n, out=d_r)
         # (13) d_u_n = d_n*r*(1 - n**2)
-        d_u_n = d_buf_W_hh[t, :, 2 * H :]
+        d_u_n = d_u_n_seq[t]
         np.multiply(d_a_n, r, out=d_u_n)
         # (14) d_a_n = d_n*(1 - n**2)
         # (15) d_a_z = d_z*z*(1 - z)
-        d_a_z = d_buf_W_ih[t, :, H : 2 * H]
+        d_a_z = d_a_z_seq[t]
         np.multiply(cse_0, d_z, out=d_a_z)
         d_a_z *= z
         # (16) d_a_r = d_r*r*(1 - r)
-        d_a_r = d_buf_W_ih[t, :, :H]
+        d_a_r = d_a_r_seq[t]
         np.subtract(1, r, out=d_a_r)
         d_a_r *= d_r
         d_a_r *= r

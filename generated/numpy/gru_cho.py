@@ -126,6 +126,10 @@ def forward(params, x, state0=None, *, check_finite=False):
     buf_W_hh = np.empty((B, 2 * H), dtype=dtype)
     buf_W_hn = np.empty((B, 1 * H), dtype=dtype)
     buf_0 = np.empty((B, H), dtype=dtype)
+    gates_r_z_seq = buf_W_ih[:, :, : 2 * H]
+    r_seq = buf_W_ih[:, :, :H]
+    z_seq = buf_W_ih[:, :, H : 2 * H]
+    n_seq = buf_W_ih[:, :, 2 * H :]
     for t in range(T):
         h_prev = seq_h[t]
         # (1) a_r = W_ir @ x + W_hr @ h_prev + b_r
@@ -134,12 +138,12 @@ def forward(params, x, state0=None, *, check_finite=False):
         buf_W_ih[t, :, : 2 * H] += buf_W_hh
         # (3) r = sigmoid(a_r)
         # (4) z = sigmoid(a_z)
-        gates_r_z = buf_W_ih[t, :, : 2 * H]
+        gates_r_z = gates_r_z_seq[t]
         np.tanh(gates_r_z, out=gates_r_z)
         gates_r_z *= 0.5
         gates_r_z += 0.5
-        r = buf_W_ih[t, :, :H]
-        z = buf_W_ih[t, :, H : 2 * H]
+        r = r_seq[t]
+        z = z_seq[t]
         # (5) rh = h_prev*r
         rh = cache_rh[t]
         np.multiply(h_prev, r, out=rh)
@@ -147,7 +151,7 @@ def forward(params, x, state0=None, *, check_finite=False):
         np.matmul(rh, W_hn.T, out=buf_W_hn)
         buf_W_ih[t, :, 2 * H :] += buf_W_hn
         # (7) n = tanh(a_n)
-        n = buf_W_ih[t, :, 2 * H :]
+        n = n_seq[t]
         np.tanh(n, out=n)
         # (8) h = h_prev*z + n*(1 - z)
         h = seq_h[t + 1]
@@ -214,11 +218,17 @@ def backward(params, cache, dy, dstate=None, *, check_finite=False):
     d_r = d_gates_W_ih[:, :H]
     cse_0 = np.empty((B, H), dtype=dtype)
     buf_0 = np.empty((B, H), dtype=dtype)
+    r_seq = buf_W_ih[:, :, :H]
+    z_seq = buf_W_ih[:, :, H : 2 * H]
+    n_seq = buf_W_ih[:, :, 2 * H :]
+    d_a_n_seq = d_buf_W_ih[:, :, 2 * H :]
+    d_a_z_seq = d_buf_W_ih[:, :, H : 2 * H]
+    d_a_r_seq = d_buf_W_ih[:, :, :H]
     for t in range(T - 1, -1, -1):
         h_prev = seq_h[t]
-        r = buf_W_ih[t, :, :H]
-        z = buf_W_ih[t, :, H : 2 * H]
-        n = buf_W_ih[t, :, 2 * H :]
+        r = r_seq[t]
+        z = z_seq[t]
+        n = n_seq[t]
         # Gradients arriving at this step's outputs: the loss at t and the later steps.
         np.add(dy[t], d_h_prev, out=din_h)
         # (9) d_h = din_h
@@ -227,7 +237,7 @@ def backward(params, cache, dy, dstate=None, *, check_finite=False):
         np.subtract(1, z, out=cse_0)
         np.multiply(cse_0, d_h, out=d_n)
         # (11) d_a_n = d_n*(1 - n**2)
-        d_a_n = d_buf_W_ih[t, :, 2 * H :]
+        d_a_n = d_a_n_seq[t]
         np.square(n, out=d_a_n)
         np.subtract(1, d_a_n, out=d_a_n)
         d_a_n *= d_n
@@ -240,11 +250,11 @@ def backward(params, cache, dy, dstate=None, *, check_finite=False):
         # (14) d_r = d_rh*h_prev
         np.multiply(d_rh, h_prev, out=d_r)
         # (15) d_a_z = d_z*z*(1 - z)
-        d_a_z = d_buf_W_ih[t, :, H : 2 * H]
+        d_a_z = d_a_z_seq[t]
         np.multiply(cse_0, d_z, out=d_a_z)
         d_a_z *= z
         # (16) d_a_r = d_r*r*(1 - r)
-        d_a_r = d_buf_W_ih[t, :, :H]
+        d_a_r = d_a_r_seq[t]
         np.subtract(1, r, out=d_a_r)
         d_a_r *= d_r
         d_a_r *= r

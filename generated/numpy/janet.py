@@ -107,13 +107,15 @@ def forward(params, x, state0=None, *, check_finite=False):
     cache_sigmoid_h = np.empty((T, B, H), dtype=dtype)
     buf_W_hh = np.empty((B, 2 * H), dtype=dtype)
     buf_0 = np.empty((B, H), dtype=dtype)
+    s_seq = buf_W_ih[:, :, :H]
+    g_seq = buf_W_ih[:, :, H:]
     for t in range(T):
         h_prev = seq_h[t]
         # (1) s = W_if @ x + W_hf @ h_prev + b_f
         # (2) a_g = W_ig @ x + W_hg @ h_prev + b_g
         np.matmul(h_prev, W_hh.T, out=buf_W_hh)
         buf_W_ih[t] += buf_W_hh
-        s = buf_W_ih[t, :, :H]
+        s = s_seq[t]
         # (3) f = sigmoid(s)
         f = cache_f[t]
         np.multiply(s, 0.5, out=f)
@@ -121,7 +123,7 @@ def forward(params, x, state0=None, *, check_finite=False):
         f *= 0.5
         f += 0.5
         # (4) g = tanh(a_g)
-        g = buf_W_ih[t, :, H:]
+        g = g_seq[t]
         np.tanh(g, out=g)
         # (5) h = f*h_prev + g*(1 - sigmoid(s - 1))
         sigmoid_h = cache_sigmoid_h[t]
@@ -192,11 +194,14 @@ def backward(params, cache, dy, dstate=None, *, check_finite=False):
     d_f = np.empty((B, H), dtype=dtype)
     cse_0 = np.empty((B, H), dtype=dtype)
     buf_0 = np.empty((B, H), dtype=dtype)
+    g_seq = buf_W_ih[:, :, H:]
+    d_a_g_seq = d_buf_W_ih[:, :, H:]
+    d_s_seq = d_buf_W_ih[:, :, :H]
     for t in range(T - 1, -1, -1):
         h_prev = seq_h[t]
         f = cache_f[t]
         sigmoid_h = cache_sigmoid_h[t]
-        g = buf_W_ih[t, :, H:]
+        g = g_seq[t]
         # Gradients arriving at this step's outputs: the loss at t and the later steps.
         np.add(dy[t], d_h_prev, out=din_h)
         # (6) d_h = din_h
@@ -208,12 +213,12 @@ def backward(params, cache, dy, dstate=None, *, check_finite=False):
         # (8) d_f = d_h*h_prev
         np.multiply(d_h, h_prev, out=d_f)
         # (9) d_a_g = d_g*(1 - g**2)
-        d_a_g = d_buf_W_ih[t, :, H:]
+        d_a_g = d_a_g_seq[t]
         np.square(g, out=d_a_g)
         np.subtract(1, d_a_g, out=d_a_g)
         d_a_g *= d_g
         # (10) d_s = d_f*f*(1 - f) - d_h*g*sigmoid_h*(1 - sigmoid_h)
-        d_s = d_buf_W_ih[t, :, :H]
+        d_s = d_s_seq[t]
         np.subtract(1, f, out=d_s)
         d_s *= d_f
         d_s *= f

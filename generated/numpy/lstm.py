@@ -136,6 +136,10 @@ def forward(params, x, state0=None, *, check_finite=False):
     cache_tanh_c = np.empty((T, B, H), dtype=dtype)
     buf_W_hh = np.empty((B, 4 * H), dtype=dtype)
     buf_0 = np.empty((B, H), dtype=dtype)
+    i_seq = buf_W_ih[:, :, :H]
+    f_seq = buf_W_ih[:, :, H : 2 * H]
+    g_seq = buf_W_ih[:, :, 2 * H : 3 * H]
+    o_seq = buf_W_ih[:, :, 3 * H :]
     for t in range(T):
         h_prev = seq_h[t]
         c_prev = seq_c[t]
@@ -155,10 +159,10 @@ def forward(params, x, state0=None, *, check_finite=False):
         buf_W_ih[t, :, : 2 * H] += 0.5
         buf_W_ih[t, :, 3 * H :] *= 0.5
         buf_W_ih[t, :, 3 * H :] += 0.5
-        i = buf_W_ih[t, :, :H]
-        f = buf_W_ih[t, :, H : 2 * H]
-        g = buf_W_ih[t, :, 2 * H : 3 * H]
-        o = buf_W_ih[t, :, 3 * H :]
+        i = i_seq[t]
+        f = f_seq[t]
+        g = g_seq[t]
+        o = o_seq[t]
         # (9) c = c_prev*f + g*i
         c = seq_c[t + 1]
         np.multiply(c_prev, f, out=c)
@@ -228,13 +232,21 @@ def backward(params, cache, dy, dstate=None, *, check_finite=False):
     d_g = d_gates_W_ih[:, 2 * H : 3 * H]
     d_f = d_gates_W_ih[:, H : 2 * H]
     d_i = d_gates_W_ih[:, :H]
+    i_seq = buf_W_ih[:, :, :H]
+    f_seq = buf_W_ih[:, :, H : 2 * H]
+    g_seq = buf_W_ih[:, :, 2 * H : 3 * H]
+    o_seq = buf_W_ih[:, :, 3 * H :]
+    d_a_o_seq = d_buf_W_ih[:, :, 3 * H :]
+    d_a_g_seq = d_buf_W_ih[:, :, 2 * H : 3 * H]
+    gates_i_f_seq = buf_W_ih[:, :, : 2 * H]
+    d_pre_i_f_seq = d_buf_W_ih[:, :, : 2 * H]
     for t in range(T - 1, -1, -1):
         c_prev = seq_c[t]
         tanh_c = cache_tanh_c[t]
-        i = buf_W_ih[t, :, :H]
-        f = buf_W_ih[t, :, H : 2 * H]
-        g = buf_W_ih[t, :, 2 * H : 3 * H]
-        o = buf_W_ih[t, :, 3 * H :]
+        i = i_seq[t]
+        f = f_seq[t]
+        g = g_seq[t]
+        o = o_seq[t]
         # Gradients arriving at this step's outputs: the loss at t and the later steps.
         np.add(dy[t], d_h_prev, out=din_h)
         din_c, d_c_prev = d_c_prev, din_c
@@ -255,20 +267,20 @@ def backward(params, cache, dy, dstate=None, *, check_finite=False):
         # (16) d_i = d_c*g
         np.multiply(d_c, g, out=d_i)
         # (17) d_a_o = d_o*o*(1 - o)
-        d_a_o = d_buf_W_ih[t, :, 3 * H :]
+        d_a_o = d_a_o_seq[t]
         np.subtract(1, o, out=d_a_o)
         d_a_o *= d_o
         d_a_o *= o
         # (18) d_a_g = d_g*(1 - g**2)
-        d_a_g = d_buf_W_ih[t, :, 2 * H : 3 * H]
+        d_a_g = d_a_g_seq[t]
         np.square(g, out=d_a_g)
         np.subtract(1, d_a_g, out=d_a_g)
         d_a_g *= d_g
         # (19) d_a_f = d_f*f*(1 - f)
         # (20) d_a_i = d_i*i*(1 - i)
-        gates_i_f = buf_W_ih[t, :, : 2 * H]
+        gates_i_f = gates_i_f_seq[t]
         d_gates_i_f = d_gates_W_ih[:, : 2 * H]
-        d_pre_i_f = d_buf_W_ih[t, :, : 2 * H]
+        d_pre_i_f = d_pre_i_f_seq[t]
         np.subtract(1, gates_i_f, out=d_pre_i_f)
         d_pre_i_f *= d_gates_i_f
         d_pre_i_f *= gates_i_f

@@ -123,6 +123,9 @@ def forward(params, x, state0=None, *, check_finite=False):
     cache_sigmoid_a_g = np.empty((T, B, H), dtype=dtype)
     cache_sigmoid_c = np.empty((T, B, H), dtype=dtype)
     buf_W_hh = np.empty((B, 3 * H), dtype=dtype)
+    a_g_seq = buf_W_ih[:, :, H : 2 * H]
+    i_seq = buf_W_ih[:, :, :H]
+    o_seq = buf_W_ih[:, :, 2 * H :]
     for t in range(T):
         h_prev = seq_h[t]
         c_prev = seq_c[t]
@@ -131,9 +134,9 @@ def forward(params, x, state0=None, *, check_finite=False):
         # (3) a_o = W_io @ x + W_ho @ h_prev + b_o
         np.matmul(h_prev, W_hh.T, out=buf_W_hh)
         buf_W_ih[t] += buf_W_hh
-        a_g = buf_W_ih[t, :, H : 2 * H]
+        a_g = a_g_seq[t]
         # (4) i = sigmoid(a_i)
-        i = buf_W_ih[t, :, :H]
+        i = i_seq[t]
         np.tanh(i, out=i)
         i *= 0.5
         i += 0.5
@@ -148,7 +151,7 @@ def forward(params, x, state0=None, *, check_finite=False):
         g *= 4
         g -= 2
         # (6) o = sigmoid(a_o)
-        o = buf_W_ih[t, :, 2 * H :]
+        o = o_seq[t]
         np.tanh(o, out=o)
         o *= 0.5
         o += 0.5
@@ -229,12 +232,17 @@ def backward(params, cache, dy, dstate=None, *, check_finite=False):
     d_g = np.empty((B, H), dtype=dtype)
     d_i = d_gates_W_ih[:, :H]
     cse_0 = np.empty((B, H), dtype=dtype)
+    i_seq = buf_W_ih[:, :, :H]
+    o_seq = buf_W_ih[:, :, 2 * H :]
+    d_a_o_seq = d_buf_W_ih[:, :, 2 * H :]
+    d_a_g_seq = d_buf_W_ih[:, :, H : 2 * H]
+    d_a_i_seq = d_buf_W_ih[:, :, :H]
     for t in range(T - 1, -1, -1):
         g = cache_g[t]
         sigmoid_a_g = cache_sigmoid_a_g[t]
         sigmoid_c = cache_sigmoid_c[t]
-        i = buf_W_ih[t, :, :H]
-        o = buf_W_ih[t, :, 2 * H :]
+        i = i_seq[t]
+        o = o_seq[t]
         # Gradients arriving at this step's outputs: the loss at t and the later steps.
         np.add(dy[t], d_h_prev, out=din_h)
         din_c, d_c_prev = d_c_prev, din_c
@@ -257,18 +265,18 @@ def backward(params, cache, dy, dstate=None, *, check_finite=False):
         # (13) d_i = d_c*g
         np.multiply(d_c, g, out=d_i)
         # (14) d_a_o = d_o*o*(1 - o)
-        d_a_o = d_buf_W_ih[t, :, 2 * H :]
+        d_a_o = d_a_o_seq[t]
         np.subtract(1, o, out=d_a_o)
         d_a_o *= d_o
         d_a_o *= o
         # (15) d_a_g = 4*d_g*sigmoid_a_g*(1 - sigmoid_a_g)
-        d_a_g = d_buf_W_ih[t, :, H : 2 * H]
+        d_a_g = d_a_g_seq[t]
         np.subtract(1, sigmoid_a_g, out=d_a_g)
         d_a_g *= d_g
         d_a_g *= sigmoid_a_g
         d_a_g *= 4
         # (16) d_a_i = d_i*i*(1 - i)
-        d_a_i = d_buf_W_ih[t, :, :H]
+        d_a_i = d_a_i_seq[t]
         np.subtract(1, i, out=d_a_i)
         d_a_i *= d_i
         d_a_i *= i

@@ -120,13 +120,15 @@ def forward(params, x, state0=None, *, check_finite=False):
     buf_W_hf = np.empty((B, 1 * H), dtype=dtype)
     buf_W_hn = np.empty((B, 1 * H), dtype=dtype)
     buf_0 = np.empty((B, H), dtype=dtype)
+    f_seq = buf_W_ih[:, :, :H]
+    n_seq = buf_W_ih[:, :, H:]
     for t in range(T):
         h_prev = seq_h[t]
         # (1) a_f = W_if @ x + W_hf @ h_prev + b_f
         np.matmul(h_prev, W_hf.T, out=buf_W_hf)
         buf_W_ih[t, :, :H] += buf_W_hf
         # (2) f = sigmoid(a_f)
-        f = buf_W_ih[t, :, :H]
+        f = f_seq[t]
         np.tanh(f, out=f)
         f *= 0.5
         f += 0.5
@@ -137,7 +139,7 @@ def forward(params, x, state0=None, *, check_finite=False):
         np.matmul(fh, W_hn.T, out=buf_W_hn)
         buf_W_ih[t, :, H:] += buf_W_hn
         # (5) n = tanh(a_n)
-        n = buf_W_ih[t, :, H:]
+        n = n_seq[t]
         np.tanh(n, out=n)
         # (6) h = f*n + h_prev*(1 - f)
         h = seq_h[t + 1]
@@ -203,10 +205,14 @@ def backward(params, cache, dy, dstate=None, *, check_finite=False):
     d_f = d_gates_W_ih[:, :H]
     cse_0 = np.empty((B, H), dtype=dtype)
     buf_0 = np.empty((B, H), dtype=dtype)
+    f_seq = buf_W_ih[:, :, :H]
+    n_seq = buf_W_ih[:, :, H:]
+    d_a_n_seq = d_buf_W_ih[:, :, H:]
+    d_a_f_seq = d_buf_W_ih[:, :, :H]
     for t in range(T - 1, -1, -1):
         h_prev = seq_h[t]
-        f = buf_W_ih[t, :, :H]
-        n = buf_W_ih[t, :, H:]
+        f = f_seq[t]
+        n = n_seq[t]
         # Gradients arriving at this step's outputs: the loss at t and the later steps.
         np.add(dy[t], d_h_prev, out=din_h)
         # (7) d_h = din_h
@@ -214,7 +220,7 @@ def backward(params, cache, dy, dstate=None, *, check_finite=False):
         # (8) d_n = d_h*f
         np.multiply(d_h, f, out=d_n)
         # (9) d_a_n = d_n*(1 - n**2)
-        d_a_n = d_buf_W_ih[t, :, H:]
+        d_a_n = d_a_n_seq[t]
         np.square(n, out=d_a_n)
         np.subtract(1, d_a_n, out=d_a_n)
         d_a_n *= d_n
@@ -228,7 +234,7 @@ def backward(params, cache, dy, dstate=None, *, check_finite=False):
         d_f += buf_0
         # (12) d_a_f = d_f*f*(1 - f)
         np.subtract(1, f, out=cse_0)
-        d_a_f = d_buf_W_ih[t, :, :H]
+        d_a_f = d_a_f_seq[t]
         np.multiply(cse_0, d_f, out=d_a_f)
         d_a_f *= f
         # (14) d_h_prev = d_fh*f + d_h*(1 - f) + W_hf^T d_a_f
