@@ -14,7 +14,7 @@ __all__ = ["adjoint", "incoming", "jacobian_name", "latex_name", "tangent", "tex
 
 _TEX_SPECIAL = {
     "\\": r"\textbackslash{}", "{": r"\{", "}": r"\}", "$": r"\$", "&": r"\&", "#": r"\#",
-    "^": r"\^{}", "_": r"\_", "%": r"\%", "~": r"\textasciitilde{}",
+    "^": r"\textasciicircum{}", "_": r"\_", "%": r"\%", "~": r"\textasciitilde{}",
 }  # fmt: skip
 _GREEK = {
     "alpha",

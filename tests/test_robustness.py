@@ -675,9 +675,6 @@ def test_escaped_text_compiles_to_the_literal_characters(tmp_path):
 
 
 @pytest.mark.skipif(not _latexmk_available(), reason="latexmk and pdftotext are needed")
-@pytest.mark.xfail(
-    strict=True, reason=r"tex_escape maps ^ to \^{} (an accent on nothing): \textasciicircum{}"
-)
 def test_escaped_caret_compiles_to_a_caret(tmp_path):
     assert _typeset(tmp_path, "x^2") == "x^2"
 
