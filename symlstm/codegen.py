@@ -862,7 +862,10 @@ def plan_numpy(d: Derivation) -> NumpyModule:
         equations=equations,
         groups=groups,
         torch={
-            "module": torch.get("module", "none"),
+            "module_text": f"torch.nn.{torch['module']}" if torch.get("module") else "torch.nn",
+            "missing": ""
+            if torch.get("module")
+            else " torch.nn has no module computing this cell: raises NotImplementedError.",
             "names": list(torch.get("names", {}).items()),
         },
         same_size=s.same_size,

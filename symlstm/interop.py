@@ -112,7 +112,7 @@ def plan_interop(spec: CellSpec) -> dict[str, str]:
 
 
 def _call_text(layer: str | None, config: Mapping[str, object]) -> str:
-    """`GRU(reset_after=False)` for the docstrings; `(none)` when there is no layer."""
+    """`a Keras GRU(reset_after=False) layer` for the docstrings, or why there is none."""
     if layer is None:
-        return "(none)"
-    return f"{layer}(" + ", ".join(f"{k}={_flat(v)}" for k, v in config.items()) + ")"
+        return "a Keras layer (Keras has none computing this cell: raises NotImplementedError)"
+    return f"a Keras {layer}(" + ", ".join(f"{k}={_flat(v)}" for k, v in config.items()) + ") layer"

@@ -451,10 +451,10 @@ def jvp(params, x, state0=None, dparams=None, dx=None, dstate0=None, *, check_fi
 
 
 def from_torch(state_dict, layer=0):
-    """Parameters from layer `layer` of a torch.nn.none state dict (numpy arrays or CPU tensors).
+    """Parameters from layer `layer` of a torch.nn state dict (numpy arrays or CPU tensors).
 
-    A stacked torch.nn.none(num_layers=L) is L of these cells, layer k reading the output y
-    of layer k - 1: convert each layer with `layer=k` and run `forward` layer after layer.
+    A stacked module (num_layers=L) is L of these cells, layer k reading the output y of layer k - 1:
+    convert each layer with `layer=k` and run `forward` layer after layer. torch.nn has no module computing this cell: raises NotImplementedError.
     """
     names = _torch_names(layer)
     missing = [name for name in names if name not in state_dict]
@@ -464,7 +464,7 @@ def from_torch(state_dict, layer=0):
 
 
 def to_torch(params, layer=0):
-    """The entries of layer `layer` of a torch.nn.none state dict (numpy arrays) from these parameters."""
+    """The entries of layer `layer` of a torch.nn state dict (numpy arrays) from these parameters."""
     names = _torch_names(layer)
     _check_params(params)
     return {theirs: np.array(params[ours], copy=True) for theirs, ours in names.items()}
@@ -479,7 +479,7 @@ def _torch_names(layer):
 
 
 def from_keras(weights):
-    """Parameters from the weights of a Keras (none) layer.
+    """Parameters from the weights of a Keras layer (Keras has none computing this cell: raises NotImplementedError).
 
     Args:
         weights: `layer.get_weights()`, the list [kernel (I, G*H), recurrent_kernel (H, G*H), bias] in
@@ -522,7 +522,7 @@ def from_keras(weights):
 
 
 def to_keras(params):
-    """The weights of a Keras (none) layer, [kernel, recurrent_kernel, bias] as `layer.set_weights` takes them."""
+    """The weights of a Keras layer (Keras has none computing this cell: raises NotImplementedError), [kernel, recurrent_kernel, bias] as `layer.set_weights` takes them."""
     _keras_check()
     _check_params(params)
     out = []

@@ -438,8 +438,8 @@ def jvp(params, x, state0=None, dparams=None, dx=None, dstate0=None, *, check_fi
 def from_torch(state_dict, layer=0):
     """Parameters from layer `layer` of a torch.nn.LSTM state dict (numpy arrays or CPU tensors).
 
-    A stacked torch.nn.LSTM(num_layers=L) is L of these cells, layer k reading the output y
-    of layer k - 1: convert each layer with `layer=k` and run `forward` layer after layer.
+    A stacked module (num_layers=L) is L of these cells, layer k reading the output y of layer k - 1:
+    convert each layer with `layer=k` and run `forward` layer after layer.
     """
     names = _torch_names(layer)
     missing = [name for name in names if name not in state_dict]
