@@ -17,12 +17,14 @@ sample. The activations' own derivative rules are proved separately (`activation
 
 from __future__ import annotations
 
+import functools
+import operator
 from dataclasses import dataclass
 
 import sympy as sp
 
 from .activations import ACTIVATIONS, derivative_rule_holds
-from .engine import Derivation, Term
+from .engine import Derivation, Diag, I, Term
 from .spec import ElementwiseNode, LinearNode
 
 __all__ = ["Expanded", "ProofResult", "expand_cell", "prove_all"]
@@ -94,6 +96,23 @@ class Expanded:
             total += m
         return total
 
+    def explicit(self, m: sp.MatrixExpr, vectors: dict[str, sp.Matrix]) -> sp.Matrix:
+        """A matrix expression of `Diag`s, weights and the column vectors `vectors`, written out."""
+        if isinstance(m, Diag):
+            return sp.diag(*self._per_coordinate(m.expr))
+        if isinstance(m, sp.MatrixSymbol):
+            return vectors[m.name] if m.name in vectors else self.par[m.name]
+        if isinstance(m, sp.Transpose):
+            return self.explicit(m.arg, vectors).T
+        if isinstance(m, sp.Identity):
+            return sp.eye(self.n["I"] if m.rows == I else self.n["H"])
+        parts = [self.explicit(a, vectors) for a in m.args]
+        if isinstance(m, sp.MatMul):
+            return functools.reduce(operator.mul, parts)
+        if isinstance(m, sp.MatAdd):
+            return functools.reduce(operator.add, parts)
+        raise TypeError(f"cannot write out {type(m).__name__} {m}")
+
     def entries(self, name: str) -> list[sp.Symbol]:
         """The independent symbols of a leaf or parameter, row-major."""
         if name in self.par:
@@ -160,13 +179,9 @@ def _prove_vjp(ex: Expanded) -> list[ProofResult]:
         got = sp.Matrix(list(grads[p.name]))  # row-major, like entries()
         out.append(ProofResult(f"gradient {p.name}", _zero(got - pullback(ex.entries(p.name)))))
     # BPTT recurrence: delta s_{t-1} = sum J^T din s'_t, with the gradients arriving at the new states.
-    for prev, _ in d.bptt().items():
-        total = sp.zeros(ex.n["H"], 1)
-        for st in spec.states:
-            node = spec.update_of[st]
-            J = ex.matrix(d.jacobian_terms(node, prev), node, prev)
-            total += J.T * din[node]
-        out.append(ProofResult(f"bptt d_{prev}", _zero(total - adj[prev])))
+    din_vectors = {f"din_{v}": m for v, m in din.items()}
+    for prev, recurrence in d.bptt().items():
+        out.append(ProofResult(f"bptt d_{prev}", _zero(ex.explicit(recurrence, din_vectors) - adj[prev])))
     return out
 
 

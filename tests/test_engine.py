@@ -68,6 +68,17 @@ def test_proof_detects_a_wrong_jacobian():
     assert results["jacobian(c, c_prev)"] is False
 
 
+def test_proof_detects_a_wrong_bptt_recurrence(monkeypatch):
+    """The BPTT claim is about `bptt()`'s own result: a recurrence missing the path through h_t fails."""
+    d = symlstm.derive("lstm")
+    f = sp.Symbol("f", real=True)
+    wrong = {**d.bptt(), "c_prev": sp.MatMul(Diag(f), sp.MatrixSymbol("din_c", H, 1))}
+    monkeypatch.setattr(d, "bptt", lambda: wrong)
+    results = {r.claim: r.ok for r in prove_all(d)}
+    assert results["bptt d_c_prev"] is False
+    assert results["bptt d_h_prev"] is True
+
+
 def test_unknown_vector_is_a_clear_error():
     with pytest.raises(symlstm.SpecError, match="not a vector of the cell"):
         symlstm.derive("lstm").jacobian("c", "nope")
