@@ -342,7 +342,10 @@ class Derivation:
                 J = self.jacobian(node, prev)
                 if not isinstance(J, sp.ZeroMatrix):
                     terms.append(sp.MatMul(J.T, sp.MatrixSymbol(f"din_{node}", H, 1)))
-            out[prev] = sp.MatAdd(*terms) if len(terms) > 1 else terms[0]
+            if not terms:  # no new state reads this previous state: no gradient flows back to it
+                out[prev] = sp.ZeroMatrix(H, 1)
+            else:
+                out[prev] = sp.MatAdd(*terms) if len(terms) > 1 else terms[0]
         return out
 
     @cached_property

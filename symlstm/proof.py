@@ -24,7 +24,7 @@ from dataclasses import dataclass
 import sympy as sp
 
 from .activations import ACTIVATIONS, derivative_rule_holds
-from .engine import Derivation, Diag, I, Term
+from .engine import Derivation, Diag, H, I, Term
 from .spec import ElementwiseNode, LinearNode
 
 __all__ = ["Expanded", "ProofResult", "expand_cell", "prove_all"]
@@ -104,6 +104,8 @@ class Expanded:
             return vectors[m.name] if m.name in vectors else self.par[m.name]
         if isinstance(m, sp.Transpose):
             return self.explicit(m.arg, vectors).T
+        if isinstance(m, sp.ZeroMatrix):
+            return sp.zeros(*({H: self.n["H"], I: self.n["I"]}.get(k, k) for k in m.shape))
         if isinstance(m, sp.Identity):
             return sp.eye(self.n["I"] if m.rows == I else self.n["H"])
         parts = [self.explicit(a, vectors) for a in m.args]

@@ -6,7 +6,7 @@ import pytest
 import sympy as sp
 
 import symlstm
-from symlstm.activations import ACTIVATIONS, derivative_rule_holds
+from symlstm.activations import ACTIVATIONS, derivative_rule_holds, tanh
 from symlstm.engine import Diag, H
 from symlstm.proof import prove_all
 from tests.conftest import CELL_NAMES
@@ -77,6 +77,17 @@ def test_proof_detects_a_wrong_bptt_recurrence(monkeypatch):
     results = {r.claim: r.ok for r in prove_all(d)}
     assert results["bptt d_c_prev"] is False
     assert results["bptt d_h_prev"] is True
+
+
+def test_bptt_of_a_previous_state_no_new_state_reads_is_zero():
+    cell = symlstm.Cell("unread")
+    x, h_prev, _ = cell.input("x"), cell.state("h"), cell.state("k")
+    a = cell.linear("a", {"W_ih": x, "W_hh": h_prev}, biases=["b"])
+    cell.update(h=cell.elementwise("h", tanh(a)), k=cell.elementwise("k", 2 * tanh(a)))
+    d = symlstm.derive(cell.build())
+    assert d.bptt()["k_prev"] == sp.ZeroMatrix(H, 1)
+    failed = [r.claim for r in prove_all(d) if not r.ok]
+    assert not failed
 
 
 def test_unknown_vector_is_a_clear_error():
