@@ -46,21 +46,39 @@ def _keras(layer: str, kernel, recurrent, bias, **config: object) -> dict[str, o
     return {"layer": layer, "config": config, "weights": weights}
 
 
+def _fuse(cell: Cell, gates: str, *, one_bias: bool = False) -> None:
+    """Fuse per-gate W_i<k>, W_h<k> into W_ih, W_hh (gate order `gates`), and the biases: b_<k> into b
+    when `one_bias`, else PyTorch's pair b_i<k>, b_h<k> into b_ih, b_hh."""
+    cell.fuse("W_ih", [f"W_i{k}" for k in gates])
+    cell.fuse("W_hh", [f"W_h{k}" for k in gates])
+    if one_bias:
+        cell.fuse("b", [f"b_{k}" for k in gates])
+    else:
+        cell.fuse("b_ih", [f"b_i{k}" for k in gates])
+        cell.fuse("b_hh", [f"b_h{k}" for k in gates])
+
+
+def _elman(name: str, nonlinearity: str, activation: Callable, *, doc: str, source: str) -> CellSpec:
+    """The vanilla RNN h_t = activation(W_ih x_t + b_ih + W_hh h_{t-1} + b_hh), as torch.nn.RNN."""
+    cell = Cell(name, title=f"Vanilla (Elman) RNN, {nonlinearity}", doc=doc, source=source)
+    x, h_prev = cell.input("x"), cell.state("h")
+    a = cell.linear("a", {"W_ih": x, "W_hh": h_prev}, biases=["b_ih", "b_hh"])
+    h = cell.elementwise("h", activation(a))
+    cell.update(h=h)
+    cell.torch = _torch("RNN", f"RNN_{nonlinearity.upper()}", nonlinearity=nonlinearity)
+    cell.keras = _keras("SimpleRNN", ["W_ih"], ["W_hh"], [("b_ih", "b_hh")], activation=nonlinearity)
+    return cell.build()
+
+
 @register
 def rnn() -> CellSpec:
-    cell = Cell(
+    return _elman(
         "rnn",
-        title="Vanilla (Elman) RNN, tanh",
+        "tanh",
+        tanh,
         doc="h_t = tanh(W_ih x_t + b_ih + W_hh h_{t-1} + b_hh).",
         source="Elman 1990; torch.nn.RNN(nonlinearity='tanh')",
     )
-    x, h_prev = cell.input("x"), cell.state("h")
-    a = cell.linear("a", {"W_ih": x, "W_hh": h_prev}, biases=["b_ih", "b_hh"])
-    h = cell.elementwise("h", tanh(a))
-    cell.update(h=h)
-    cell.torch = _torch("RNN", "RNN_TANH", nonlinearity="tanh")
-    cell.keras = _keras("SimpleRNN", ["W_ih"], ["W_hh"], [("b_ih", "b_hh")], activation="tanh")
-    return cell.build()
 
 
 @register
@@ -84,10 +102,7 @@ def lstm() -> CellSpec:
     c = cell.elementwise("c", f * c_prev + i * g)
     h = cell.elementwise("h", o * tanh(c))
     cell.update(h=h, c=c)
-    cell.fuse("W_ih", [f"W_i{k}" for k in "ifgo"])
-    cell.fuse("W_hh", [f"W_h{k}" for k in "ifgo"])
-    cell.fuse("b_ih", [f"b_i{k}" for k in "ifgo"])
-    cell.fuse("b_hh", [f"b_h{k}" for k in "ifgo"])
+    _fuse(cell, "ifgo")
     cell.torch = _torch("LSTM", "LSTM")
     cell.keras = _keras(
         "LSTM",  # Keras gate order i, f, c, o is PyTorch's i, f, g, o
@@ -118,10 +133,7 @@ def gru() -> CellSpec:
     n = cell.elementwise("n", tanh(a_n + r * u_n))
     h = cell.elementwise("h", (1 - z) * n + z * h_prev)
     cell.update(h=h)
-    cell.fuse("W_ih", ["W_ir", "W_iz", "W_in"])
-    cell.fuse("W_hh", ["W_hr", "W_hz", "W_hn"])
-    cell.fuse("b_ih", ["b_ir", "b_iz", "b_in"])
-    cell.fuse("b_hh", ["b_hr", "b_hz", "b_hn"])
+    _fuse(cell, "rzn")
     cell.torch = _torch("GRU", "GRU")
     cell.keras = _keras(  # Keras gate order z, r, h: the first two of PyTorch's r, z, n swapped
         "GRU",
@@ -134,32 +146,15 @@ def gru() -> CellSpec:
     return cell.build()
 
 
-def _fuse(cell: Cell, gates: str, biases: tuple[str, ...] = ("b_ih", "b_hh")) -> None:
-    """Fuse per-gate W_i<k>, W_h<k> and biases into W_ih, W_hh and the bias arrays (gate order `gates`)."""
-    cell.fuse("W_ih", [f"W_i{k}" for k in gates])
-    cell.fuse("W_hh", [f"W_h{k}" for k in gates])
-    if biases == ("b",):
-        cell.fuse("b", [f"b_{k}" for k in gates])
-    else:
-        cell.fuse("b_ih", [f"b_i{k}" for k in gates])
-        cell.fuse("b_hh", [f"b_h{k}" for k in gates])
-
-
 @register
 def rnn_relu() -> CellSpec:
-    cell = Cell(
+    return _elman(
         "rnn_relu",
-        title="Vanilla (Elman) RNN, relu",
+        "relu",
+        relu,
         doc="h_t = relu(W_ih x_t + b_ih + W_hh h_{t-1} + b_hh); relu'(0) = 0 as in PyTorch.",
         source="Elman 1990; torch.nn.RNN(nonlinearity='relu'); Keras SimpleRNN(activation='relu')",
     )
-    x, h_prev = cell.input("x"), cell.state("h")
-    a = cell.linear("a", {"W_ih": x, "W_hh": h_prev}, biases=["b_ih", "b_hh"])
-    h = cell.elementwise("h", relu(a))
-    cell.update(h=h)
-    cell.torch = _torch("RNN", "RNN_RELU", nonlinearity="relu")
-    cell.keras = _keras("SimpleRNN", ["W_ih"], ["W_hh"], [("b_ih", "b_hh")], activation="relu")
-    return cell.build()
 
 
 @register
@@ -182,7 +177,7 @@ def lstm_nofg() -> CellSpec:
     c = cell.elementwise("c", c_prev + i * g)
     h = cell.elementwise("h", o * (2 * sigmoid(c) - 1))
     cell.update(h=h, c=c)
-    _fuse(cell, "igo", biases=("b",))
+    _fuse(cell, "igo", one_bias=True)
     cell.gates = {"write": ("b_i",)}
     return cell.build()
 
@@ -249,7 +244,7 @@ def _greff(variant: str | None) -> CellSpec:
     gate_prev = {}
     if v == "fgr":
         gate_prev = {k: cell.state(k) for k in "ifo"}
-    peep = v not in ("np",)
+    peep = v != "np"
     pre = {}
     for k in gates:
         terms = {f"W_i{k}": x, f"W_h{k}": h_prev}
@@ -279,7 +274,7 @@ def _greff(variant: str | None) -> CellSpec:
     if v == "fgr":
         updates.update(i=i, f=f, o=o)
     cell.update(**updates)
-    _fuse(cell, gates, biases=("b",))
+    _fuse(cell, gates, one_bias=True)
     for j in gate_prev:
         cell.fuse(f"R_{j}", [f"R_{j}{k}" for k in gates if k != "z"])
     peepholes = [f"p_{k}" for k in gates if k != "z" and peep]
@@ -384,6 +379,6 @@ def janet() -> CellSpec:
     g = cell.elementwise("g", tanh(a_g))
     h = cell.elementwise("h", f * h_prev + (1 - sigmoid(s - 1)) * g)
     cell.update(h=h)
-    _fuse(cell, "fg", biases=("b",))
+    _fuse(cell, "fg", one_bias=True)
     cell.gates = {"keep": ("b_f",)}
     return cell.build()
