@@ -539,26 +539,20 @@ def check_full_fd(
     Taylor test along that entry.
     """
     tol = tolerance or tolerance_for(problem)
-    dparams, dx, dstate0 = problem.gradients()
+    grad = problem.gradients()
     point = problem.point64()
-    p64, x64, s64 = point
     l_scale = problem.evaluate(*point)[1]
 
     def f() -> float:
-        return problem.loss(p64, x64, s64)
+        return problem.loss(*point)
 
     report = CheckReport("full finite-difference Jacobian", problem.name, str(problem.dtype))
-    blocks: list[tuple[str, np.ndarray, np.ndarray, Block]] = [
-        (k, p64[k], dparams[k], Block(k, "param", k)) for k in p64
-    ]
-    blocks.append(("x", x64, dx, Block("x", "x")))
-    blocks += [(f"{name}0", s, ds, Block(f"{name}0", "state", k))
-               for k, (name, s, ds) in enumerate(zip(problem.states, s64, dstate0))]  # fmt: skip
-    for name, array, analytic, block in blocks:
+    for block in blocks_of(problem, members=False):
+        array = block.view(point)  # perturbed in place, entry by entry
         numeric = np.zeros(array.shape)
         for index in np.ndindex(array.shape):
             numeric[index] = _central_difference(f, array, index, tol.fd_step)
-        result = _compare(name, np.asarray(analytic), numeric, tol.rtol)
+        result = _compare(block.name, np.asarray(block.view(grad)), numeric, tol.rtol)
         result.where = _locate(problem, block.key if block.kind == "param" else None, result.index)
         if not result.ok and diagnose and math.isfinite(result.rel_error):
             d = _zeros(problem)
