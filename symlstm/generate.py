@@ -1,9 +1,10 @@
 """Writing `generated/`: render every file in memory, then replace the old files only when all succeeded.
 
-`generate(out_dir)` renders the NumPy module of every registered cell into a temporary directory beside
-`out_dir` and moves the files into place one by one (`os.replace`, atomic per file), removing stale
-files of the managed kinds. A failure while rendering leaves `out_dir` untouched. `check=True` writes
-nothing and returns the unified diff of what would change.
+`generate(out_dir)` renders the NumPy module and LaTeX document of every registered cell in memory,
+writes the changed files to a staging directory inside `out_dir` and moves them into place one by one
+(`os.replace`, atomic per file), removing stale files of the managed kinds. A failure while rendering
+leaves `out_dir` untouched. `check=True` writes nothing and returns the unified diff of what would
+change.
 """
 
 from __future__ import annotations
@@ -69,19 +70,21 @@ def _existing(out_dir: Path) -> dict[str, str]:
     return found
 
 
-def diff(out_dir: Path, files: dict[str, str], complete: bool = True) -> str:
-    """Unified diff from the files in `out_dir` to `files` (stale files count when `complete`)."""
-    old = _existing(out_dir)
-    names = sorted(set(files) | (set(old) if complete else set()))
+def _changed(old: dict[str, str], files: dict[str, str], complete: bool) -> list[str]:
+    """Relative paths whose text differs between `old` and `files` (stale files count when `complete`)."""
+    names = set(files) | (set(old) if complete else set())
+    return sorted(n for n in names if old.get(n) != files.get(n))
+
+
+def _diff(old: dict[str, str], files: dict[str, str], complete: bool) -> str:
+    """Unified diff from the texts `old` to `files` (stale files count when `complete`)."""
     chunks = []
-    for name in names:
-        a, b = old.get(name, ""), files.get(name, "")
-        if a != b:
-            chunks += difflib.unified_diff(
-                a.splitlines(keepends=True), b.splitlines(keepends=True),
-                fromfile=f"generated/{name}" if name in old else "/dev/null",
-                tofile=f"generated/{name}" if name in files else "/dev/null",
-            )  # fmt: skip
+    for name in _changed(old, files, complete):
+        chunks += difflib.unified_diff(
+            old.get(name, "").splitlines(keepends=True), files.get(name, "").splitlines(keepends=True),
+            fromfile=f"generated/{name}" if name in old else "/dev/null",
+            tofile=f"generated/{name}" if name in files else "/dev/null",
+        )  # fmt: skip
     return "".join(chunks)
 
 
@@ -129,9 +132,9 @@ def generate(
             f"nothing was written to {out_dir}"
         ) from err
     complete = names is None
-    text = diff(out_dir, files, complete)
     old = _existing(out_dir)
-    changed = sorted(n for n in set(files) | (set(old) if complete else set()) if old.get(n) != files.get(n))
+    text = _diff(old, files, complete)
+    changed = _changed(old, files, complete)
     if check or not changed:
         return changed, text
     try:
