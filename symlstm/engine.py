@@ -22,6 +22,7 @@ from functools import cached_property
 
 import sympy as sp
 
+from . import naming
 from .spec import CellSpec, ElementwiseNode, LinearNode, SpecError, check_identifier
 
 __all__ = ["Adjoint", "Derivation", "Diag", "ParamGradient", "Tangent", "derive"]
@@ -296,7 +297,7 @@ class Derivation:
                 if isinstance(consumer, LinearNode):
                     linear += [(w, consumer.name) for w, u in consumer.terms if u == v]
                 else:
-                    dv = sp.Symbol(f"d_{consumer.name}", real=True)
+                    dv = sp.Symbol(naming.adjoint(consumer.name), real=True)
                     elementwise += dv * self.partial(consumer, v)
             program.append(Adjoint(v, v in self.incoming, elementwise, tuple(linear)))
         return tuple(program)
@@ -321,7 +322,7 @@ class Derivation:
             expr = sp.S.Zero
             for node in self.spec.nodes:
                 if isinstance(node, ElementwiseNode) and p.name in self.params_of(node):
-                    expr += sp.Symbol(f"d_{node.name}", real=True) * self.partial(node, p.name)
+                    expr += sp.Symbol(naming.adjoint(node.name), real=True) * self.partial(node, p.name)
             if expr != 0:
                 out.append(ParamGradient(p.name, "elementwise", expr=expr))
         return tuple(out)
@@ -341,7 +342,7 @@ class Derivation:
                 node = s.update_of[new]
                 J = self.jacobian(node, prev)
                 if not isinstance(J, sp.ZeroMatrix):
-                    terms.append(sp.MatMul(J.T, sp.MatrixSymbol(f"din_{node}", H, 1)))
+                    terms.append(sp.MatMul(J.T, sp.MatrixSymbol(naming.incoming(node), H, 1)))
             if not terms:  # no new state reads this previous state: no gradient flows back to it
                 out[prev] = sp.ZeroMatrix(H, 1)
             else:
@@ -370,7 +371,7 @@ class Derivation:
                 continue
             expr = sp.S.Zero
             for arg in [*self.args_of(node), *self.params_of(node)]:
-                expr += self.partial(node, arg) * sp.Symbol(f"tan_{arg}", real=True)
+                expr += self.partial(node, arg) * sp.Symbol(naming.tangent(arg), real=True)
             program.append(Tangent(node.name, expr))
         return tuple(program)
 

@@ -32,7 +32,7 @@ import sympy as sp
 from sympy.printing.latex import LatexPrinter
 
 from .engine import Derivation, Diag, derive
-from .naming import latex_name, tex_escape
+from .naming import adjoint, incoming, latex_name, tex_escape
 from .spec import CellSpec, ElementwiseNode, LinearNode
 
 __all__ = [
@@ -530,13 +530,13 @@ class CellTex:
                 continue
             terms = []
             if a.incoming:
-                terms.append(n(f"din_{a.vector}"))
+                terms.append(n(incoming(a.vector)))
             if a.elementwise != 0:
                 e = a.elementwise
                 terms += [self.p._print(t) for t in ordered_terms(self.p, e)]
-            terms += [rf"{n(w)}^{{\top}} {n('d_' + node)}" for w, node in a.linear]
+            terms += [rf"{n(w)}^{{\top}} {n(adjoint(node))}" for w, node in a.linear]
             lines = break_sum(terms) if terms else ["0"]
-            rows.append(Row(n(f"d_{a.vector}"), lines, self.tag("adj", a.vector),
+            rows.append(Row(n(adjoint(a.vector)), lines, self.tag("adj", a.vector),
                             self.label("adj", a.vector)))  # fmt: skip
         return rows
 
@@ -548,9 +548,9 @@ class CellTex:
             if wanted is not None and g.param not in wanted:
                 continue
             if g.kind == "weight":
-                term = rf"{n('d_' + g.node)}\, {n(g.input)}^{{\top}}"
+                term = rf"{n(adjoint(g.node))}\, {n(g.input)}^{{\top}}"
             elif g.kind == "bias":
-                term = n("d_" + g.node)
+                term = n(adjoint(g.node))
             else:
                 term = self.p._print(g.expr)
                 term = rf"\left({term}\right)" if isinstance(g.expr, sp.Add) else term
@@ -729,8 +729,10 @@ def cell_document(spec_or_derivation: CellSpec | Derivation | str) -> Document:
         for new in s.states:
             node = s.update_of[new]
             if not isinstance(d.jacobian(node, st), sp.ZeroMatrix):
-                terms.append(rf"\left({ct.jacobian_symbol(node, st)}\right)^{{\top}} {p.name('din_' + node)}")
-        rows.append(Row(p.name("d_" + st), break_sum(terms)))
+                terms.append(
+                    rf"\left({ct.jacobian_symbol(node, st)}\right)^{{\top}} {p.name(incoming(node))}"
+                )
+        rows.append(Row(p.name(adjoint(st)), break_sum(terms)))
     doc.equations(rows)
     doc.begin_derivation("Local derivatives used above (verify line by line)")
     doc.text(

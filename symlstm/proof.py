@@ -25,6 +25,7 @@ import sympy as sp
 
 from .activations import ACTIVATIONS, derivative_rule_holds
 from .engine import Derivation, Diag, H, I, Term
+from .naming import adjoint, incoming, tangent
 from .spec import ElementwiseNode, LinearNode
 
 __all__ = ["Expanded", "ProofResult", "expand_cell", "prove_all"]
@@ -145,13 +146,13 @@ def run_vjp(ex: Expanded, din: dict[str, sp.Matrix]) -> tuple[dict[str, sp.Matri
         size = ex.n[ex.spec.size(a.vector)]
         total = din[a.vector] if a.incoming else sp.zeros(size, 1)
         if a.elementwise != 0:
-            extra = {f"d_{k}": v for k, v in adj.items()}
+            extra = {adjoint(k): v for k, v in adj.items()}
             total = total + ex._per_coordinate(a.elementwise, extra)[:size, :]
         for w, node in a.linear:
             total = total + ex.par[w].T * adj[node]
         adj[a.vector] = total
     grads: dict[str, sp.Matrix] = {}
-    extra = {f"d_{k}": v for k, v in adj.items()}
+    extra = {adjoint(k): v for k, v in adj.items()}
     for g in d.param_gradients:
         if g.kind == "weight":
             val = adj[g.node] * ex.vec[g.input].T
@@ -165,7 +166,7 @@ def run_vjp(ex: Expanded, din: dict[str, sp.Matrix]) -> tuple[dict[str, sp.Matri
 
 def _prove_vjp(ex: Expanded) -> list[ProofResult]:
     d, spec = ex.d, ex.spec
-    din = {v: ex._symbols(f"din_{v}", ex.n["H"]) for v in d.incoming}
+    din = {v: ex._symbols(incoming(v), ex.n["H"]) for v in d.incoming}
     adj, grads = run_vjp(ex, din)
 
     def pullback(entries: list[sp.Symbol]) -> sp.Matrix:
@@ -181,7 +182,7 @@ def _prove_vjp(ex: Expanded) -> list[ProofResult]:
         got = sp.Matrix(list(grads[p.name]))  # row-major, like entries()
         out.append(ProofResult(f"gradient {p.name}", _zero(got - pullback(ex.entries(p.name)))))
     # BPTT recurrence: delta s_{t-1} = sum J^T din s'_t, with the gradients arriving at the new states.
-    din_vectors = {f"din_{v}": m for v, m in din.items()}
+    din_vectors = {incoming(v): m for v, m in din.items()}
     for prev, recurrence in d.bptt().items():
         out.append(ProofResult(f"bptt d_{prev}", _zero(ex.explicit(recurrence, din_vectors) - adj[prev])))
     return out
@@ -191,9 +192,10 @@ def _prove_jvp(ex: Expanded) -> list[ProofResult]:
     d, spec = ex.d, ex.spec
     tan: dict[str, sp.Matrix] = {}
     for leaf in spec.leaves:
-        tan[leaf] = ex._symbols(f"tan_{leaf}", ex.n[spec.size(leaf)])
+        tan[leaf] = ex._symbols(tangent(leaf), ex.n[spec.size(leaf)])
     tpar = {
-        p: sp.Matrix(*m.shape, lambda i, j, nm=p: sp.Symbol(f"tan_{nm}[{i},{j}]")) for p, m in ex.par.items()
+        p: sp.Matrix(*m.shape, lambda i, j, nm=p: sp.Symbol(f"{tangent(nm)}[{i},{j}]"))
+        for p, m in ex.par.items()
     }
     for t in d.jvp:
         node = spec.node(t.node)
@@ -204,7 +206,7 @@ def _prove_jvp(ex: Expanded) -> list[ProofResult]:
             for b in node.biases:
                 val += tpar[b]
         else:
-            extra = {f"tan_{k}": v for k, v in {**tan, **tpar}.items() if v.shape[1] == 1}
+            extra = {tangent(k): v for k, v in {**tan, **tpar}.items() if v.shape[1] == 1}
             val = ex._per_coordinate(t.expr, extra)
         tan[t.node] = val
     all_entries, all_tan = [], []
