@@ -1,16 +1,16 @@
-"""One place that maps the cell's symbols to names: in code, in LaTeX, for adjoints and Jacobians.
+"""One place that maps the cell's symbols to names: in code, in LaTeX, for adjoints and tangents.
 
 Code names are the spec's own (`c_prev`, `a_i`, `W_ii`); adjoints are `d_<name>` (`d_c_prev`),
-gradients arriving at a step's outputs `din_<name>`, tangents `tan_<name>`, Jacobians
-`<of>_D_<wrt>` (`c_D_c_prev`). In LaTeX, vectors carry the time index (`c_prev` -> `c_{t-1}`,
-`a_i` -> `a_{i,t}`), parameters do not (`W_ii` -> `W_{ii}`), adjoints are deltas (`\\delta c_{t-1}`).
+gradients arriving at a step's outputs `din_<name>`, tangents `tan_<name>`. In LaTeX, vectors carry the
+time index (`c_prev` -> `c_{t-1}`, `a_i` -> `a_{i,t}`), parameters do not (`W_ii` -> `W_{ii}`), adjoints
+are deltas (`\\delta c_{t-1}`).
 """
 
 from __future__ import annotations
 
 import re
 
-__all__ = ["adjoint", "incoming", "jacobian_name", "latex_name", "tangent", "tex_escape"]
+__all__ = ["adjoint", "incoming", "latex_name", "tangent", "tex_escape"]
 
 _TEX_SPECIAL = {
     "\\": r"\textbackslash{}", "{": r"\{", "}": r"\}", "$": r"\$", "&": r"\&", "#": r"\#",
@@ -43,10 +43,6 @@ def incoming(name: str) -> str:
 
 def tangent(name: str) -> str:
     return f"tan_{name}"
-
-
-def jacobian_name(of: str, wrt: str) -> str:
-    return f"{of}_D_{wrt}"
 
 
 def tex_escape(text: str) -> str:
