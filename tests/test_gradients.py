@@ -79,4 +79,4 @@ def test_jvp_forward_matches_fused_forward_and_adjoint_identity(name):
     lhs = np.sum(ty * p.w_y) + sum(np.sum(a * b) for a, b in zip(tstate, p.w_state))
     rhs = sum(np.sum(u[k] * dparams[k]) for k in u) + np.sum(ux * dx)
     rhs += sum(np.sum(a * b) for a, b in zip(us, dstate0))
-    assert abs(lhs - rhs) <= 1e-12 * max(abs(lhs), 1.0)
+    assert abs(lhs - rhs) <= TOLERANCES[np.float64].adjoint_rtol * max(abs(lhs), 1.0)
