@@ -95,11 +95,7 @@ def lstm_curves(biases: tuple[float, ...] = (0.0, 1.0, 3.0)) -> list[Curve]:
     curves = []
     for bias in biases:
         x, w, _ = _problem()
-        mod = load("lstm")
-        params = mod.init_params(INPUT, HIDDEN, seed=0)
-        k = mod.BLOCKS["b_ih"].index("b_if")
-        params["b_ih"][k * HIDDEN : (k + 1) * HIDDEN] = bias
-        params["b_hh"][k * HIDDEN : (k + 1) * HIDDEN] = 0.0
+        params = load("lstm").initialize(INPUT, HIDDEN, forget_bias=bias, seed=0)
         curves.append(Curve(f"LSTM, forget bias {bias:g}", gradient_norms("lstm", params, x, w)))
     return curves
 
