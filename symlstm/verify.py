@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import math
 import os
 import sys
 import time
@@ -157,7 +158,7 @@ def _entry(check: str, report: CheckReport) -> str:
         good = sum(b.ok for b in report.blocks)
         return f"{mark} {good}/{len(report.blocks)}"
     if check == "Taylor":
-        orders = [b.numeric for b in report.blocks if b.numeric == b.numeric]
+        orders = [b.numeric for b in report.blocks if not math.isnan(b.numeric)]
         return f"{mark} {min(orders):.2f}" if orders else f"{mark} flat"
     worst = report.worst
     return f"{mark} {worst.rel_error:.0e}" if worst else mark
