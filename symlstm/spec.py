@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import builtins
 import keyword
+import math
 import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -199,13 +200,7 @@ class CellSpec:
 
     def param_count(self, input_size: int, hidden_size: int) -> int:
         dims = {"I": input_size, "H": hidden_size}
-        total = 0
-        for p in self.params:
-            size = 1
-            for d in p.shape:
-                size *= dims[d]
-            total += size
-        return total
+        return sum(math.prod(dims[d] for d in p.shape) for p in self.params)
 
 
 class Cell:
@@ -245,14 +240,16 @@ class Cell:
         """Declare the input vector x_t (size I)."""
         if self._input is not None:
             raise SpecError(f"cell {self.name!r}: only one input vector is supported")
+        sym = self._new_vector(name, "input")
         self._input = name
-        return self._new_vector(name, "input")
+        return sym
 
     def state(self, name: str) -> sp.Symbol:
         """Declare a state carried between steps; returns the symbol of its previous value."""
         check_identifier(name, "state", self.name)
+        sym = self._new_vector(f"{name}_prev", "previous state")
         self._states.append(name)
-        return self._new_vector(f"{name}_prev", "previous state")
+        return sym
 
     def param(self, name: str) -> sp.Symbol:
         """Declare a parameter vector (size H) used inside elementwise expressions (a peephole)."""

@@ -45,7 +45,8 @@ def test_unsafe_names_are_rejected(bad):
 
 def test_cross_coordinate_construct_is_rejected():
     cell = Cell("toy")
-    x, h_prev = cell.input("x"), cell.state("h")
+    cell.input("x")
+    cell.state("h")  # h_prev is declared: the rejections below are about the constructs, not the names
     k = sp.Symbol("k", integer=True)
     with pytest.raises(SpecError, match="is not supported"):
         cell.elementwise("h", sp.Sum(sp.Indexed(sp.IndexedBase("h_prev"), k), (k, 0, 3)))
@@ -79,3 +80,15 @@ def test_fused_weight_with_two_inputs_is_rejected():
     cell.fuse("UV", ["U", "V"])
     with pytest.raises(SpecError, match="one input"):
         cell.build()
+
+
+def test_a_rejected_declaration_leaves_the_builder_unchanged():
+    cell = Cell("retry")
+    with pytest.raises(SpecError, match="not a safe identifier"):
+        cell.input("1x")
+    x = cell.input("x")  # the rejected name was not recorded as the input
+    h_prev = cell.state("h")
+    with pytest.raises(SpecError, match="declared twice"):
+        cell.state("h")
+    cell.update(h=cell.elementwise("h", tanh(cell.linear("a", {"W_ih": x, "W_hh": h_prev}))))
+    assert cell.build().states == ("h",)
