@@ -265,6 +265,13 @@ def terms_lines(printer: TexPrinter, terms: Sequence, width: int = WIDTH) -> lis
         return ["0"]
     out: list[str] = []
     pending: list[str] = []
+
+    def flush() -> None:
+        """Move the pending short terms to `out`, continuing it with a sign when it is not empty."""
+        lines = break_sum(pending, width)
+        out.extend(lines if not out else [x if x.startswith(("+", "-")) else "+ " + x for x in lines])
+        pending.clear()
+
     for term in terms:
         if not term:
             pending.append("I")
@@ -277,17 +284,11 @@ def terms_lines(printer: TexPrinter, terms: Sequence, width: int = WIDTH) -> lis
             printer._print(Diag(v)) if kind == "diag" else printer.name(v) for kind, v in term[1:]
         )
         if pending:
-            out += (
-                break_sum(pending, width)
-                if not out
-                else ["+ " + x if not x.startswith(("+", "-")) else x for x in break_sum(pending, width)]
-            )
-            pending = []
+            flush()
         wrapped = _wrap_diag(printer, term[0][1], after, width)
         out += wrapped if not out else ["+ " + wrapped[0], *wrapped[1:]]
     if pending:
-        rest = break_sum(pending, width)
-        out += rest if not out else [x if x.startswith(("+ ", "- ")) else "+ " + x for x in rest]
+        flush()
     return out
 
 
@@ -569,22 +570,18 @@ class CellTex:
             if not isinstance(node, ElementwiseNode):
                 continue
             for arg in [*self.d.args_of(node), *self.d.params_of(node)]:
-                lhs = (
-                    self.jacobian_symbol(node.name, arg)
-                    if arg not in self.p.params
-                    else (rf"\frac{{\partial {self.p.name(node.name)}}}{{\partial {self.p.name(arg)}}}")
+                rows.append(
+                    Row(self.jacobian_symbol(node.name, arg), expr_lines(self.p, self.d.partial(node, arg)))
                 )
-                rows.append(Row(lhs, expr_lines(self.p, self.d.partial(node, arg))))
         return rows
 
     def dimension_rows(self) -> list[list[str]]:
         """Symbol, what it is, size of one sample, size in a mini-batch of B, where it is stored."""
         s, n = self.spec, self.p.name
         rows = []
-        dims = {"I": "I", "H": "H"}
         for leaf in s.leaves:
             what = "input" if leaf == s.input else "previous state"
-            size = dims[s.size(leaf)]
+            size = s.size(leaf)
             rows.append([f"${n(leaf)}$", what, f"${size}$", f"$B \\times {size}$", "argument"])
         for node in s.nodes:
             if isinstance(node, LinearNode):
