@@ -6,6 +6,7 @@ import sympy as sp
 from sympy.calculus.util import maximum
 
 from symlstm import Cell, Diag, derive, sigmoid, tanh
+from symlstm.engine import H
 from symlstm.latex import CellTex, Document, Row, TexPrinter
 
 TITLE = "Vanilla RNN limitations and the additive memory"
@@ -137,7 +138,7 @@ def build(doc: Document) -> None:
     doc.claim(
         r"The Jacobian of the memory update is the identity, by construction:",
         m.jacobian("c", "c_prev"),
-        sp.Identity(sp.Symbol("H", positive=True, integer=True)),
+        sp.Identity(H),
         printer=cm.p,
         lhs_tex=cm.jacobian_symbol("c", "c_prev"),
         code='derive(additive_memory).jacobian("c", "c_prev") == Identity(H)',
