@@ -9,8 +9,6 @@ import symlstm
 
 torch = pytest.importorskip("torch")
 
-MODULES = {"rnn": "RNN", "lstm": "LSTM", "gru": "GRU"}
-
 
 @pytest.mark.parametrize("name", [n for n in sorted(symlstm.CELLS) if symlstm.cell(n).torch])
 @pytest.mark.parametrize(("steps", "batch"), [(1, 1), (6, 3)])
