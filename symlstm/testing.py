@@ -113,6 +113,15 @@ def tolerance_for(problem: Problem) -> Tolerance:
 
 
 # -- the problem: a seeded loss and its analytic gradient ----------------------------------------------
+def _float64(params: Mapping[str, np.ndarray], x: np.ndarray, state0: Sequence[np.ndarray]) -> Point:
+    """Float64 copies of a point (params, x, state0)."""
+    return (
+        {k: v.astype(np.float64) for k, v in params.items()},
+        x.astype(np.float64),
+        tuple(s.astype(np.float64) for s in state0),
+    )
+
+
 @dataclass
 class Problem:
     """A seeded test problem: parameters, inputs, initial state and the loss weights."""
@@ -141,18 +150,14 @@ class Problem:
 
     def point64(self) -> Point:
         """Float64 copies of (params, x, state0)."""
-        return (
-            {k: v.astype(np.float64) for k, v in self.params.items()},
-            self.x.astype(np.float64),
-            tuple(s.astype(np.float64) for s in self.state0),
-        )
+        return _float64(self.params, self.x, self.state0)
 
     def evaluate(self, params=None, x=None, state0=None) -> tuple[float, float]:
         """(L, sum of |terms| of L) in float64; the second sizes the rounding error of L."""
-        p = {k: v.astype(np.float64) for k, v in (params or self.params).items()}
-        xx = (self.x if x is None else x).astype(np.float64)
-        s0 = tuple(s.astype(np.float64) for s in (self.state0 if state0 is None else state0))
-        y, state, _ = self.module.forward(p, xx, s0)
+        point = _float64(
+            params or self.params, self.x if x is None else x, self.state0 if state0 is None else state0
+        )
+        y, state, _ = self.module.forward(*point)
         terms = [self.w_y.astype(np.float64) * y]
         if self.w_state is not None:
             terms += [w.astype(np.float64) * s for w, s in zip(self.w_state, state)]
