@@ -105,6 +105,9 @@ TOLERANCES: dict[type, Tolerance] = {
 
 _EPS64 = float(np.finfo(np.float64).eps)
 
+# `check_torch`'s reason for skipping a cell that torch.nn lacks (reported as n/a, not as a skip).
+NO_TORCH_COUNTERPART = "PyTorch has no such cell"
+
 
 def tolerance_for(problem: Problem) -> Tolerance:
     """`TOLERANCES[dtype]`; for a piecewise-smooth problem, steps small enough to rarely cross a kink."""
@@ -665,7 +668,7 @@ def check_torch(
     report = CheckReport("PyTorch reference", name or getattr(module, "CELL", "cell"), str(dtype),
                          labels=("ours", "torch"))  # fmt: skip
     if not torch_spec:
-        report.skipped = "PyTorch has no such cell"
+        report.skipped = NO_TORCH_COUNTERPART
         return report
     try:
         import torch
