@@ -82,8 +82,16 @@ def validate_keras(spec: CellSpec) -> None:
                         raise SpecError(f"cell {spec.name!r}: keras array {array!r} names unknown {m!r}")
                     kinds.add(names[m].shape)
                     covered.append(m)
-        if len(kinds) != 1 or (len(rows) > 1 and len(next(iter(kinds))) == 2):
-            raise SpecError(f"cell {spec.name!r}: keras array {array!r} mixes shapes {sorted(kinds)}")
+        if len(kinds) != 1:
+            raise SpecError(
+                f"cell {spec.name!r}: keras array {array!r} mixes shapes {sorted(kinds)}; "
+                "expected one shape, all weight matrices or all vectors"
+            )
+        if len(rows) > 1 and len(next(iter(kinds))) == 2:
+            raise SpecError(
+                f"cell {spec.name!r}: keras array {array!r} of weight matrices has {len(rows)} rows of "
+                "blocks; expected one row (two rows are for bias vectors only)"
+            )
     if sorted(covered) != sorted(names):
         missing = sorted(set(names) - set(covered))
         twice = sorted({m for m in covered if covered.count(m) > 1})

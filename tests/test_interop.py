@@ -6,10 +6,13 @@ equations (reference/cells.md 4: row vectors, `x @ kernel`, gate orders i, f, c,
 
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 import pytest
 
 import symlstm
+from symlstm.interop import validate_keras
 from tests.conftest import CELL_NAMES
 
 KERAS_CELLS = [n for n in CELL_NAMES if symlstm.cell(n).keras]
@@ -105,6 +108,19 @@ def test_keras_errors_name_what_was_expected():
         symlstm.load("janet").from_keras([])
     with pytest.raises(NotImplementedError, match=r"torch\.nn has no counterpart"):
         symlstm.load("peephole").from_torch({})
+
+
+def test_keras_layouts_that_cannot_be_a_keras_array_are_named():
+    spec = symlstm.cell("lstm")
+    (kernel, rows), *rest = spec.keras["weights"]
+
+    def with_kernel(new_rows):
+        return dataclasses.replace(spec, keras={**spec.keras, "weights": ((kernel, new_rows), *rest)})
+
+    with pytest.raises(symlstm.SpecError, match="of weight matrices has 2 rows of blocks; expected one row"):
+        validate_keras(with_kernel(rows * 2))
+    with pytest.raises(symlstm.SpecError, match=r"mixes shapes .*; expected one shape"):
+        validate_keras(with_kernel(((("W_ii",), ("b_ii",)),)))
 
 
 @pytest.mark.parametrize("name", TORCH_CELLS)
