@@ -41,10 +41,11 @@ def load(spec: str | CellSpec, *, fresh: bool = False) -> types.ModuleType:
     `fresh=True` renders from the derivation even when a generated file exists.
     """
     if isinstance(spec, str):
-        path = default_output_dir() / "numpy" / f"{spec}.py"
-        builtin_cell(spec)  # unknown names raise a SpecError listing the known cells
+        name = spec
+        spec = builtin_cell(name)  # unknown names raise a SpecError listing the known cells
+        path = default_output_dir() / "numpy" / f"{name}.py"
         if path.is_file() and not fresh:
-            mod_name = f"symlstm_generated.{spec}"
+            mod_name = f"symlstm_generated.{name}"
             if mod_name in sys.modules and getattr(sys.modules[mod_name], "__file__", None) == str(path):
                 return sys.modules[mod_name]
             loader_spec = importlib.util.spec_from_file_location(mod_name, path)
@@ -52,7 +53,6 @@ def load(spec: str | CellSpec, *, fresh: bool = False) -> types.ModuleType:
             loader_spec.loader.exec_module(module)
             sys.modules[mod_name] = module
             return module
-        spec = builtin_cell(spec)
     if not isinstance(spec, CellSpec):
         raise TypeError(f"load() expects a cell name or a CellSpec, got {type(spec).__name__}")
     return module_from_source(spec.name, render_numpy(derive(spec)))
