@@ -6,6 +6,7 @@ import numpy as np
 import sympy as sp
 
 from symlstm import cell, derive, load
+from symlstm.engine import H, I
 from symlstm.latex import CellTex, Document
 
 TITLE = "Putting the LSTM together"
@@ -15,7 +16,6 @@ def build(doc: Document) -> None:
     d = derive("lstm")
     ct = CellTex(d, prefix="lstm.")
     spec = d.spec
-    Is, Hs = sp.symbols("I H", positive=True, integer=True)
     doc.abstract = (
         r"The complete LSTM step, its mini-batch form, a table of every symbol with its size (generated "
         r"from the cell specification), the parameter count, the usual initialization conventions and the "
@@ -54,7 +54,7 @@ def build(doc: Document) -> None:
     doc.claim(
         r"As stored (PyTorch keeps two bias vectors per gate, $b_{i\ast}$ and $b_{h\ast}$):",
         stored,
-        4 * Hs * (Is + Hs + 2),
+        4 * H * (I + H + 2),
         lhs_tex=r"\#\theta_{\text{PyTorch}}",
         code="sum of the sizes of the spec's parameters == 4H(I + H + 2)",
     )
@@ -62,7 +62,7 @@ def build(doc: Document) -> None:
         r"The two biases of a gate are added in the same equation and always receive the same gradient "
         r"(\texttt{lstm.tex}, the gradient equations), so one is redundant; with one bias per gate:",
         minimal,
-        4 * Hs * (Is + Hs + 1),
+        4 * H * (I + H + 1),
         lhs_tex=r"\#\theta_{\text{one bias}}",
         code="stored count - H for each extra bias in a linear equation == 4H(I + H + 1)",
     )
@@ -80,7 +80,7 @@ def build(doc: Document) -> None:
     )
     doc.check(
         r"At $I = 10$, $H = 20$ the formula gives $2560$, the count of \texttt{torch.nn.LSTM(10, 20)}.",
-        int(stored.subs({Is: 10, Hs: 20})) == spec.param_count(10, 20) == 2560,
+        int(stored.subs({I: 10, H: 20})) == spec.param_count(10, 20) == 2560,
         code='4H(I + H + 2) at (10, 20) == cell("lstm").param_count(10, 20) == 2560',
     )
     doc.section("Initialization conventions")

@@ -5,6 +5,7 @@ from __future__ import annotations
 import sympy as sp
 
 from symlstm import Diag, derive
+from symlstm.engine import H, I
 from symlstm.latex import CellTex, Document
 
 TITLE = "The gated recurrent unit (GRU)"
@@ -15,7 +16,6 @@ def build(doc: Document) -> None:
     ct = CellTex(d, prefix="gru.")
     p = ct.p
     z = d.sym["z"]
-    Is, Hs = sp.symbols("I H", positive=True, integer=True)
     doc.abstract = (
         r"The GRU merges the memory and the hidden state into one vector and uses two gates: an update "
         r"gate that interpolates between the old state and a candidate, and a reset gate that decides how "
@@ -72,7 +72,7 @@ def build(doc: Document) -> None:
     doc.claim(
         r"As stored (two bias vectors per gate):",
         g_stored,
-        3 * Hs * (Is + Hs + 2),
+        3 * H * (I + H + 2),
         lhs_tex=r"\#\theta_{\text{GRU}}",
         code="GRU stored count == 3H(I + H + 2)",
     )

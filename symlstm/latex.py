@@ -31,7 +31,7 @@ import jinja2
 import sympy as sp
 from sympy.printing.latex import LatexPrinter
 
-from .engine import Derivation, Diag, derive
+from .engine import Derivation, Diag, H, I, derive
 from .naming import adjoint, incoming, latex_name, tex_escape
 from .spec import CellSpec, ElementwiseNode, LinearNode
 
@@ -626,11 +626,10 @@ class CellTex:
 
     def count_formula(self) -> tuple[sp.Expr, sp.Expr]:
         """(stored parameter count, count with one bias per linear node) as polynomials in I and H."""
-        Is, Hs = sp.symbols("I H", positive=True, integer=True)
-        dims = {"I": Is, "H": Hs}
+        dims = {"I": I, "H": H}
         stored = sp.Add(*[sp.Mul(*[dims[x] for x in p.shape]) for p in self.spec.params])
         redundant = sum(max(len(nd.biases) - 1, 0) for nd in self.spec.nodes if isinstance(nd, LinearNode))
-        return sp.factor(stored), sp.factor(stored - redundant * Hs)
+        return sp.factor(stored), sp.factor(stored - redundant * H)
 
 
 # -- cell documents ----------------------------------------------------------------------------------
@@ -683,11 +682,10 @@ def cell_document(spec_or_derivation: CellSpec | Derivation | str) -> Document:
               ["symbol", "what it is", "one sample", "mini-batch", "stored in"], ct.dimension_rows(),
               cols="lllll", label="tab:dims")  # fmt: skip
     stored, minimal = ct.count_formula()
-    Is, Hs = sp.symbols("I H", positive=True, integer=True)
     doc.claim("Stored parameter count (as PyTorch stores them)",
-              stored.subs({Is: 10, Hs: 20}), sp.Integer(s.param_count(10, 20)),
+              stored.subs({I: 10, H: 20}), sp.Integer(s.param_count(10, 20)),
               lhs_tex=rf"\#\theta = {sp.latex(stored)} \overset{{I=10,\,H=20}}{{\longrightarrow}} "
-                      rf"{sp.latex(stored.subs({Is: 10, Hs: 20}))}, \quad \text{{spec count}}",
+                      rf"{sp.latex(stored.subs({I: 10, H: 20}))}, \quad \text{{spec count}}",
               code=f"param_count(10, 20) == {s.param_count(10, 20)}")  # fmt: skip
     if minimal != stored:
         doc.text(
