@@ -35,7 +35,7 @@ __all__ = ["Expanded", "ProofResult", "expand_cell", "prove_all"]
 class ProofResult:
     claim: str
     ok: bool
-    detail: str = ""
+    detail: str = ""  # what the claim was compared with (reported when it fails)
 
 
 class Expanded:
@@ -116,6 +116,11 @@ class Expanded:
             return functools.reduce(operator.add, parts)
         raise TypeError(f"cannot write out {type(m).__name__} {m}")
 
+    @property
+    def reference(self) -> str:
+        """What every claim about the expanded cell is compared with."""
+        return f"SymPy's Matrix.jacobian of the cell expanded at H={self.n['H']}, I={self.n['I']}"
+
     def entries(self, name: str) -> list[sp.Symbol]:
         """The independent symbols of a leaf or parameter, row-major."""
         if name in self.par:
@@ -134,7 +139,7 @@ def _prove_jacobians(ex: Expanded) -> list[ProofResult]:
         for wrt in spec.leaves:
             mine = ex.matrix(d.jacobian_terms(of, wrt), of, wrt)
             want = ex.vec[of].jacobian(ex.entries(wrt))
-            out.append(ProofResult(f"jacobian({of}, {wrt})", _zero(mine - want)))
+            out.append(ProofResult(f"jacobian({of}, {wrt})", _zero(mine - want), ex.reference))
     return out
 
 
@@ -177,14 +182,18 @@ def _prove_vjp(ex: Expanded) -> list[ProofResult]:
 
     out = []
     for leaf in spec.leaves:
-        out.append(ProofResult(f"vjp d_{leaf}", _zero(adj[leaf] - pullback(ex.entries(leaf)))))
+        out.append(ProofResult(f"vjp d_{leaf}", _zero(adj[leaf] - pullback(ex.entries(leaf))), ex.reference))
     for p in spec.params:
         got = sp.Matrix(list(grads[p.name]))  # row-major, like entries()
-        out.append(ProofResult(f"gradient {p.name}", _zero(got - pullback(ex.entries(p.name)))))
+        out.append(ProofResult(f"gradient {p.name}", _zero(got - pullback(ex.entries(p.name))), ex.reference))
     # BPTT recurrence: delta s_{t-1} = sum J^T din s'_t, with the gradients arriving at the new states.
     din_vectors = {incoming(v): m for v, m in din.items()}
     for prev, recurrence in d.bptt().items():
-        out.append(ProofResult(f"bptt d_{prev}", _zero(ex.explicit(recurrence, din_vectors) - adj[prev])))
+        out.append(
+            ProofResult(
+                f"bptt d_{prev}", _zero(ex.explicit(recurrence, din_vectors) - adj[prev]), ex.reference
+            )
+        )
     return out
 
 
@@ -221,14 +230,18 @@ def _prove_jvp(ex: Expanded) -> list[ProofResult]:
     for st in spec.states:
         node = spec.update_of[st]
         want = ex.vec[node].jacobian(all_entries) * direction
-        out.append(ProofResult(f"jvp tan_{node}", _zero(tan[node] - want)))
+        out.append(ProofResult(f"jvp tan_{node}", _zero(tan[node] - want), ex.reference))
     return out
 
 
 def prove_all(d: Derivation, hidden: int = 3, inputs: int = 2) -> list[ProofResult]:
     """Every symbolic claim about a cell, proved at the given size. Returns one result per claim."""
     results = [
-        ProofResult(f"activation {name}: derivative in output form", derivative_rule_holds(fn))
+        ProofResult(
+            f"activation {name}: derivative in output form",
+            derivative_rule_holds(fn),
+            "the derivative of its textbook definition",
+        )
         for name, fn in ACTIVATIONS.items()
         if any(isinstance(e, fn) for n in d.spec.nodes if isinstance(n, ElementwiseNode)
                for e in sp.preorder_traversal(n.expr))
