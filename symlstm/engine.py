@@ -163,8 +163,7 @@ class Derivation:
                 self.aliases[call] = self.sym[name]
                 self.intermediates.append(Intermediate(name, call, node.name))
 
-    @staticmethod
-    def _intermediate_name(call: sp.Expr, node: str, taken: set[str]) -> str:
+    def _intermediate_name(self, call: sp.Expr, node: str, taken: set[str]) -> str:
         fname = type(call).__name__.lower()
         fname = fname if fname.isidentifier() and fname.isascii() else "act"
         arg = call.args[0] if len(call.args) == 1 else None
@@ -173,7 +172,7 @@ class Derivation:
         while name in taken:
             k += 1
             name = f"{base}{k}"
-        return check_identifier(name, "intermediate", "derived")
+        return check_identifier(name, "intermediate", self.spec.name)
 
     def computational(self, expr: sp.Expr) -> sp.Expr:
         """`expr` with named activation calls replaced by their names (innermost first)."""
