@@ -168,6 +168,10 @@ class Derivation:
         fname = fname if fname.isidentifier() and fname.isascii() else "act"
         arg = call.args[0] if len(call.args) == 1 else None
         base = f"{fname}_{arg.name}" if isinstance(arg, sp.Symbol) else f"{fname}_{node}"
+        try:
+            check_identifier(base, "intermediate", self.spec.name)
+        except SpecError:  # tan(a) would be tan_a, which has the tangents' prefix: act_tan_a instead
+            base = f"act_{base}"
         name, k = base, 1
         while name in taken:
             k += 1
