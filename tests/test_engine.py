@@ -93,7 +93,7 @@ def test_bptt_of_a_previous_state_no_new_state_reads_is_zero():
 
 def test_a_tan_inside_an_expression_gets_a_name_outside_the_tangent_prefix():
     """tan(a) inside h's expression is named act_tan_a: tan_a would clash with the tangents tan_<name>."""
-    cell = symlstm.Cell("tan_inside")
+    cell = symlstm.Cell("inner_tan")
     x, h_prev = cell.input("x"), cell.state("h")
     a = cell.linear("a", {"W_ih": x, "W_hh": h_prev}, biases=["b"])
     cell.update(h=cell.elementwise("h", tanh(sp.tan(a) / 2 + h_prev)))
