@@ -446,9 +446,9 @@ def taylor_test(
     return TaylorResult(steps, tuple(rems), tuple(orders), order, verdict, error, bound, floor)
 
 
-def _taylor_block(block: str, derivative: float, t: TaylorResult, where: str = "") -> BlockResult:
+def _taylor_block(block: str, derivative: float, t: TaylorResult) -> BlockResult:
     rel = abs(t.error) / max(abs(derivative), 1e-300)
-    return BlockResult(block, rel, (), derivative, t.order, t.ok, where, t.orders,
+    return BlockResult(block, rel, (), derivative, t.order, t.ok, "", t.orders,
                        "" if t.ok else _taylor_diagnosis(t))  # fmt: skip
 
 
