@@ -349,7 +349,10 @@ class Cell:
             raise SpecError(f"cell {n!r}: states {missing} have no new value (call cell.update())")
         output = self._output or self._updates[self._states[0]]
         if output not in {nd.name for nd in self._nodes}:
-            raise SpecError(f"cell {n!r}: output {output!r} is not a node")
+            raise SpecError(
+                f"cell {n!r}: output {output!r} is not a node (expected the symbol returned by "
+                "cell.linear() or cell.elementwise())"
+            )
         groups = self._complete_groups()
         spec = CellSpec(
             name=n,

@@ -92,3 +92,12 @@ def test_a_rejected_declaration_leaves_the_builder_unchanged():
         cell.state("h")
     cell.update(h=cell.elementwise("h", tanh(cell.linear("a", {"W_ih": x, "W_hh": h_prev}))))
     assert cell.build().states == ("h",)
+
+
+def test_an_output_that_is_not_a_node_says_what_is_expected():
+    cell = Cell("bad_output")
+    x, h_prev = cell.input("x"), cell.state("h")
+    cell.update(h=cell.elementwise("h", tanh(cell.linear("a", {"W_ih": x, "W_hh": h_prev}))))
+    cell.output(x)
+    with pytest.raises(SpecError, match=r"output 'x' is not a node \(expected the symbol returned by"):
+        cell.build()
