@@ -41,11 +41,20 @@ def _span(k0: int, k1: int, blocks: int) -> str:
     return f"{lo}:{hi}"
 
 
+def _bspan(k0: int, k1: int, blocks: int) -> str:
+    """An index over the gate axis of a gate-major buffer: `2` (one block, its (.., B, H) array),
+    `0:2` (a run of blocks), or '' for all blocks (a single block is indexed even when it is all)."""
+    if k1 - k0 == 1:
+        return str(k0)
+    return "" if (k0, k1) == (0, blocks) else f"{k0}:{k1}"
+
+
 def _index(prefix: str, span: str) -> str:
-    """`buf[t]` or `buf[t, :, 0:H]` style indexing; `prefix` is e.g. 'buf_W_ih[t' or 'buf_W_hh['."""
+    """`buf[t]` or `buf[t, 0:2]` (prefix 'buf_W_ih[t': a (T, G, B, H) buffer at step t), or `buf` or
+    `buf_g[1]` (prefix 'buf_W_hh_g[': a (G, B, H) array); `span` as `_bspan` gives it."""
     if prefix.endswith("["):
-        return f"{prefix}:, {span}]" if span else prefix[:-1]
-    return f"{prefix}, :, {span}]" if span else f"{prefix}]"
+        return f"{prefix}{span}]" if span else prefix[:-1]
+    return f"{prefix}, {span}]" if span else f"{prefix}]"
 
 
 @dataclass
@@ -149,10 +158,12 @@ class _Planner:
 
     def buffer(self, lay: Layout, grad: bool = False) -> str:
         name = f"{'d_' if grad else ''}buf_{lay.name}"
-        return f"{name}[t" if lay.kind == "input" or grad else f"{name}["
+        if grad:  # one step's (G, B, H) adjoints; a single block is a view of its (T, B, H) rows
+            return f"{name}[t" if lay.blocks == 1 else f"{name}["
+        return f"{name}[t" if lay.kind == "input" else f"{name}_g["
 
     def block_view(self, lay: Layout, k: int, grad: bool = False) -> str:
-        return _index(self.buffer(lay, grad), _span(k, k + 1, lay.blocks))
+        return _index(self.buffer(lay, grad), _bspan(k, k + 1, lay.blocks))
 
     # -- what backward reads -------------------------------------------------------------------
     def backward_symbols(self) -> set[str]:
@@ -169,7 +180,7 @@ class _Planner:
         """Elementwise nodes written over the pre-activation they consume, in the input-projection buffer.
 
         A node `n = F(a)` or `n = F(a + rest)` (F a one-argument call) whose pre-activation `a` lives in
-        block k of a (T, B, G*H) input-projection buffer, is read by `n` only and not by backward, takes
+        block k of a (T, G, B, H) input-projection buffer, is read by `n` only and not by backward, takes
         block k over: the buffer then holds the gates themselves and is the gates' cache, with no
         separate copy, and one call applies F to a run of adjacent blocks (sigmoid on [i, f] at once).
         Returns node -> (pre-activation, layout, block, rest), with rest 0 for `F(a)`.
@@ -206,7 +217,7 @@ class _Planner:
         return {n.name for n in self.spec.nodes if isinstance(n, LinearNode)}
 
     def stored_at(self, name: str) -> str | None:
-        """`buf_W_ih[t, :, :H]` for a node stored in place in a buffer, else None."""
+        """`buf_W_ih[t, 0]` for a node stored in place in a buffer, else None."""
         hit = self.inplace_nodes().get(name)
         return None if hit is None else self.block_view(hit[1], hit[2])
 
@@ -238,12 +249,16 @@ class _Planner:
         setup += self._prescale_lines()
         for lay in self.layouts.values():
             if lay.kind == "input":
-                n_in = "I"
+                G = lay.blocks
                 setup.append(f"# Input projection of all {lay.name} blocks for every step: one GEMM.")
-                setup.append(
-                    f"buf_{lay.name} = np.matmul(x.reshape(T * B, {n_in}), {lay.name}.T)"
-                    f".reshape(T, B, {lay.blocks} * H)"
-                )
+                product = f"np.matmul(x.reshape(T * B, I), {lay.name}.T)"
+                if G == 1:
+                    setup.append(f"buf_{lay.name} = {product}.reshape(T, 1, B, H)")
+                else:
+                    setup.append("# Kept (T, gate, B, H): every gate block and run of blocks is contiguous.")
+                    setup.append(
+                        f"buf_{lay.name} = {product}.reshape(T, B, {G}, H).transpose(0, 2, 1, 3).copy()"
+                    )
         # Biases of nodes whose home is an input projection are added once, before the loop.
         per_step_bias = []
         bias_ops = []
@@ -254,7 +269,7 @@ class _Planner:
                     blay = s.group_of(b)
                     op = (lay, k, blay, blay.members.index(b))
                     (bias_ops if lay.kind == "input" else per_step_bias).append(op)
-        for line in self._merged_adds(bias_ops, lambda lay: f"buf_{lay.name}[...", vector=True):
+        for line in self._merged_adds(bias_ops, lambda lay: f"buf_{lay.name}[", vector=True):
             setup.append(line)
         for st in s.states:
             setup.append(f"seq_{st} = np.empty((T + 1, B, H), dtype=dtype)")
@@ -268,6 +283,9 @@ class _Planner:
         for lay in self.layouts.values():
             if lay.kind != "input":
                 setup.append(f"buf_{lay.name} = np.empty((B, {lay.blocks} * H), dtype=dtype)")
+                setup.append(
+                    f"buf_{lay.name}_g = buf_{lay.name}.reshape(B, {lay.blocks}, H).transpose(1, 0, 2)"
+                )
         own = [
             v
             for v in [*(n.name for n in s.nodes if isinstance(n, ElementwiseNode)),
@@ -393,7 +411,7 @@ class _Planner:
         lines = [f"# ({self.numbers[('fwd', n.name)]}) {n.name} = {sp.sstr(n.expr)}" for n in run]
         _, lay, k, rest = inplace[run[0].name]
         name = run[0].name if len(run) == 1 else "_".join(["gates", *(n.name for n in run)])
-        lines.append(f"{name} = {_index(self.buffer(lay), _span(k, k + len(run), lay.blocks))}")
+        lines.append(f"{name} = {_index(self.buffer(lay), _bspan(k, k + len(run), lay.blocks))}")
         if rest != 0:
             buf = emit.pool.acquire()
             lines += emit.emit(self.d.computational(rest), buf)
@@ -409,7 +427,7 @@ class _Planner:
             j1 = j
             while j1 < len(run) and run[j1].name in prescaled:
                 j1 += 1
-            view = name if j1 - j == len(run) else _index(self.buffer(lay), _span(k + j, k + j1, lay.blocks))
+            view = name if j1 - j == len(run) else _index(self.buffer(lay), _bspan(k + j, k + j1, lay.blocks))
             lines += [f"{view} *= 0.5", f"{view} += 0.5"]
             j = j1
         if len(run) > 1:
@@ -426,17 +444,19 @@ class _Planner:
                 return
             dlay, k0, slay, j0, n = run
             dst = dst_prefix(dlay)
-            dspan = _span(k0, k0 + n, dlay.blocks)
-            blocks = len(slay.members) if vector else slay.blocks
-            sspan = _span(j0, j0 + n, blocks)
-            if dst.endswith("[..."):
-                dtext = f"{dst[:-4]}[..., {dspan}]" if dspan else dst[:-4]
-            else:
-                dtext = _index(dst, dspan)
-            if vector:
+            dspan = _bspan(k0, k0 + n, dlay.blocks)
+            dtext = _index(dst, dspan)
+            if vector:  # a bias (G*H,): a run of n blocks as (n, 1, H), against (.., n, B, H)
+                sspan = _span(j0, j0 + n, len(slay.members))
                 stext = f"{slay.name}[{sspan}]" if sspan else slay.name
+                if dlay.kind == "input":
+                    dtext = f"buf_{dlay.name}[:, {dspan}]" if dspan else f"buf_{dlay.name}"
+                elif not dspan:
+                    dtext = f"buf_{dlay.name}"  # all blocks of a step's (B, G*H) GEMM output
+                if n > 1 and (dspan or dlay.kind == "input"):
+                    stext += f".reshape({n}, 1, H)"
             else:
-                stext = _index(src_prefix(slay), sspan)
+                stext = _index(src_prefix(slay), _bspan(j0, j0 + n, slay.blocks))
             lines.append(f"{dtext} {verb} {stext}")
 
         for dlay, k, slay, j in ops:
@@ -501,7 +521,15 @@ class _Planner:
         need = self.backward_symbols()
         linear_names = {n.name for n in s.nodes if isinstance(n, LinearNode)}
         for lay in self.grad_layouts().values():
-            setup.append(f"d_buf_{lay.name} = np.empty((T, B, {lay.blocks} * H), dtype=dtype)")
+            G = lay.blocks
+            setup.append(f"d_rows_{lay.name} = np.empty((T, B, {G} * H), dtype=dtype)")
+            if G == 1:
+                setup.append(f"d_buf_{lay.name} = d_rows_{lay.name}.reshape(T, 1, B, H)")
+            else:
+                setup.append(f"d_buf_{lay.name} = np.empty(({G}, B, H), dtype=dtype)")
+                setup.append(
+                    f"d_rows_{lay.name}_g = d_rows_{lay.name}.reshape(T, B, {G}, H).transpose(0, 2, 1, 3)"
+                )
         for k, st in enumerate(s.states):
             setup.append(
                 f"d_{st}_prev = np.zeros((B, H), dtype=dtype) if dstate is None else dstate[{k}].copy()"
@@ -519,9 +547,9 @@ class _Planner:
                 lay, k = inplace[a.vector][1:3]
                 if f"d_gates_{lay.name}" not in gate_adjoints:
                     gate_adjoints.add(f"d_gates_{lay.name}")
-                    setup.append(f"d_gates_{lay.name} = np.empty((B, {lay.blocks} * H), dtype=dtype)")
+                    setup.append(f"d_gates_{lay.name} = np.empty(({lay.blocks}, B, H), dtype=dtype)")
                 setup.append(
-                    f"{adjoint(a.vector)} = {_index(f'd_gates_{lay.name}[', _span(k, k + 1, lay.blocks))}"
+                    f"{adjoint(a.vector)} = {_index(f'd_gates_{lay.name}[', _bspan(k, k + 1, lay.blocks))}"
                 )
             else:
                 setup.append(f"{adjoint(a.vector)} = np.empty((B, H), dtype=dtype)")
@@ -553,6 +581,7 @@ class _Planner:
         if s.output not in state_node:
             step.append(f"din_{s.output} = dy[t]")
         synced: set[str] = set()
+        rows: set[str] = set()
         reduced, emit_temps, hoisted = self._backward_cse(aliases, emit, setup)
         runs = self._gate_adjoint_runs(reduced, hoisted, aliases, gate_adjoints)
         for a in d.vjp:
@@ -586,7 +615,9 @@ class _Planner:
                 step += emit.emit(reduced[v], target)
             for j, gname in enumerate(gemms):
                 lay = self.layouts[gname]
-                product = f"d_buf_{self.grad_buffer_of(lay).name}[t], {gname}"
+                glay = self.grad_buffer_of(lay)
+                step += self._store_rows(glay, rows)
+                product = f"d_rows_{glay.name}[t], {gname}"
                 if total == 0 and j == 0:
                     step.append(f"np.matmul({product}, out={target})")
                 else:
@@ -597,6 +628,8 @@ class _Planner:
             if total == 0 and not gemms:
                 step.append(f"{target}.fill(0)")
         step += self._sync(list(self.layouts), synced)
+        for glay in self.grad_layouts().values():
+            step += self._store_rows(glay, rows)
         if x_elementwise:
             step += emit.emit(d.adjoint(s.input).elementwise, "dx[t]")
         for g in elem_params:
@@ -622,19 +655,16 @@ class _Planner:
                 src, n_in = f"seq_{lay.input.removesuffix('_prev')}[:-1]", "H"
             else:
                 src, n_in = f"cache_{lay.input}", "H"
-            end.append(
-                f"d_{lay.name} = np.matmul(d_buf_{glay.name}.reshape(T * B, {glay.blocks} * H).T, "
-                f"{src}.reshape(T * B, {n_in}))"
-            )
+            d_rows = f"d_rows_{glay.name}.reshape(T * B, {glay.blocks} * H)"
+            end.append(f"d_{lay.name} = np.matmul({d_rows}.T, {src}.reshape(T * B, {n_in}))")
         x_gemms = [lay for lay in self.layouts.values() if lay.kind == "input"]
         xa = d.adjoint(s.input)
         desc = " + ".join(f"{w}^T {adjoint(n)}" for w, n in xa.linear)
         end.append(f"# ({self.numbers[('adj', s.input)]}) {adjoint(s.input)} = {desc}, all steps at once")
         for j, lay in enumerate(x_gemms):
             glay = self.grad_buffer_of(lay)
-            product = (
-                f"np.matmul(d_buf_{glay.name}.reshape(T * B, {glay.blocks} * H), {lay.name}).reshape(T, B, I)"
-            )
+            d_rows = f"d_rows_{glay.name}.reshape(T * B, {glay.blocks} * H)"
+            product = f"np.matmul({d_rows}, {lay.name}).reshape(T, B, I)"
             end.append(f"dx {'+=' if x_elementwise or j else '='} {product}")
         if not x_gemms and not x_elementwise:
             end.append("dx = np.zeros((T, B, I), dtype=dtype)")
@@ -642,6 +672,15 @@ class _Planner:
         end.append("dparams = {" + ", ".join(f'"{g.name}": d_{g.name}' for g in s.groups) + "}")
         end.append("dstate0 = " + _tuple([f"d_{st}_prev" for st in s.states], quote=False))
         _hoist_views(setup, step)
+
+    @staticmethod
+    def _store_rows(glay: Layout, stored: set[str]) -> list[str]:
+        """Copy the step's (G, B, H) adjoints, once, into their (B, G*H) row of `d_rows_<W>`: the
+        operand of the step's recurrent GEMM and, after the loop, of the weight-gradient GEMMs."""
+        if glay.blocks == 1 or glay.name in stored:
+            return []  # a single block is written in place into its rows
+        stored.add(glay.name)
+        return [f"np.copyto(d_rows_{glay.name}_g[t], d_buf_{glay.name})"]
 
     def _gate_adjoint_runs(self, reduced, hoisted, aliases, gate_adjoints) -> dict[str, list[str]]:
         """Pre-activation adjoints of adjacent gates with the same formula, computed by one call each.
@@ -690,7 +729,7 @@ class _Planner:
         node_of = {hit[0]: name for name, hit in self.inplace_nodes().items()}
         nodes = [node_of[v] for v in reversed(run)]  # block order
         _, lay, k0, _ = self.inplace_nodes()[nodes[0]]
-        span = _span(k0, k0 + len(nodes), lay.blocks)
+        span = _bspan(k0, k0 + len(nodes), lay.blocks)
         lines = [f"# ({self.numbers[('adj', v)]}) {adjoint(v)} = {sp.sstr(self.d.adjoint(v).elementwise)}"
                  for v in run]  # fmt: skip
         suffix = "_".join(nodes)
@@ -799,7 +838,7 @@ class _Planner:
                         ops.append((j, self.grad_buffer_of(lay), k))
             glay = ops[0][1]
             if glay.blocks == len(g.members) and all(o[1] is glay and o[0] == o[2] for o in ops):
-                lines.append(f"d_{g.name} = d_buf_{glay.name}.sum(axis=(0, 1))")
+                lines.append(f"d_{g.name} = d_rows_{glay.name}.sum(axis=(0, 1))")
                 continue
             lines.append(f"d_{g.name} = np.empty({self.group_shape(g)}, dtype=dtype)")
             runs: list[list] = []  # [j0, layout, k0, count]: consecutive blocks summed at once
@@ -813,7 +852,7 @@ class _Planner:
                 span = _span(j, j + count, len(g.members))
                 dst = f"d_{g.name}[{span}]" if span else f"d_{g.name}[...]"
                 src_span = _span(k, k + count, lay.blocks)
-                src = f"d_buf_{lay.name}[..., {src_span}]" if src_span else f"d_buf_{lay.name}"
+                src = f"d_rows_{lay.name}[..., {src_span}]" if src_span else f"d_rows_{lay.name}"
                 lines.append(f"{dst} = {src}.sum(axis=(0, 1))")
         return lines
 
@@ -894,18 +933,26 @@ def plan_numpy(d: Derivation) -> NumpyModule:
     return mod
 
 
-_VIEW = re.compile(r"^(\w+) = (\w+)\[t, :, ([^\]]+)\]$")
+_VIEW = re.compile(r"^(\w+) = (\w+)\[t, (\d+)\]$")
+_FIXED_VIEW = re.compile(r"^(\w+) = (d_(?:buf|gates)_\w+)\[\d+(:\d+)?\]$")
 
 
 def _hoist_views(setup: list[str], step: list[str]) -> None:
-    """`i = buf_W_ih[t, :, :H]` in the loop becomes `i = i_seq[t]` with `i_seq = buf_W_ih[:, :, :H]`
-    made once before it: a plain index costs a third of a tuple of slices, which counts at B = 1."""
+    """`i = buf_W_ih[t, 0]` in the loop becomes `i = i_seq[t]` with `i_seq = buf_W_ih[:, 0]` made once
+    before it: a plain index costs less than a tuple index, which counts at B = 1. A view of a step's
+    adjoint scratch (`d_a_o = d_buf_W_ih[3]`) is the same every step: made once before the loop."""
     targets = [m.group(1) for m in map(_VIEW.match, step) if m]
+    targets_of = [re.findall(r"\w+", line.split(" = ")[0]) if " = " in line else [] for line in step]
+    for line in [line for line in step if _FIXED_VIEW.match(line)]:
+        name = _FIXED_VIEW.match(line).group(1)
+        if sum(name in names for names in targets_of) == 1:  # assigned once: the same view every step
+            setup.append(line)
+            step.remove(line)
     for k, line in enumerate(step):
         m = _VIEW.match(line)
         if m and targets.count(m.group(1)) == 1:
             name, array, span = m.groups()
-            setup.append(f"{name}_seq = {array}[:, :, {span}]")
+            setup.append(f"{name}_seq = {array}[:, {span}]")
             step[k] = f"{name} = {name}_seq[t]"
 
 

@@ -98,21 +98,23 @@ def forward(params, x, state0=None, *, check_finite=False):
     W_hh = params["W_hh"]
     b = params["b"]
     # Input projection of all W_ih blocks for every step: one GEMM.
-    buf_W_ih = np.matmul(x.reshape(T * B, I), W_ih.T).reshape(T, B, 1 * H)
-    buf_W_ih += b
+    buf_W_ih = np.matmul(x.reshape(T * B, I), W_ih.T).reshape(T, 1, B, H)
+    buf_W_ih[:, 0] += b
     seq_h = np.empty((T + 1, B, H), dtype=dtype)
     seq_h[0] = h0
     seq_c = np.empty((T + 1, B, H), dtype=dtype)
     seq_c[0] = c0
     buf_W_hh = np.empty((B, 1 * H), dtype=dtype)
+    buf_W_hh_g = buf_W_hh.reshape(B, 1, H).transpose(1, 0, 2)
+    delta_seq = buf_W_ih[:, 0]
     for t in range(T):
         h_prev = seq_h[t]
         c_prev = seq_c[t]
         # (1) a = W_ih @ x + W_hh @ h_prev + b
         np.matmul(h_prev, W_hh.T, out=buf_W_hh)
-        buf_W_ih[t] += buf_W_hh
+        buf_W_ih[t, 0] += buf_W_hh_g[0]
         # (2) delta = tanh(a)
-        delta = buf_W_ih[t]
+        delta = delta_seq[t]
         np.tanh(delta, out=delta)
         # (3) c = c_prev + delta
         c = seq_c[t + 1]
@@ -165,17 +167,20 @@ def backward(params, cache, dy, dstate=None, *, check_finite=False):
     buf_W_ih = cache["buf_W_ih"]
     W_ih = params["W_ih"]
     W_hh = params["W_hh"]
-    d_buf_W_ih = np.empty((T, B, 1 * H), dtype=dtype)
+    d_rows_W_ih = np.empty((T, B, 1 * H), dtype=dtype)
+    d_buf_W_ih = d_rows_W_ih.reshape(T, 1, B, H)
     d_h_prev = np.zeros((B, H), dtype=dtype) if dstate is None else dstate[0].copy()
     din_h = np.empty((B, H), dtype=dtype)
     d_c_prev = np.zeros((B, H), dtype=dtype) if dstate is None else dstate[1].copy()
     din_c = np.empty((B, H), dtype=dtype)
     d_c = np.empty((B, H), dtype=dtype)
-    d_gates_W_ih = np.empty((B, 1 * H), dtype=dtype)
-    d_delta = d_gates_W_ih
+    d_gates_W_ih = np.empty((1, B, H), dtype=dtype)
+    d_delta = d_gates_W_ih[0]
+    delta_seq = buf_W_ih[:, 0]
+    d_a_seq = d_buf_W_ih[:, 0]
     for t in range(T - 1, -1, -1):
         h = seq_h[t + 1]
-        delta = buf_W_ih[t]
+        delta = delta_seq[t]
         # Gradients arriving at this step's outputs: the loss at t and the later steps.
         np.add(dy[t], d_h_prev, out=din_h)
         din_c, d_c_prev = d_c_prev, din_c
@@ -189,23 +194,23 @@ def backward(params, cache, dy, dstate=None, *, check_finite=False):
         # (7) d_delta = d_c
         np.copyto(d_delta, d_c)
         # (8) d_a = d_delta*(1 - delta**2)
-        d_a = d_buf_W_ih[t]
+        d_a = d_a_seq[t]
         np.square(delta, out=d_a)
         np.subtract(1, d_a, out=d_a)
         d_a *= d_delta
         # (10) d_h_prev = W_hh^T d_a
-        np.matmul(d_buf_W_ih[t], W_hh, out=d_h_prev)
+        np.matmul(d_rows_W_ih[t], W_hh, out=d_h_prev)
         # (11) d_c_prev = d_c
         np.copyto(d_c_prev, d_c)
     # Weight gradients of all steps at once: one GEMM per fused weight.
     # (12) d_W_ih = sum over t of d_a x^T
     # (13) d_W_hh = sum over t of d_a h_prev^T
-    d_W_ih = np.matmul(d_buf_W_ih.reshape(T * B, 1 * H).T, x.reshape(T * B, I))
-    d_W_hh = np.matmul(d_buf_W_ih.reshape(T * B, 1 * H).T, seq_h[:-1].reshape(T * B, H))
+    d_W_ih = np.matmul(d_rows_W_ih.reshape(T * B, 1 * H).T, x.reshape(T * B, I))
+    d_W_hh = np.matmul(d_rows_W_ih.reshape(T * B, 1 * H).T, seq_h[:-1].reshape(T * B, H))
     # (9) d_x = W_ih^T d_a, all steps at once
-    dx = np.matmul(d_buf_W_ih.reshape(T * B, 1 * H), W_ih).reshape(T, B, I)
+    dx = np.matmul(d_rows_W_ih.reshape(T * B, 1 * H), W_ih).reshape(T, B, I)
     # Bias gradients: sums of the pre-activation adjoints over time and batch.
-    d_b = d_buf_W_ih.sum(axis=(0, 1))
+    d_b = d_rows_W_ih.sum(axis=(0, 1))
     dparams = {"W_ih": d_W_ih, "W_hh": d_W_hh, "b": d_b}
     dstate0 = (d_h_prev, d_c_prev)
     if check_finite:

@@ -108,18 +108,20 @@ def forward(params, x, state0=None, *, check_finite=False):
     p_i = p[:H]
     p_o = p[H:]
     # Input projection of all W_ih blocks for every step: one GEMM.
-    buf_W_ih = np.matmul(x.reshape(T * B, I), W_ih.T).reshape(T, B, 3 * H)
-    buf_W_ih += b
+    # Kept (T, gate, B, H): every gate block and run of blocks is contiguous.
+    buf_W_ih = np.matmul(x.reshape(T * B, I), W_ih.T).reshape(T, B, 3, H).transpose(0, 2, 1, 3).copy()
+    buf_W_ih += b.reshape(3, 1, H)
     seq_h = np.empty((T + 1, B, H), dtype=dtype)
     seq_h[0] = h0
     seq_c = np.empty((T + 1, B, H), dtype=dtype)
     seq_c[0] = c0
     cache_tanh_c = np.empty((T, B, H), dtype=dtype)
     buf_W_hh = np.empty((B, 3 * H), dtype=dtype)
+    buf_W_hh_g = buf_W_hh.reshape(B, 3, H).transpose(1, 0, 2)
     buf_0 = np.empty((B, H), dtype=dtype)
-    z_seq = buf_W_ih[:, :, H : 2 * H]
-    i_seq = buf_W_ih[:, :, :H]
-    o_seq = buf_W_ih[:, :, 2 * H :]
+    z_seq = buf_W_ih[:, 1]
+    i_seq = buf_W_ih[:, 0]
+    o_seq = buf_W_ih[:, 2]
     for t in range(T):
         h_prev = seq_h[t]
         c_prev = seq_c[t]
@@ -127,7 +129,7 @@ def forward(params, x, state0=None, *, check_finite=False):
         # (2) a_z = W_iz @ x + W_hz @ h_prev + b_z
         # (3) a_o = W_io @ x + W_ho @ h_prev + b_o
         np.matmul(h_prev, W_hh.T, out=buf_W_hh)
-        buf_W_ih[t] += buf_W_hh
+        buf_W_ih[t] += buf_W_hh_g
         # (4) z = tanh(a_z)
         z = z_seq[t]
         np.tanh(z, out=z)
@@ -207,26 +209,25 @@ def backward(params, cache, dy, dstate=None, *, check_finite=False):
     p = params["p"]
     p_i = p[:H]
     p_o = p[H:]
-    d_buf_W_ih = np.empty((T, B, 3 * H), dtype=dtype)
+    d_rows_W_ih = np.empty((T, B, 3 * H), dtype=dtype)
+    d_buf_W_ih = np.empty((3, B, H), dtype=dtype)
+    d_rows_W_ih_g = d_rows_W_ih.reshape(T, B, 3, H).transpose(0, 2, 1, 3)
     d_h_prev = np.zeros((B, H), dtype=dtype) if dstate is None else dstate[0].copy()
     din_h = np.empty((B, H), dtype=dtype)
     d_c_prev = np.zeros((B, H), dtype=dtype) if dstate is None else dstate[1].copy()
     din_c = np.empty((B, H), dtype=dtype)
-    d_gates_W_ih = np.empty((B, 3 * H), dtype=dtype)
-    d_o = d_gates_W_ih[:, 2 * H :]
+    d_gates_W_ih = np.empty((3, B, H), dtype=dtype)
+    d_o = d_gates_W_ih[2]
     d_c = np.empty((B, H), dtype=dtype)
-    d_i = d_gates_W_ih[:, :H]
-    d_z = d_gates_W_ih[:, H : 2 * H]
+    d_i = d_gates_W_ih[0]
+    d_z = d_gates_W_ih[1]
     d_p = np.zeros((2 * H,), dtype=dtype)
     d_p_i = d_p[:H]
     d_p_o = d_p[H:]
     buf_0 = np.empty((B, H), dtype=dtype)
-    z_seq = buf_W_ih[:, :, H : 2 * H]
-    i_seq = buf_W_ih[:, :, :H]
-    o_seq = buf_W_ih[:, :, 2 * H :]
-    d_a_o_seq = d_buf_W_ih[:, :, 2 * H :]
-    d_a_z_seq = d_buf_W_ih[:, :, H : 2 * H]
-    d_a_i_seq = d_buf_W_ih[:, :, :H]
+    z_seq = buf_W_ih[:, 1]
+    i_seq = buf_W_ih[:, 0]
+    o_seq = buf_W_ih[:, 2]
     for t in range(T - 1, -1, -1):
         c_prev = seq_c[t]
         c = seq_c[t + 1]
@@ -243,7 +244,7 @@ def backward(params, cache, dy, dstate=None, *, check_finite=False):
         np.multiply(d_h, tanh_c, out=d_o)
         # (11) d_c = d_h*o*(1 - tanh_c**2) + d_o*o*p_o*(1 - o) + din_c
         # (14) d_a_o first: a common subexpression, computed once
-        d_a_o = d_a_o_seq[t]
+        d_a_o = d_buf_W_ih[2]
         np.subtract(1, o, out=d_a_o)
         d_a_o *= d_o
         d_a_o *= o
@@ -260,18 +261,19 @@ def backward(params, cache, dy, dstate=None, *, check_finite=False):
         np.multiply(d_c, i, out=d_z)
         # (14) d_a_o = d_o*o*(1 - o)
         # (15) d_a_z = d_z*(1 - z**2)
-        d_a_z = d_a_z_seq[t]
+        d_a_z = d_buf_W_ih[1]
         np.square(z, out=d_a_z)
         np.subtract(1, d_a_z, out=d_a_z)
         d_a_z *= d_z
         # (16) d_a_i = d_i*i*(1 - i)
         # (16) d_a_i first: a common subexpression, computed once
-        d_a_i = d_a_i_seq[t]
+        d_a_i = d_buf_W_ih[0]
         np.subtract(1, i, out=d_a_i)
         d_a_i *= d_i
         d_a_i *= i
         # (18) d_h_prev = W_hi^T d_a_i + W_hz^T d_a_z + W_ho^T d_a_o
-        np.matmul(d_buf_W_ih[t], W_hh, out=d_h_prev)
+        np.copyto(d_rows_W_ih_g[t], d_buf_W_ih)
+        np.matmul(d_rows_W_ih[t], W_hh, out=d_h_prev)
         # (19) d_c_prev = d_c + d_i*i*p_i*(1 - i)
         np.multiply(d_a_i, p_i, out=d_c_prev)
         d_c_prev += d_c
@@ -294,12 +296,12 @@ def backward(params, cache, dy, dstate=None, *, check_finite=False):
     # (24) d_W_hz = sum over t of d_a_z h_prev^T
     # (26) d_W_io = sum over t of d_a_o x^T
     # (27) d_W_ho = sum over t of d_a_o h_prev^T
-    d_W_ih = np.matmul(d_buf_W_ih.reshape(T * B, 3 * H).T, x.reshape(T * B, I))
-    d_W_hh = np.matmul(d_buf_W_ih.reshape(T * B, 3 * H).T, seq_h[:-1].reshape(T * B, H))
+    d_W_ih = np.matmul(d_rows_W_ih.reshape(T * B, 3 * H).T, x.reshape(T * B, I))
+    d_W_hh = np.matmul(d_rows_W_ih.reshape(T * B, 3 * H).T, seq_h[:-1].reshape(T * B, H))
     # (17) d_x = W_ii^T d_a_i + W_iz^T d_a_z + W_io^T d_a_o, all steps at once
-    dx = np.matmul(d_buf_W_ih.reshape(T * B, 3 * H), W_ih).reshape(T, B, I)
+    dx = np.matmul(d_rows_W_ih.reshape(T * B, 3 * H), W_ih).reshape(T, B, I)
     # Bias gradients: sums of the pre-activation adjoints over time and batch.
-    d_b = d_buf_W_ih.sum(axis=(0, 1))
+    d_b = d_rows_W_ih.sum(axis=(0, 1))
     dparams = {"W_ih": d_W_ih, "W_hh": d_W_hh, "b": d_b, "p": d_p}
     dstate0 = (d_h_prev, d_c_prev)
     if check_finite:

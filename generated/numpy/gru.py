@@ -120,18 +120,19 @@ def forward(params, x, state0=None, *, check_finite=False):
     b_hh = b_hh.copy()
     b_hh[: 2 * H] *= 0.5
     # Input projection of all W_ih blocks for every step: one GEMM.
-    buf_W_ih = np.matmul(x.reshape(T * B, I), W_ih.T).reshape(T, B, 3 * H)
-    buf_W_ih[..., : 2 * H] += b_hh[: 2 * H]
-    buf_W_ih += b_ih
+    # Kept (T, gate, B, H): every gate block and run of blocks is contiguous.
+    buf_W_ih = np.matmul(x.reshape(T * B, I), W_ih.T).reshape(T, B, 3, H).transpose(0, 2, 1, 3).copy()
+    buf_W_ih[:, 0:2] += b_hh[: 2 * H].reshape(2, 1, H)
+    buf_W_ih += b_ih.reshape(3, 1, H)
     seq_h = np.empty((T + 1, B, H), dtype=dtype)
     seq_h[0] = h0
     cache_u_n = np.empty((T, B, H), dtype=dtype)
     buf_W_hh = np.empty((B, 3 * H), dtype=dtype)
+    buf_W_hh_g = buf_W_hh.reshape(B, 3, H).transpose(1, 0, 2)
     buf_0 = np.empty((B, H), dtype=dtype)
-    gates_r_z_seq = buf_W_ih[:, :, : 2 * H]
-    r_seq = buf_W_ih[:, :, :H]
-    z_seq = buf_W_ih[:, :, H : 2 * H]
-    n_seq = buf_W_ih[:, :, 2 * H :]
+    r_seq = buf_W_ih[:, 0]
+    z_seq = buf_W_ih[:, 1]
+    n_seq = buf_W_ih[:, 2]
     for t in range(T):
         h_prev = seq_h[t]
         # (1) a_r = W_ir @ x + W_hr @ h_prev + b_ir + b_hr
@@ -139,13 +140,13 @@ def forward(params, x, state0=None, *, check_finite=False):
         # (3) a_n = W_in @ x + b_in
         # (4) u_n = W_hn @ h_prev + b_hn
         np.matmul(h_prev, W_hh.T, out=buf_W_hh)
-        buf_W_hh[:, 2 * H :] += b_hh[2 * H :]
-        buf_W_ih[t, :, : 2 * H] += buf_W_hh[:, : 2 * H]
+        buf_W_hh_g[2] += b_hh[2 * H :]
+        buf_W_ih[t, 0:2] += buf_W_hh_g[0:2]
         u_n = cache_u_n[t]
-        np.copyto(u_n, buf_W_hh[:, 2 * H :])
+        np.copyto(u_n, buf_W_hh_g[2])
         # (5) r = sigmoid(a_r)
         # (6) z = sigmoid(a_z)
-        gates_r_z = gates_r_z_seq[t]
+        gates_r_z = buf_W_ih[t, 0:2]
         np.tanh(gates_r_z, out=gates_r_z)
         gates_r_z *= 0.5
         gates_r_z += 0.5
@@ -208,23 +209,23 @@ def backward(params, cache, dy, dstate=None, *, check_finite=False):
     cache_u_n = cache["cache_u_n"]
     W_ih = params["W_ih"]
     W_hh = params["W_hh"]
-    d_buf_W_ih = np.empty((T, B, 3 * H), dtype=dtype)
-    d_buf_W_hh = np.empty((T, B, 3 * H), dtype=dtype)
+    d_rows_W_ih = np.empty((T, B, 3 * H), dtype=dtype)
+    d_buf_W_ih = np.empty((3, B, H), dtype=dtype)
+    d_rows_W_ih_g = d_rows_W_ih.reshape(T, B, 3, H).transpose(0, 2, 1, 3)
+    d_rows_W_hh = np.empty((T, B, 3 * H), dtype=dtype)
+    d_buf_W_hh = np.empty((3, B, H), dtype=dtype)
+    d_rows_W_hh_g = d_rows_W_hh.reshape(T, B, 3, H).transpose(0, 2, 1, 3)
     d_h_prev = np.zeros((B, H), dtype=dtype) if dstate is None else dstate[0].copy()
     din_h = np.empty((B, H), dtype=dtype)
-    d_gates_W_ih = np.empty((B, 3 * H), dtype=dtype)
-    d_n = d_gates_W_ih[:, 2 * H :]
-    d_z = d_gates_W_ih[:, H : 2 * H]
-    d_r = d_gates_W_ih[:, :H]
+    d_gates_W_ih = np.empty((3, B, H), dtype=dtype)
+    d_n = d_gates_W_ih[2]
+    d_z = d_gates_W_ih[1]
+    d_r = d_gates_W_ih[0]
     cse_0 = np.empty((B, H), dtype=dtype)
     buf_0 = np.empty((B, H), dtype=dtype)
-    r_seq = buf_W_ih[:, :, :H]
-    z_seq = buf_W_ih[:, :, H : 2 * H]
-    n_seq = buf_W_ih[:, :, 2 * H :]
-    d_a_n_seq = d_buf_W_ih[:, :, 2 * H :]
-    d_u_n_seq = d_buf_W_hh[:, :, 2 * H :]
-    d_a_z_seq = d_buf_W_ih[:, :, H : 2 * H]
-    d_a_r_seq = d_buf_W_ih[:, :, :H]
+    r_seq = buf_W_ih[:, 0]
+    z_seq = buf_W_ih[:, 1]
+    n_seq = buf_W_ih[:, 2]
     for t in range(T - 1, -1, -1):
         h_prev = seq_h[t]
         u_n = cache_u_n[t]
@@ -243,29 +244,31 @@ def backward(params, cache, dy, dstate=None, *, check_finite=False):
         d_z *= d_h
         # (12) d_r = d_n*u_n*(1 - n**2)
         # (14) d_a_n first: a common subexpression, computed once
-        d_a_n = d_a_n_seq[t]
+        d_a_n = d_buf_W_ih[2]
         np.square(n, out=d_a_n)
         np.subtract(1, d_a_n, out=d_a_n)
         d_a_n *= d_n
         np.multiply(d_a_n, u_n, out=d_r)
         # (13) d_u_n = d_n*r*(1 - n**2)
-        d_u_n = d_u_n_seq[t]
+        d_u_n = d_buf_W_hh[2]
         np.multiply(d_a_n, r, out=d_u_n)
         # (14) d_a_n = d_n*(1 - n**2)
         # (15) d_a_z = d_z*z*(1 - z)
-        d_a_z = d_a_z_seq[t]
+        d_a_z = d_buf_W_ih[1]
         np.multiply(cse_0, d_z, out=d_a_z)
         d_a_z *= z
         # (16) d_a_r = d_r*r*(1 - r)
-        d_a_r = d_a_r_seq[t]
+        d_a_r = d_buf_W_ih[0]
         np.subtract(1, r, out=d_a_r)
         d_a_r *= d_r
         d_a_r *= r
         # (18) d_h_prev = d_h*z + W_hr^T d_a_r + W_hz^T d_a_z + W_hn^T d_u_n
-        d_buf_W_hh[t, :, : 2 * H] = d_buf_W_ih[t, :, : 2 * H]
+        d_buf_W_hh[0:2] = d_buf_W_ih[0:2]
         np.multiply(d_h, z, out=d_h_prev)
-        np.matmul(d_buf_W_hh[t], W_hh, out=buf_0)
+        np.copyto(d_rows_W_hh_g[t], d_buf_W_hh)
+        np.matmul(d_rows_W_hh[t], W_hh, out=buf_0)
         d_h_prev += buf_0
+        np.copyto(d_rows_W_ih_g[t], d_buf_W_ih)
     # Weight gradients of all steps at once: one GEMM per fused weight.
     # (19) d_W_ir = sum over t of d_a_r x^T
     # (20) d_W_hr = sum over t of d_a_r h_prev^T
@@ -273,15 +276,15 @@ def backward(params, cache, dy, dstate=None, *, check_finite=False):
     # (24) d_W_hz = sum over t of d_a_z h_prev^T
     # (27) d_W_in = sum over t of d_a_n x^T
     # (29) d_W_hn = sum over t of d_u_n h_prev^T
-    d_W_ih = np.matmul(d_buf_W_ih.reshape(T * B, 3 * H).T, x.reshape(T * B, I))
-    d_W_hh = np.matmul(d_buf_W_hh.reshape(T * B, 3 * H).T, seq_h[:-1].reshape(T * B, H))
+    d_W_ih = np.matmul(d_rows_W_ih.reshape(T * B, 3 * H).T, x.reshape(T * B, I))
+    d_W_hh = np.matmul(d_rows_W_hh.reshape(T * B, 3 * H).T, seq_h[:-1].reshape(T * B, H))
     # (17) d_x = W_ir^T d_a_r + W_iz^T d_a_z + W_in^T d_a_n, all steps at once
-    dx = np.matmul(d_buf_W_ih.reshape(T * B, 3 * H), W_ih).reshape(T, B, I)
+    dx = np.matmul(d_rows_W_ih.reshape(T * B, 3 * H), W_ih).reshape(T, B, I)
     # Bias gradients: sums of the pre-activation adjoints over time and batch.
-    d_b_ih = d_buf_W_ih.sum(axis=(0, 1))
+    d_b_ih = d_rows_W_ih.sum(axis=(0, 1))
     d_b_hh = np.empty((3 * H,), dtype=dtype)
-    d_b_hh[: 2 * H] = d_buf_W_ih[..., : 2 * H].sum(axis=(0, 1))
-    d_b_hh[2 * H :] = d_buf_W_hh[..., 2 * H :].sum(axis=(0, 1))
+    d_b_hh[: 2 * H] = d_rows_W_ih[..., : 2 * H].sum(axis=(0, 1))
+    d_b_hh[2 * H :] = d_rows_W_hh[..., 2 * H :].sum(axis=(0, 1))
     dparams = {"W_ih": d_W_ih, "W_hh": d_W_hh, "b_ih": d_b_ih, "b_hh": d_b_hh}
     dstate0 = (d_h_prev,)
     if check_finite:

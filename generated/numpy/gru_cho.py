@@ -118,27 +118,29 @@ def forward(params, x, state0=None, *, check_finite=False):
     b = b.copy()
     b[: 2 * H] *= 0.5
     # Input projection of all W_ih blocks for every step: one GEMM.
-    buf_W_ih = np.matmul(x.reshape(T * B, I), W_ih.T).reshape(T, B, 3 * H)
-    buf_W_ih += b
+    # Kept (T, gate, B, H): every gate block and run of blocks is contiguous.
+    buf_W_ih = np.matmul(x.reshape(T * B, I), W_ih.T).reshape(T, B, 3, H).transpose(0, 2, 1, 3).copy()
+    buf_W_ih += b.reshape(3, 1, H)
     seq_h = np.empty((T + 1, B, H), dtype=dtype)
     seq_h[0] = h0
     cache_rh = np.empty((T, B, H), dtype=dtype)
     buf_W_hh = np.empty((B, 2 * H), dtype=dtype)
+    buf_W_hh_g = buf_W_hh.reshape(B, 2, H).transpose(1, 0, 2)
     buf_W_hn = np.empty((B, 1 * H), dtype=dtype)
+    buf_W_hn_g = buf_W_hn.reshape(B, 1, H).transpose(1, 0, 2)
     buf_0 = np.empty((B, H), dtype=dtype)
-    gates_r_z_seq = buf_W_ih[:, :, : 2 * H]
-    r_seq = buf_W_ih[:, :, :H]
-    z_seq = buf_W_ih[:, :, H : 2 * H]
-    n_seq = buf_W_ih[:, :, 2 * H :]
+    r_seq = buf_W_ih[:, 0]
+    z_seq = buf_W_ih[:, 1]
+    n_seq = buf_W_ih[:, 2]
     for t in range(T):
         h_prev = seq_h[t]
         # (1) a_r = W_ir @ x + W_hr @ h_prev + b_r
         # (2) a_z = W_iz @ x + W_hz @ h_prev + b_z
         np.matmul(h_prev, W_hh.T, out=buf_W_hh)
-        buf_W_ih[t, :, : 2 * H] += buf_W_hh
+        buf_W_ih[t, 0:2] += buf_W_hh_g
         # (3) r = sigmoid(a_r)
         # (4) z = sigmoid(a_z)
-        gates_r_z = gates_r_z_seq[t]
+        gates_r_z = buf_W_ih[t, 0:2]
         np.tanh(gates_r_z, out=gates_r_z)
         gates_r_z *= 0.5
         gates_r_z += 0.5
@@ -149,7 +151,7 @@ def forward(params, x, state0=None, *, check_finite=False):
         np.multiply(h_prev, r, out=rh)
         # (6) a_n = W_in @ x + W_hn @ rh + b_n
         np.matmul(rh, W_hn.T, out=buf_W_hn)
-        buf_W_ih[t, :, 2 * H :] += buf_W_hn
+        buf_W_ih[t, 2] += buf_W_hn_g[0]
         # (7) n = tanh(a_n)
         n = n_seq[t]
         np.tanh(n, out=n)
@@ -206,24 +208,27 @@ def backward(params, cache, dy, dstate=None, *, check_finite=False):
     W_ih = params["W_ih"]
     W_hh = params["W_hh"]
     W_hn = params["W_hn"]
-    d_buf_W_ih = np.empty((T, B, 3 * H), dtype=dtype)
-    d_buf_W_hh = np.empty((T, B, 2 * H), dtype=dtype)
-    d_buf_W_hn = np.empty((T, B, 1 * H), dtype=dtype)
+    d_rows_W_ih = np.empty((T, B, 3 * H), dtype=dtype)
+    d_buf_W_ih = np.empty((3, B, H), dtype=dtype)
+    d_rows_W_ih_g = d_rows_W_ih.reshape(T, B, 3, H).transpose(0, 2, 1, 3)
+    d_rows_W_hh = np.empty((T, B, 2 * H), dtype=dtype)
+    d_buf_W_hh = np.empty((2, B, H), dtype=dtype)
+    d_rows_W_hh_g = d_rows_W_hh.reshape(T, B, 2, H).transpose(0, 2, 1, 3)
+    d_rows_W_hn = np.empty((T, B, 1 * H), dtype=dtype)
+    d_buf_W_hn = d_rows_W_hn.reshape(T, 1, B, H)
     d_h_prev = np.zeros((B, H), dtype=dtype) if dstate is None else dstate[0].copy()
     din_h = np.empty((B, H), dtype=dtype)
-    d_gates_W_ih = np.empty((B, 3 * H), dtype=dtype)
-    d_n = d_gates_W_ih[:, 2 * H :]
+    d_gates_W_ih = np.empty((3, B, H), dtype=dtype)
+    d_n = d_gates_W_ih[2]
     d_rh = np.empty((B, H), dtype=dtype)
-    d_z = d_gates_W_ih[:, H : 2 * H]
-    d_r = d_gates_W_ih[:, :H]
+    d_z = d_gates_W_ih[1]
+    d_r = d_gates_W_ih[0]
     cse_0 = np.empty((B, H), dtype=dtype)
     buf_0 = np.empty((B, H), dtype=dtype)
-    r_seq = buf_W_ih[:, :, :H]
-    z_seq = buf_W_ih[:, :, H : 2 * H]
-    n_seq = buf_W_ih[:, :, 2 * H :]
-    d_a_n_seq = d_buf_W_ih[:, :, 2 * H :]
-    d_a_z_seq = d_buf_W_ih[:, :, H : 2 * H]
-    d_a_r_seq = d_buf_W_ih[:, :, :H]
+    d_buf_W_hh = d_buf_W_ih[0:2]
+    r_seq = buf_W_ih[:, 0]
+    z_seq = buf_W_ih[:, 1]
+    n_seq = buf_W_ih[:, 2]
     for t in range(T - 1, -1, -1):
         h_prev = seq_h[t]
         r = r_seq[t]
@@ -237,34 +242,35 @@ def backward(params, cache, dy, dstate=None, *, check_finite=False):
         np.subtract(1, z, out=cse_0)
         np.multiply(cse_0, d_h, out=d_n)
         # (11) d_a_n = d_n*(1 - n**2)
-        d_a_n = d_a_n_seq[t]
+        d_a_n = d_buf_W_ih[2]
         np.square(n, out=d_a_n)
         np.subtract(1, d_a_n, out=d_a_n)
         d_a_n *= d_n
         # (12) d_rh = W_hn^T d_a_n
-        d_buf_W_hn[t] = d_buf_W_ih[t, :, 2 * H :]
-        np.matmul(d_buf_W_hn[t], W_hn, out=d_rh)
+        d_buf_W_hn[t, 0] = d_buf_W_ih[2]
+        np.matmul(d_rows_W_hn[t], W_hn, out=d_rh)
         # (13) d_z = d_h*(h_prev - n)
         np.subtract(h_prev, n, out=d_z)
         d_z *= d_h
         # (14) d_r = d_rh*h_prev
         np.multiply(d_rh, h_prev, out=d_r)
         # (15) d_a_z = d_z*z*(1 - z)
-        d_a_z = d_a_z_seq[t]
+        d_a_z = d_buf_W_ih[1]
         np.multiply(cse_0, d_z, out=d_a_z)
         d_a_z *= z
         # (16) d_a_r = d_r*r*(1 - r)
-        d_a_r = d_a_r_seq[t]
+        d_a_r = d_buf_W_ih[0]
         np.subtract(1, r, out=d_a_r)
         d_a_r *= d_r
         d_a_r *= r
         # (18) d_h_prev = d_h*z + d_rh*r + W_hr^T d_a_r + W_hz^T d_a_z
-        d_buf_W_hh[t] = d_buf_W_ih[t, :, : 2 * H]
         np.multiply(d_h, z, out=d_h_prev)
         np.multiply(d_rh, r, out=buf_0)
         d_h_prev += buf_0
-        np.matmul(d_buf_W_hh[t], W_hh, out=buf_0)
+        np.copyto(d_rows_W_hh_g[t], d_buf_W_hh)
+        np.matmul(d_rows_W_hh[t], W_hh, out=buf_0)
         d_h_prev += buf_0
+        np.copyto(d_rows_W_ih_g[t], d_buf_W_ih)
     # Weight gradients of all steps at once: one GEMM per fused weight.
     # (19) d_W_ir = sum over t of d_a_r x^T
     # (20) d_W_hr = sum over t of d_a_r h_prev^T
@@ -272,13 +278,13 @@ def backward(params, cache, dy, dstate=None, *, check_finite=False):
     # (23) d_W_hz = sum over t of d_a_z h_prev^T
     # (25) d_W_in = sum over t of d_a_n x^T
     # (26) d_W_hn = sum over t of d_a_n rh^T
-    d_W_ih = np.matmul(d_buf_W_ih.reshape(T * B, 3 * H).T, x.reshape(T * B, I))
-    d_W_hh = np.matmul(d_buf_W_hh.reshape(T * B, 2 * H).T, seq_h[:-1].reshape(T * B, H))
-    d_W_hn = np.matmul(d_buf_W_hn.reshape(T * B, 1 * H).T, cache_rh.reshape(T * B, H))
+    d_W_ih = np.matmul(d_rows_W_ih.reshape(T * B, 3 * H).T, x.reshape(T * B, I))
+    d_W_hh = np.matmul(d_rows_W_hh.reshape(T * B, 2 * H).T, seq_h[:-1].reshape(T * B, H))
+    d_W_hn = np.matmul(d_rows_W_hn.reshape(T * B, 1 * H).T, cache_rh.reshape(T * B, H))
     # (17) d_x = W_ir^T d_a_r + W_iz^T d_a_z + W_in^T d_a_n, all steps at once
-    dx = np.matmul(d_buf_W_ih.reshape(T * B, 3 * H), W_ih).reshape(T, B, I)
+    dx = np.matmul(d_rows_W_ih.reshape(T * B, 3 * H), W_ih).reshape(T, B, I)
     # Bias gradients: sums of the pre-activation adjoints over time and batch.
-    d_b = d_buf_W_ih.sum(axis=(0, 1))
+    d_b = d_rows_W_ih.sum(axis=(0, 1))
     dparams = {"W_ih": d_W_ih, "W_hh": d_W_hh, "b": d_b, "W_hn": d_W_hn}
     dstate0 = (d_h_prev,)
     if check_finite:

@@ -99,22 +99,24 @@ def forward(params, x, state0=None, *, check_finite=False):
     W_hh = params["W_hh"]
     b = params["b"]
     # Input projection of all W_ih blocks for every step: one GEMM.
-    buf_W_ih = np.matmul(x.reshape(T * B, I), W_ih.T).reshape(T, B, 2 * H)
-    buf_W_ih += b
+    # Kept (T, gate, B, H): every gate block and run of blocks is contiguous.
+    buf_W_ih = np.matmul(x.reshape(T * B, I), W_ih.T).reshape(T, B, 2, H).transpose(0, 2, 1, 3).copy()
+    buf_W_ih += b.reshape(2, 1, H)
     seq_h = np.empty((T + 1, B, H), dtype=dtype)
     seq_h[0] = h0
     cache_f = np.empty((T, B, H), dtype=dtype)
     cache_sigmoid_h = np.empty((T, B, H), dtype=dtype)
     buf_W_hh = np.empty((B, 2 * H), dtype=dtype)
+    buf_W_hh_g = buf_W_hh.reshape(B, 2, H).transpose(1, 0, 2)
     buf_0 = np.empty((B, H), dtype=dtype)
-    s_seq = buf_W_ih[:, :, :H]
-    g_seq = buf_W_ih[:, :, H:]
+    s_seq = buf_W_ih[:, 0]
+    g_seq = buf_W_ih[:, 1]
     for t in range(T):
         h_prev = seq_h[t]
         # (1) s = W_if @ x + W_hf @ h_prev + b_f
         # (2) a_g = W_ig @ x + W_hg @ h_prev + b_g
         np.matmul(h_prev, W_hh.T, out=buf_W_hh)
-        buf_W_ih[t] += buf_W_hh
+        buf_W_ih[t] += buf_W_hh_g
         s = s_seq[t]
         # (3) f = sigmoid(s)
         f = cache_f[t]
@@ -186,17 +188,17 @@ def backward(params, cache, dy, dstate=None, *, check_finite=False):
     cache_sigmoid_h = cache["cache_sigmoid_h"]
     W_ih = params["W_ih"]
     W_hh = params["W_hh"]
-    d_buf_W_ih = np.empty((T, B, 2 * H), dtype=dtype)
+    d_rows_W_ih = np.empty((T, B, 2 * H), dtype=dtype)
+    d_buf_W_ih = np.empty((2, B, H), dtype=dtype)
+    d_rows_W_ih_g = d_rows_W_ih.reshape(T, B, 2, H).transpose(0, 2, 1, 3)
     d_h_prev = np.zeros((B, H), dtype=dtype) if dstate is None else dstate[0].copy()
     din_h = np.empty((B, H), dtype=dtype)
-    d_gates_W_ih = np.empty((B, 2 * H), dtype=dtype)
-    d_g = d_gates_W_ih[:, H:]
+    d_gates_W_ih = np.empty((2, B, H), dtype=dtype)
+    d_g = d_gates_W_ih[1]
     d_f = np.empty((B, H), dtype=dtype)
     cse_0 = np.empty((B, H), dtype=dtype)
     buf_0 = np.empty((B, H), dtype=dtype)
-    g_seq = buf_W_ih[:, :, H:]
-    d_a_g_seq = d_buf_W_ih[:, :, H:]
-    d_s_seq = d_buf_W_ih[:, :, :H]
+    g_seq = buf_W_ih[:, 1]
     for t in range(T - 1, -1, -1):
         h_prev = seq_h[t]
         f = cache_f[t]
@@ -213,12 +215,12 @@ def backward(params, cache, dy, dstate=None, *, check_finite=False):
         # (8) d_f = d_h*h_prev
         np.multiply(d_h, h_prev, out=d_f)
         # (9) d_a_g = d_g*(1 - g**2)
-        d_a_g = d_a_g_seq[t]
+        d_a_g = d_buf_W_ih[1]
         np.square(g, out=d_a_g)
         np.subtract(1, d_a_g, out=d_a_g)
         d_a_g *= d_g
         # (10) d_s = d_f*f*(1 - f) - d_h*g*sigmoid_h*(1 - sigmoid_h)
-        d_s = d_s_seq[t]
+        d_s = d_buf_W_ih[0]
         np.subtract(1, f, out=d_s)
         d_s *= d_f
         d_s *= f
@@ -227,19 +229,20 @@ def backward(params, cache, dy, dstate=None, *, check_finite=False):
         d_s -= buf_0
         # (12) d_h_prev = d_h*f + W_hf^T d_s + W_hg^T d_a_g
         np.multiply(d_h, f, out=d_h_prev)
-        np.matmul(d_buf_W_ih[t], W_hh, out=buf_0)
+        np.copyto(d_rows_W_ih_g[t], d_buf_W_ih)
+        np.matmul(d_rows_W_ih[t], W_hh, out=buf_0)
         d_h_prev += buf_0
     # Weight gradients of all steps at once: one GEMM per fused weight.
     # (13) d_W_if = sum over t of d_s x^T
     # (14) d_W_hf = sum over t of d_s h_prev^T
     # (16) d_W_ig = sum over t of d_a_g x^T
     # (17) d_W_hg = sum over t of d_a_g h_prev^T
-    d_W_ih = np.matmul(d_buf_W_ih.reshape(T * B, 2 * H).T, x.reshape(T * B, I))
-    d_W_hh = np.matmul(d_buf_W_ih.reshape(T * B, 2 * H).T, seq_h[:-1].reshape(T * B, H))
+    d_W_ih = np.matmul(d_rows_W_ih.reshape(T * B, 2 * H).T, x.reshape(T * B, I))
+    d_W_hh = np.matmul(d_rows_W_ih.reshape(T * B, 2 * H).T, seq_h[:-1].reshape(T * B, H))
     # (11) d_x = W_if^T d_s + W_ig^T d_a_g, all steps at once
-    dx = np.matmul(d_buf_W_ih.reshape(T * B, 2 * H), W_ih).reshape(T, B, I)
+    dx = np.matmul(d_rows_W_ih.reshape(T * B, 2 * H), W_ih).reshape(T, B, I)
     # Bias gradients: sums of the pre-activation adjoints over time and batch.
-    d_b = d_buf_W_ih.sum(axis=(0, 1))
+    d_b = d_rows_W_ih.sum(axis=(0, 1))
     dparams = {"W_ih": d_W_ih, "W_hh": d_W_hh, "b": d_b}
     dstate0 = (d_h_prev,)
     if check_finite:

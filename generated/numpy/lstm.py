@@ -126,20 +126,22 @@ def forward(params, x, state0=None, *, check_finite=False):
     b_hh[: 2 * H] *= 0.5
     b_hh[3 * H :] *= 0.5
     # Input projection of all W_ih blocks for every step: one GEMM.
-    buf_W_ih = np.matmul(x.reshape(T * B, I), W_ih.T).reshape(T, B, 4 * H)
-    buf_W_ih += b_hh
-    buf_W_ih += b_ih
+    # Kept (T, gate, B, H): every gate block and run of blocks is contiguous.
+    buf_W_ih = np.matmul(x.reshape(T * B, I), W_ih.T).reshape(T, B, 4, H).transpose(0, 2, 1, 3).copy()
+    buf_W_ih += b_hh.reshape(4, 1, H)
+    buf_W_ih += b_ih.reshape(4, 1, H)
     seq_h = np.empty((T + 1, B, H), dtype=dtype)
     seq_h[0] = h0
     seq_c = np.empty((T + 1, B, H), dtype=dtype)
     seq_c[0] = c0
     cache_tanh_c = np.empty((T, B, H), dtype=dtype)
     buf_W_hh = np.empty((B, 4 * H), dtype=dtype)
+    buf_W_hh_g = buf_W_hh.reshape(B, 4, H).transpose(1, 0, 2)
     buf_0 = np.empty((B, H), dtype=dtype)
-    i_seq = buf_W_ih[:, :, :H]
-    f_seq = buf_W_ih[:, :, H : 2 * H]
-    g_seq = buf_W_ih[:, :, 2 * H : 3 * H]
-    o_seq = buf_W_ih[:, :, 3 * H :]
+    i_seq = buf_W_ih[:, 0]
+    f_seq = buf_W_ih[:, 1]
+    g_seq = buf_W_ih[:, 2]
+    o_seq = buf_W_ih[:, 3]
     for t in range(T):
         h_prev = seq_h[t]
         c_prev = seq_c[t]
@@ -148,17 +150,17 @@ def forward(params, x, state0=None, *, check_finite=False):
         # (3) a_g = W_ig @ x + W_hg @ h_prev + b_ig + b_hg
         # (4) a_o = W_io @ x + W_ho @ h_prev + b_io + b_ho
         np.matmul(h_prev, W_hh.T, out=buf_W_hh)
-        buf_W_ih[t] += buf_W_hh
+        buf_W_ih[t] += buf_W_hh_g
         # (5) i = sigmoid(a_i)
         # (6) f = sigmoid(a_f)
         # (7) g = tanh(a_g)
         # (8) o = sigmoid(a_o)
         gates_i_f_g_o = buf_W_ih[t]
         np.tanh(gates_i_f_g_o, out=gates_i_f_g_o)
-        buf_W_ih[t, :, : 2 * H] *= 0.5
-        buf_W_ih[t, :, : 2 * H] += 0.5
-        buf_W_ih[t, :, 3 * H :] *= 0.5
-        buf_W_ih[t, :, 3 * H :] += 0.5
+        buf_W_ih[t, 0:2] *= 0.5
+        buf_W_ih[t, 0:2] += 0.5
+        buf_W_ih[t, 3] *= 0.5
+        buf_W_ih[t, 3] += 0.5
         i = i_seq[t]
         f = f_seq[t]
         g = g_seq[t]
@@ -221,25 +223,25 @@ def backward(params, cache, dy, dstate=None, *, check_finite=False):
     cache_tanh_c = cache["cache_tanh_c"]
     W_ih = params["W_ih"]
     W_hh = params["W_hh"]
-    d_buf_W_ih = np.empty((T, B, 4 * H), dtype=dtype)
+    d_rows_W_ih = np.empty((T, B, 4 * H), dtype=dtype)
+    d_buf_W_ih = np.empty((4, B, H), dtype=dtype)
+    d_rows_W_ih_g = d_rows_W_ih.reshape(T, B, 4, H).transpose(0, 2, 1, 3)
     d_h_prev = np.zeros((B, H), dtype=dtype) if dstate is None else dstate[0].copy()
     din_h = np.empty((B, H), dtype=dtype)
     d_c_prev = np.zeros((B, H), dtype=dtype) if dstate is None else dstate[1].copy()
     din_c = np.empty((B, H), dtype=dtype)
     d_c = np.empty((B, H), dtype=dtype)
-    d_gates_W_ih = np.empty((B, 4 * H), dtype=dtype)
-    d_o = d_gates_W_ih[:, 3 * H :]
-    d_g = d_gates_W_ih[:, 2 * H : 3 * H]
-    d_f = d_gates_W_ih[:, H : 2 * H]
-    d_i = d_gates_W_ih[:, :H]
-    i_seq = buf_W_ih[:, :, :H]
-    f_seq = buf_W_ih[:, :, H : 2 * H]
-    g_seq = buf_W_ih[:, :, 2 * H : 3 * H]
-    o_seq = buf_W_ih[:, :, 3 * H :]
-    d_a_o_seq = d_buf_W_ih[:, :, 3 * H :]
-    d_a_g_seq = d_buf_W_ih[:, :, 2 * H : 3 * H]
-    gates_i_f_seq = buf_W_ih[:, :, : 2 * H]
-    d_pre_i_f_seq = d_buf_W_ih[:, :, : 2 * H]
+    d_gates_W_ih = np.empty((4, B, H), dtype=dtype)
+    d_o = d_gates_W_ih[3]
+    d_g = d_gates_W_ih[2]
+    d_f = d_gates_W_ih[1]
+    d_i = d_gates_W_ih[0]
+    d_gates_i_f = d_gates_W_ih[0:2]
+    d_pre_i_f = d_buf_W_ih[0:2]
+    i_seq = buf_W_ih[:, 0]
+    f_seq = buf_W_ih[:, 1]
+    g_seq = buf_W_ih[:, 2]
+    o_seq = buf_W_ih[:, 3]
     for t in range(T - 1, -1, -1):
         c_prev = seq_c[t]
         tanh_c = cache_tanh_c[t]
@@ -267,25 +269,24 @@ def backward(params, cache, dy, dstate=None, *, check_finite=False):
         # (16) d_i = d_c*g
         np.multiply(d_c, g, out=d_i)
         # (17) d_a_o = d_o*o*(1 - o)
-        d_a_o = d_a_o_seq[t]
+        d_a_o = d_buf_W_ih[3]
         np.subtract(1, o, out=d_a_o)
         d_a_o *= d_o
         d_a_o *= o
         # (18) d_a_g = d_g*(1 - g**2)
-        d_a_g = d_a_g_seq[t]
+        d_a_g = d_buf_W_ih[2]
         np.square(g, out=d_a_g)
         np.subtract(1, d_a_g, out=d_a_g)
         d_a_g *= d_g
         # (19) d_a_f = d_f*f*(1 - f)
         # (20) d_a_i = d_i*i*(1 - i)
-        gates_i_f = gates_i_f_seq[t]
-        d_gates_i_f = d_gates_W_ih[:, : 2 * H]
-        d_pre_i_f = d_pre_i_f_seq[t]
+        gates_i_f = buf_W_ih[t, 0:2]
         np.subtract(1, gates_i_f, out=d_pre_i_f)
         d_pre_i_f *= d_gates_i_f
         d_pre_i_f *= gates_i_f
         # (22) d_h_prev = W_hi^T d_a_i + W_hf^T d_a_f + W_hg^T d_a_g + W_ho^T d_a_o
-        np.matmul(d_buf_W_ih[t], W_hh, out=d_h_prev)
+        np.copyto(d_rows_W_ih_g[t], d_buf_W_ih)
+        np.matmul(d_rows_W_ih[t], W_hh, out=d_h_prev)
         # (23) d_c_prev = d_c*f
         np.multiply(d_c, f, out=d_c_prev)
     # Weight gradients of all steps at once: one GEMM per fused weight.
@@ -297,13 +298,13 @@ def backward(params, cache, dy, dstate=None, *, check_finite=False):
     # (33) d_W_hg = sum over t of d_a_g h_prev^T
     # (36) d_W_io = sum over t of d_a_o x^T
     # (37) d_W_ho = sum over t of d_a_o h_prev^T
-    d_W_ih = np.matmul(d_buf_W_ih.reshape(T * B, 4 * H).T, x.reshape(T * B, I))
-    d_W_hh = np.matmul(d_buf_W_ih.reshape(T * B, 4 * H).T, seq_h[:-1].reshape(T * B, H))
+    d_W_ih = np.matmul(d_rows_W_ih.reshape(T * B, 4 * H).T, x.reshape(T * B, I))
+    d_W_hh = np.matmul(d_rows_W_ih.reshape(T * B, 4 * H).T, seq_h[:-1].reshape(T * B, H))
     # (21) d_x = W_ii^T d_a_i + W_if^T d_a_f + W_ig^T d_a_g + W_io^T d_a_o, all steps at once
-    dx = np.matmul(d_buf_W_ih.reshape(T * B, 4 * H), W_ih).reshape(T, B, I)
+    dx = np.matmul(d_rows_W_ih.reshape(T * B, 4 * H), W_ih).reshape(T, B, I)
     # Bias gradients: sums of the pre-activation adjoints over time and batch.
-    d_b_ih = d_buf_W_ih.sum(axis=(0, 1))
-    d_b_hh = d_buf_W_ih.sum(axis=(0, 1))
+    d_b_ih = d_rows_W_ih.sum(axis=(0, 1))
+    d_b_hh = d_rows_W_ih.sum(axis=(0, 1))
     dparams = {"W_ih": d_W_ih, "W_hh": d_W_hh, "b_ih": d_b_ih, "b_hh": d_b_hh}
     dstate0 = (d_h_prev, d_c_prev)
     if check_finite:

@@ -113,8 +113,9 @@ def forward(params, x, state0=None, *, check_finite=False):
     b[:H] *= 0.5
     b[2 * H :] *= 0.5
     # Input projection of all W_ih blocks for every step: one GEMM.
-    buf_W_ih = np.matmul(x.reshape(T * B, I), W_ih.T).reshape(T, B, 3 * H)
-    buf_W_ih += b
+    # Kept (T, gate, B, H): every gate block and run of blocks is contiguous.
+    buf_W_ih = np.matmul(x.reshape(T * B, I), W_ih.T).reshape(T, B, 3, H).transpose(0, 2, 1, 3).copy()
+    buf_W_ih += b.reshape(3, 1, H)
     seq_h = np.empty((T + 1, B, H), dtype=dtype)
     seq_h[0] = h0
     seq_c = np.empty((T + 1, B, H), dtype=dtype)
@@ -123,9 +124,10 @@ def forward(params, x, state0=None, *, check_finite=False):
     cache_sigmoid_a_g = np.empty((T, B, H), dtype=dtype)
     cache_sigmoid_c = np.empty((T, B, H), dtype=dtype)
     buf_W_hh = np.empty((B, 3 * H), dtype=dtype)
-    a_g_seq = buf_W_ih[:, :, H : 2 * H]
-    i_seq = buf_W_ih[:, :, :H]
-    o_seq = buf_W_ih[:, :, 2 * H :]
+    buf_W_hh_g = buf_W_hh.reshape(B, 3, H).transpose(1, 0, 2)
+    a_g_seq = buf_W_ih[:, 1]
+    i_seq = buf_W_ih[:, 0]
+    o_seq = buf_W_ih[:, 2]
     for t in range(T):
         h_prev = seq_h[t]
         c_prev = seq_c[t]
@@ -133,7 +135,7 @@ def forward(params, x, state0=None, *, check_finite=False):
         # (2) a_g = W_ig @ x + W_hg @ h_prev + b_g
         # (3) a_o = W_io @ x + W_ho @ h_prev + b_o
         np.matmul(h_prev, W_hh.T, out=buf_W_hh)
-        buf_W_ih[t] += buf_W_hh
+        buf_W_ih[t] += buf_W_hh_g
         a_g = a_g_seq[t]
         # (4) i = sigmoid(a_i)
         i = i_seq[t]
@@ -221,22 +223,21 @@ def backward(params, cache, dy, dstate=None, *, check_finite=False):
     cache_sigmoid_c = cache["cache_sigmoid_c"]
     W_ih = params["W_ih"]
     W_hh = params["W_hh"]
-    d_buf_W_ih = np.empty((T, B, 3 * H), dtype=dtype)
+    d_rows_W_ih = np.empty((T, B, 3 * H), dtype=dtype)
+    d_buf_W_ih = np.empty((3, B, H), dtype=dtype)
+    d_rows_W_ih_g = d_rows_W_ih.reshape(T, B, 3, H).transpose(0, 2, 1, 3)
     d_h_prev = np.zeros((B, H), dtype=dtype) if dstate is None else dstate[0].copy()
     din_h = np.empty((B, H), dtype=dtype)
     d_c_prev = np.zeros((B, H), dtype=dtype) if dstate is None else dstate[1].copy()
     din_c = np.empty((B, H), dtype=dtype)
     d_c = np.empty((B, H), dtype=dtype)
-    d_gates_W_ih = np.empty((B, 3 * H), dtype=dtype)
-    d_o = d_gates_W_ih[:, 2 * H :]
+    d_gates_W_ih = np.empty((3, B, H), dtype=dtype)
+    d_o = d_gates_W_ih[2]
     d_g = np.empty((B, H), dtype=dtype)
-    d_i = d_gates_W_ih[:, :H]
+    d_i = d_gates_W_ih[0]
     cse_0 = np.empty((B, H), dtype=dtype)
-    i_seq = buf_W_ih[:, :, :H]
-    o_seq = buf_W_ih[:, :, 2 * H :]
-    d_a_o_seq = d_buf_W_ih[:, :, 2 * H :]
-    d_a_g_seq = d_buf_W_ih[:, :, H : 2 * H]
-    d_a_i_seq = d_buf_W_ih[:, :, :H]
+    i_seq = buf_W_ih[:, 0]
+    o_seq = buf_W_ih[:, 2]
     for t in range(T - 1, -1, -1):
         g = cache_g[t]
         sigmoid_a_g = cache_sigmoid_a_g[t]
@@ -265,23 +266,24 @@ def backward(params, cache, dy, dstate=None, *, check_finite=False):
         # (13) d_i = d_c*g
         np.multiply(d_c, g, out=d_i)
         # (14) d_a_o = d_o*o*(1 - o)
-        d_a_o = d_a_o_seq[t]
+        d_a_o = d_buf_W_ih[2]
         np.subtract(1, o, out=d_a_o)
         d_a_o *= d_o
         d_a_o *= o
         # (15) d_a_g = 4*d_g*sigmoid_a_g*(1 - sigmoid_a_g)
-        d_a_g = d_a_g_seq[t]
+        d_a_g = d_buf_W_ih[1]
         np.subtract(1, sigmoid_a_g, out=d_a_g)
         d_a_g *= d_g
         d_a_g *= sigmoid_a_g
         d_a_g *= 4
         # (16) d_a_i = d_i*i*(1 - i)
-        d_a_i = d_a_i_seq[t]
+        d_a_i = d_buf_W_ih[0]
         np.subtract(1, i, out=d_a_i)
         d_a_i *= d_i
         d_a_i *= i
         # (18) d_h_prev = W_hi^T d_a_i + W_hg^T d_a_g + W_ho^T d_a_o
-        np.matmul(d_buf_W_ih[t], W_hh, out=d_h_prev)
+        np.copyto(d_rows_W_ih_g[t], d_buf_W_ih)
+        np.matmul(d_rows_W_ih[t], W_hh, out=d_h_prev)
         # (19) d_c_prev = d_c
         np.copyto(d_c_prev, d_c)
     # Weight gradients of all steps at once: one GEMM per fused weight.
@@ -291,12 +293,12 @@ def backward(params, cache, dy, dstate=None, *, check_finite=False):
     # (24) d_W_hg = sum over t of d_a_g h_prev^T
     # (26) d_W_io = sum over t of d_a_o x^T
     # (27) d_W_ho = sum over t of d_a_o h_prev^T
-    d_W_ih = np.matmul(d_buf_W_ih.reshape(T * B, 3 * H).T, x.reshape(T * B, I))
-    d_W_hh = np.matmul(d_buf_W_ih.reshape(T * B, 3 * H).T, seq_h[:-1].reshape(T * B, H))
+    d_W_ih = np.matmul(d_rows_W_ih.reshape(T * B, 3 * H).T, x.reshape(T * B, I))
+    d_W_hh = np.matmul(d_rows_W_ih.reshape(T * B, 3 * H).T, seq_h[:-1].reshape(T * B, H))
     # (17) d_x = W_ii^T d_a_i + W_ig^T d_a_g + W_io^T d_a_o, all steps at once
-    dx = np.matmul(d_buf_W_ih.reshape(T * B, 3 * H), W_ih).reshape(T, B, I)
+    dx = np.matmul(d_rows_W_ih.reshape(T * B, 3 * H), W_ih).reshape(T, B, I)
     # Bias gradients: sums of the pre-activation adjoints over time and batch.
-    d_b = d_buf_W_ih.sum(axis=(0, 1))
+    d_b = d_rows_W_ih.sum(axis=(0, 1))
     dparams = {"W_ih": d_W_ih, "W_hh": d_W_hh, "b": d_b}
     dstate0 = (d_h_prev, d_c_prev)
     if check_finite:

@@ -112,21 +112,24 @@ def forward(params, x, state0=None, *, check_finite=False):
     W_hf = W_hf.copy()
     W_hf[...] *= 0.5
     # Input projection of all W_ih blocks for every step: one GEMM.
-    buf_W_ih = np.matmul(x.reshape(T * B, I), W_ih.T).reshape(T, B, 2 * H)
-    buf_W_ih += b
+    # Kept (T, gate, B, H): every gate block and run of blocks is contiguous.
+    buf_W_ih = np.matmul(x.reshape(T * B, I), W_ih.T).reshape(T, B, 2, H).transpose(0, 2, 1, 3).copy()
+    buf_W_ih += b.reshape(2, 1, H)
     seq_h = np.empty((T + 1, B, H), dtype=dtype)
     seq_h[0] = h0
     cache_fh = np.empty((T, B, H), dtype=dtype)
     buf_W_hf = np.empty((B, 1 * H), dtype=dtype)
+    buf_W_hf_g = buf_W_hf.reshape(B, 1, H).transpose(1, 0, 2)
     buf_W_hn = np.empty((B, 1 * H), dtype=dtype)
+    buf_W_hn_g = buf_W_hn.reshape(B, 1, H).transpose(1, 0, 2)
     buf_0 = np.empty((B, H), dtype=dtype)
-    f_seq = buf_W_ih[:, :, :H]
-    n_seq = buf_W_ih[:, :, H:]
+    f_seq = buf_W_ih[:, 0]
+    n_seq = buf_W_ih[:, 1]
     for t in range(T):
         h_prev = seq_h[t]
         # (1) a_f = W_if @ x + W_hf @ h_prev + b_f
         np.matmul(h_prev, W_hf.T, out=buf_W_hf)
-        buf_W_ih[t, :, :H] += buf_W_hf
+        buf_W_ih[t, 0] += buf_W_hf_g[0]
         # (2) f = sigmoid(a_f)
         f = f_seq[t]
         np.tanh(f, out=f)
@@ -137,7 +140,7 @@ def forward(params, x, state0=None, *, check_finite=False):
         np.multiply(f, h_prev, out=fh)
         # (4) a_n = W_in @ x + W_hn @ fh + b_n
         np.matmul(fh, W_hn.T, out=buf_W_hn)
-        buf_W_ih[t, :, H:] += buf_W_hn
+        buf_W_ih[t, 1] += buf_W_hn_g[0]
         # (5) n = tanh(a_n)
         n = n_seq[t]
         np.tanh(n, out=n)
@@ -194,21 +197,23 @@ def backward(params, cache, dy, dstate=None, *, check_finite=False):
     W_ih = params["W_ih"]
     W_hf = params["W_hf"]
     W_hn = params["W_hn"]
-    d_buf_W_ih = np.empty((T, B, 2 * H), dtype=dtype)
-    d_buf_W_hf = np.empty((T, B, 1 * H), dtype=dtype)
-    d_buf_W_hn = np.empty((T, B, 1 * H), dtype=dtype)
+    d_rows_W_ih = np.empty((T, B, 2 * H), dtype=dtype)
+    d_buf_W_ih = np.empty((2, B, H), dtype=dtype)
+    d_rows_W_ih_g = d_rows_W_ih.reshape(T, B, 2, H).transpose(0, 2, 1, 3)
+    d_rows_W_hf = np.empty((T, B, 1 * H), dtype=dtype)
+    d_buf_W_hf = d_rows_W_hf.reshape(T, 1, B, H)
+    d_rows_W_hn = np.empty((T, B, 1 * H), dtype=dtype)
+    d_buf_W_hn = d_rows_W_hn.reshape(T, 1, B, H)
     d_h_prev = np.zeros((B, H), dtype=dtype) if dstate is None else dstate[0].copy()
     din_h = np.empty((B, H), dtype=dtype)
-    d_gates_W_ih = np.empty((B, 2 * H), dtype=dtype)
-    d_n = d_gates_W_ih[:, H:]
+    d_gates_W_ih = np.empty((2, B, H), dtype=dtype)
+    d_n = d_gates_W_ih[1]
     d_fh = np.empty((B, H), dtype=dtype)
-    d_f = d_gates_W_ih[:, :H]
+    d_f = d_gates_W_ih[0]
     cse_0 = np.empty((B, H), dtype=dtype)
     buf_0 = np.empty((B, H), dtype=dtype)
-    f_seq = buf_W_ih[:, :, :H]
-    n_seq = buf_W_ih[:, :, H:]
-    d_a_n_seq = d_buf_W_ih[:, :, H:]
-    d_a_f_seq = d_buf_W_ih[:, :, :H]
+    f_seq = buf_W_ih[:, 0]
+    n_seq = buf_W_ih[:, 1]
     for t in range(T - 1, -1, -1):
         h_prev = seq_h[t]
         f = f_seq[t]
@@ -220,13 +225,13 @@ def backward(params, cache, dy, dstate=None, *, check_finite=False):
         # (8) d_n = d_h*f
         np.multiply(d_h, f, out=d_n)
         # (9) d_a_n = d_n*(1 - n**2)
-        d_a_n = d_a_n_seq[t]
+        d_a_n = d_buf_W_ih[1]
         np.square(n, out=d_a_n)
         np.subtract(1, d_a_n, out=d_a_n)
         d_a_n *= d_n
         # (10) d_fh = W_hn^T d_a_n
-        d_buf_W_hn[t] = d_buf_W_ih[t, :, H:]
-        np.matmul(d_buf_W_hn[t], W_hn, out=d_fh)
+        d_buf_W_hn[t, 0] = d_buf_W_ih[1]
+        np.matmul(d_rows_W_hn[t], W_hn, out=d_fh)
         # (11) d_f = d_fh*h_prev + d_h*(-h_prev + n)
         np.multiply(d_fh, h_prev, out=d_f)
         np.subtract(n, h_prev, out=buf_0)
@@ -234,28 +239,29 @@ def backward(params, cache, dy, dstate=None, *, check_finite=False):
         d_f += buf_0
         # (12) d_a_f = d_f*f*(1 - f)
         np.subtract(1, f, out=cse_0)
-        d_a_f = d_a_f_seq[t]
+        d_a_f = d_buf_W_ih[0]
         np.multiply(cse_0, d_f, out=d_a_f)
         d_a_f *= f
         # (14) d_h_prev = d_fh*f + d_h*(1 - f) + W_hf^T d_a_f
-        d_buf_W_hf[t] = d_buf_W_ih[t, :, :H]
+        d_buf_W_hf[t, 0] = d_buf_W_ih[0]
         np.multiply(cse_0, d_h, out=d_h_prev)
         np.multiply(d_fh, f, out=buf_0)
         d_h_prev += buf_0
-        np.matmul(d_buf_W_hf[t], W_hf, out=buf_0)
+        np.matmul(d_rows_W_hf[t], W_hf, out=buf_0)
         d_h_prev += buf_0
+        np.copyto(d_rows_W_ih_g[t], d_buf_W_ih)
     # Weight gradients of all steps at once: one GEMM per fused weight.
     # (15) d_W_if = sum over t of d_a_f x^T
     # (16) d_W_hf = sum over t of d_a_f h_prev^T
     # (18) d_W_in = sum over t of d_a_n x^T
     # (19) d_W_hn = sum over t of d_a_n fh^T
-    d_W_ih = np.matmul(d_buf_W_ih.reshape(T * B, 2 * H).T, x.reshape(T * B, I))
-    d_W_hf = np.matmul(d_buf_W_hf.reshape(T * B, 1 * H).T, seq_h[:-1].reshape(T * B, H))
-    d_W_hn = np.matmul(d_buf_W_hn.reshape(T * B, 1 * H).T, cache_fh.reshape(T * B, H))
+    d_W_ih = np.matmul(d_rows_W_ih.reshape(T * B, 2 * H).T, x.reshape(T * B, I))
+    d_W_hf = np.matmul(d_rows_W_hf.reshape(T * B, 1 * H).T, seq_h[:-1].reshape(T * B, H))
+    d_W_hn = np.matmul(d_rows_W_hn.reshape(T * B, 1 * H).T, cache_fh.reshape(T * B, H))
     # (13) d_x = W_if^T d_a_f + W_in^T d_a_n, all steps at once
-    dx = np.matmul(d_buf_W_ih.reshape(T * B, 2 * H), W_ih).reshape(T, B, I)
+    dx = np.matmul(d_rows_W_ih.reshape(T * B, 2 * H), W_ih).reshape(T, B, I)
     # Bias gradients: sums of the pre-activation adjoints over time and batch.
-    d_b = d_buf_W_ih.sum(axis=(0, 1))
+    d_b = d_rows_W_ih.sum(axis=(0, 1))
     dparams = {"W_ih": d_W_ih, "b": d_b, "W_hf": d_W_hf, "W_hn": d_W_hn}
     dstate0 = (d_h_prev,)
     if check_finite:

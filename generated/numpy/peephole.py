@@ -111,19 +111,21 @@ def forward(params, x, state0=None, *, check_finite=False):
     p_f = p[H : 2 * H]
     p_o = p[2 * H :]
     # Input projection of all W_ih blocks for every step: one GEMM.
-    buf_W_ih = np.matmul(x.reshape(T * B, I), W_ih.T).reshape(T, B, 4 * H)
-    buf_W_ih += b
+    # Kept (T, gate, B, H): every gate block and run of blocks is contiguous.
+    buf_W_ih = np.matmul(x.reshape(T * B, I), W_ih.T).reshape(T, B, 4, H).transpose(0, 2, 1, 3).copy()
+    buf_W_ih += b.reshape(4, 1, H)
     seq_h = np.empty((T + 1, B, H), dtype=dtype)
     seq_h[0] = h0
     seq_c = np.empty((T + 1, B, H), dtype=dtype)
     seq_c[0] = c0
     cache_tanh_c = np.empty((T, B, H), dtype=dtype)
     buf_W_hh = np.empty((B, 4 * H), dtype=dtype)
+    buf_W_hh_g = buf_W_hh.reshape(B, 4, H).transpose(1, 0, 2)
     buf_0 = np.empty((B, H), dtype=dtype)
-    z_seq = buf_W_ih[:, :, 2 * H : 3 * H]
-    i_seq = buf_W_ih[:, :, :H]
-    f_seq = buf_W_ih[:, :, H : 2 * H]
-    o_seq = buf_W_ih[:, :, 3 * H :]
+    z_seq = buf_W_ih[:, 2]
+    i_seq = buf_W_ih[:, 0]
+    f_seq = buf_W_ih[:, 1]
+    o_seq = buf_W_ih[:, 3]
     for t in range(T):
         h_prev = seq_h[t]
         c_prev = seq_c[t]
@@ -132,7 +134,7 @@ def forward(params, x, state0=None, *, check_finite=False):
         # (3) a_z = W_iz @ x + W_hz @ h_prev + b_z
         # (4) a_o = W_io @ x + W_ho @ h_prev + b_o
         np.matmul(h_prev, W_hh.T, out=buf_W_hh)
-        buf_W_ih[t] += buf_W_hh
+        buf_W_ih[t] += buf_W_hh_g
         # (5) z = tanh(a_z)
         z = z_seq[t]
         np.tanh(z, out=z)
@@ -222,30 +224,28 @@ def backward(params, cache, dy, dstate=None, *, check_finite=False):
     p_i = p[:H]
     p_f = p[H : 2 * H]
     p_o = p[2 * H :]
-    d_buf_W_ih = np.empty((T, B, 4 * H), dtype=dtype)
+    d_rows_W_ih = np.empty((T, B, 4 * H), dtype=dtype)
+    d_buf_W_ih = np.empty((4, B, H), dtype=dtype)
+    d_rows_W_ih_g = d_rows_W_ih.reshape(T, B, 4, H).transpose(0, 2, 1, 3)
     d_h_prev = np.zeros((B, H), dtype=dtype) if dstate is None else dstate[0].copy()
     din_h = np.empty((B, H), dtype=dtype)
     d_c_prev = np.zeros((B, H), dtype=dtype) if dstate is None else dstate[1].copy()
     din_c = np.empty((B, H), dtype=dtype)
-    d_gates_W_ih = np.empty((B, 4 * H), dtype=dtype)
-    d_o = d_gates_W_ih[:, 3 * H :]
+    d_gates_W_ih = np.empty((4, B, H), dtype=dtype)
+    d_o = d_gates_W_ih[3]
     d_c = np.empty((B, H), dtype=dtype)
-    d_f = d_gates_W_ih[:, H : 2 * H]
-    d_i = d_gates_W_ih[:, :H]
-    d_z = d_gates_W_ih[:, 2 * H : 3 * H]
+    d_f = d_gates_W_ih[1]
+    d_i = d_gates_W_ih[0]
+    d_z = d_gates_W_ih[2]
     d_p = np.zeros((3 * H,), dtype=dtype)
     d_p_i = d_p[:H]
     d_p_f = d_p[H : 2 * H]
     d_p_o = d_p[2 * H :]
     buf_0 = np.empty((B, H), dtype=dtype)
-    z_seq = buf_W_ih[:, :, 2 * H : 3 * H]
-    i_seq = buf_W_ih[:, :, :H]
-    f_seq = buf_W_ih[:, :, H : 2 * H]
-    o_seq = buf_W_ih[:, :, 3 * H :]
-    d_a_o_seq = d_buf_W_ih[:, :, 3 * H :]
-    d_a_z_seq = d_buf_W_ih[:, :, 2 * H : 3 * H]
-    d_a_f_seq = d_buf_W_ih[:, :, H : 2 * H]
-    d_a_i_seq = d_buf_W_ih[:, :, :H]
+    z_seq = buf_W_ih[:, 2]
+    i_seq = buf_W_ih[:, 0]
+    f_seq = buf_W_ih[:, 1]
+    o_seq = buf_W_ih[:, 3]
     for t in range(T - 1, -1, -1):
         c_prev = seq_c[t]
         c = seq_c[t + 1]
@@ -263,7 +263,7 @@ def backward(params, cache, dy, dstate=None, *, check_finite=False):
         np.multiply(d_h, tanh_c, out=d_o)
         # (13) d_c = d_h*o*(1 - tanh_c**2) + d_o*o*p_o*(1 - o) + din_c
         # (17) d_a_o first: a common subexpression, computed once
-        d_a_o = d_a_o_seq[t]
+        d_a_o = d_buf_W_ih[3]
         np.subtract(1, o, out=d_a_o)
         d_a_o *= d_o
         d_a_o *= o
@@ -282,24 +282,25 @@ def backward(params, cache, dy, dstate=None, *, check_finite=False):
         np.multiply(d_c, i, out=d_z)
         # (17) d_a_o = d_o*o*(1 - o)
         # (18) d_a_z = d_z*(1 - z**2)
-        d_a_z = d_a_z_seq[t]
+        d_a_z = d_buf_W_ih[2]
         np.square(z, out=d_a_z)
         np.subtract(1, d_a_z, out=d_a_z)
         d_a_z *= d_z
         # (19) d_a_f = d_f*f*(1 - f)
         # (19) d_a_f first: a common subexpression, computed once
-        d_a_f = d_a_f_seq[t]
+        d_a_f = d_buf_W_ih[1]
         np.subtract(1, f, out=d_a_f)
         d_a_f *= d_f
         d_a_f *= f
         # (20) d_a_i = d_i*i*(1 - i)
         # (20) d_a_i first: a common subexpression, computed once
-        d_a_i = d_a_i_seq[t]
+        d_a_i = d_buf_W_ih[0]
         np.subtract(1, i, out=d_a_i)
         d_a_i *= d_i
         d_a_i *= i
         # (22) d_h_prev = W_hi^T d_a_i + W_hf^T d_a_f + W_hz^T d_a_z + W_ho^T d_a_o
-        np.matmul(d_buf_W_ih[t], W_hh, out=d_h_prev)
+        np.copyto(d_rows_W_ih_g[t], d_buf_W_ih)
+        np.matmul(d_rows_W_ih[t], W_hh, out=d_h_prev)
         # (23) d_c_prev = d_c*f + d_f*f*p_f*(1 - f) + d_i*i*p_i*(1 - i)
         np.multiply(d_a_f, p_f, out=d_c_prev)
         np.multiply(d_a_i, p_i, out=buf_0)
@@ -333,12 +334,12 @@ def backward(params, cache, dy, dstate=None, *, check_finite=False):
     # (31) d_W_hz = sum over t of d_a_z h_prev^T
     # (33) d_W_io = sum over t of d_a_o x^T
     # (34) d_W_ho = sum over t of d_a_o h_prev^T
-    d_W_ih = np.matmul(d_buf_W_ih.reshape(T * B, 4 * H).T, x.reshape(T * B, I))
-    d_W_hh = np.matmul(d_buf_W_ih.reshape(T * B, 4 * H).T, seq_h[:-1].reshape(T * B, H))
+    d_W_ih = np.matmul(d_rows_W_ih.reshape(T * B, 4 * H).T, x.reshape(T * B, I))
+    d_W_hh = np.matmul(d_rows_W_ih.reshape(T * B, 4 * H).T, seq_h[:-1].reshape(T * B, H))
     # (21) d_x = W_ii^T d_a_i + W_if^T d_a_f + W_iz^T d_a_z + W_io^T d_a_o, all steps at once
-    dx = np.matmul(d_buf_W_ih.reshape(T * B, 4 * H), W_ih).reshape(T, B, I)
+    dx = np.matmul(d_rows_W_ih.reshape(T * B, 4 * H), W_ih).reshape(T, B, I)
     # Bias gradients: sums of the pre-activation adjoints over time and batch.
-    d_b = d_buf_W_ih.sum(axis=(0, 1))
+    d_b = d_rows_W_ih.sum(axis=(0, 1))
     dparams = {"W_ih": d_W_ih, "W_hh": d_W_hh, "b": d_b, "p": d_p}
     dstate0 = (d_h_prev, d_c_prev)
     if check_finite:

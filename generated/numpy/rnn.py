@@ -104,18 +104,20 @@ def forward(params, x, state0=None, *, check_finite=False):
     b_ih = params["b_ih"]
     b_hh = params["b_hh"]
     # Input projection of all W_ih blocks for every step: one GEMM.
-    buf_W_ih = np.matmul(x.reshape(T * B, I), W_ih.T).reshape(T, B, 1 * H)
-    buf_W_ih += b_hh
-    buf_W_ih += b_ih
+    buf_W_ih = np.matmul(x.reshape(T * B, I), W_ih.T).reshape(T, 1, B, H)
+    buf_W_ih[:, 0] += b_hh
+    buf_W_ih[:, 0] += b_ih
     seq_h = np.empty((T + 1, B, H), dtype=dtype)
     seq_h[0] = h0
     buf_W_hh = np.empty((B, 1 * H), dtype=dtype)
+    buf_W_hh_g = buf_W_hh.reshape(B, 1, H).transpose(1, 0, 2)
+    a_seq = buf_W_ih[:, 0]
     for t in range(T):
         h_prev = seq_h[t]
         # (1) a = W_ih @ x + W_hh @ h_prev + b_ih + b_hh
         np.matmul(h_prev, W_hh.T, out=buf_W_hh)
-        buf_W_ih[t] += buf_W_hh
-        a = buf_W_ih[t]
+        buf_W_ih[t, 0] += buf_W_hh_g[0]
+        a = a_seq[t]
         # (2) h = tanh(a)
         h = seq_h[t + 1]
         np.tanh(a, out=h)
@@ -161,9 +163,11 @@ def backward(params, cache, dy, dstate=None, *, check_finite=False):
     seq_h = cache["seq_h"]
     W_ih = params["W_ih"]
     W_hh = params["W_hh"]
-    d_buf_W_ih = np.empty((T, B, 1 * H), dtype=dtype)
+    d_rows_W_ih = np.empty((T, B, 1 * H), dtype=dtype)
+    d_buf_W_ih = d_rows_W_ih.reshape(T, 1, B, H)
     d_h_prev = np.zeros((B, H), dtype=dtype) if dstate is None else dstate[0].copy()
     din_h = np.empty((B, H), dtype=dtype)
+    d_a_seq = d_buf_W_ih[:, 0]
     for t in range(T - 1, -1, -1):
         h = seq_h[t + 1]
         # Gradients arriving at this step's outputs: the loss at t and the later steps.
@@ -171,22 +175,22 @@ def backward(params, cache, dy, dstate=None, *, check_finite=False):
         # (3) d_h = din_h
         d_h = din_h
         # (4) d_a = d_h*(1 - h**2)
-        d_a = d_buf_W_ih[t]
+        d_a = d_a_seq[t]
         np.square(h, out=d_a)
         np.subtract(1, d_a, out=d_a)
         d_a *= d_h
         # (6) d_h_prev = W_hh^T d_a
-        np.matmul(d_buf_W_ih[t], W_hh, out=d_h_prev)
+        np.matmul(d_rows_W_ih[t], W_hh, out=d_h_prev)
     # Weight gradients of all steps at once: one GEMM per fused weight.
     # (7) d_W_ih = sum over t of d_a x^T
     # (8) d_W_hh = sum over t of d_a h_prev^T
-    d_W_ih = np.matmul(d_buf_W_ih.reshape(T * B, 1 * H).T, x.reshape(T * B, I))
-    d_W_hh = np.matmul(d_buf_W_ih.reshape(T * B, 1 * H).T, seq_h[:-1].reshape(T * B, H))
+    d_W_ih = np.matmul(d_rows_W_ih.reshape(T * B, 1 * H).T, x.reshape(T * B, I))
+    d_W_hh = np.matmul(d_rows_W_ih.reshape(T * B, 1 * H).T, seq_h[:-1].reshape(T * B, H))
     # (5) d_x = W_ih^T d_a, all steps at once
-    dx = np.matmul(d_buf_W_ih.reshape(T * B, 1 * H), W_ih).reshape(T, B, I)
+    dx = np.matmul(d_rows_W_ih.reshape(T * B, 1 * H), W_ih).reshape(T, B, I)
     # Bias gradients: sums of the pre-activation adjoints over time and batch.
-    d_b_ih = d_buf_W_ih.sum(axis=(0, 1))
-    d_b_hh = d_buf_W_ih.sum(axis=(0, 1))
+    d_b_ih = d_rows_W_ih.sum(axis=(0, 1))
+    d_b_hh = d_rows_W_ih.sum(axis=(0, 1))
     dparams = {"W_ih": d_W_ih, "W_hh": d_W_hh, "b_ih": d_b_ih, "b_hh": d_b_hh}
     dstate0 = (d_h_prev,)
     if check_finite:
