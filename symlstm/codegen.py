@@ -250,15 +250,26 @@ class _Planner:
         for lay in self.layouts.values():
             if lay.kind == "input":
                 G = lay.blocks
-                setup.append(f"# Input projection of all {lay.name} blocks for every step: one GEMM.")
-                product = f"np.matmul(x.reshape(T * B, I), {lay.name}.T)"
                 if G == 1:
-                    setup.append(f"buf_{lay.name} = {product}.reshape(T, 1, B, H)")
-                else:
-                    setup.append("# Kept (T, gate, B, H): every gate block and run of blocks is contiguous.")
+                    setup.append(f"# Input projection of all {lay.name} blocks for every step: one GEMM.")
                     setup.append(
-                        f"buf_{lay.name} = {product}.reshape(T, B, {G}, H).transpose(0, 2, 1, 3).copy()"
+                        f"buf_{lay.name} = np.matmul(x.reshape(T * B, I), {lay.name}.T).reshape(T, 1, B, H)"
                     )
+                    continue
+                setup += [
+                    f"# Input projection of all {lay.name} blocks for every step, stored (T, gate, B, H) so",
+                    "# that every gate block and run of blocks is contiguous: one GEMM per chunk of steps",
+                    "# (256 rows, or one step) into a scratch that stays in cache, copied into place.",
+                    f"buf_{lay.name} = np.empty((T, {G}, B, H), dtype=dtype)",
+                    "buf_steps = max(1, min(T, 256 // max(B, 1)))",
+                    f"buf_proj = np.empty((buf_steps * B, {G} * H), dtype=dtype)",
+                    "for t in range(0, T, buf_steps):",
+                    "    buf_x = x[t : t + buf_steps]",
+                    "    buf_rows = buf_proj[: len(buf_x) * B]",
+                    f"    np.matmul(buf_x.reshape(-1, I), {lay.name}.T, out=buf_rows)",
+                    f"    buf_rows = buf_rows.reshape(len(buf_x), B, {G}, H).transpose(0, 2, 1, 3)",
+                    f"    np.copyto(buf_{lay.name}[t : t + buf_steps], buf_rows)",
+                ]
         # Biases of nodes whose home is an input projection are added once, before the loop.
         per_step_bias = []
         bias_ops = []

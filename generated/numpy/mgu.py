@@ -111,9 +111,18 @@ def forward(params, x, state0=None, *, check_finite=False):
     b[:H] *= 0.5
     W_hf = W_hf.copy()
     W_hf[...] *= 0.5
-    # Input projection of all W_ih blocks for every step: one GEMM.
-    # Kept (T, gate, B, H): every gate block and run of blocks is contiguous.
-    buf_W_ih = np.matmul(x.reshape(T * B, I), W_ih.T).reshape(T, B, 2, H).transpose(0, 2, 1, 3).copy()
+    # Input projection of all W_ih blocks for every step, stored (T, gate, B, H) so
+    # that every gate block and run of blocks is contiguous: one GEMM per chunk of steps
+    # (256 rows, or one step) into a scratch that stays in cache, copied into place.
+    buf_W_ih = np.empty((T, 2, B, H), dtype=dtype)
+    buf_steps = max(1, min(T, 256 // max(B, 1)))
+    buf_proj = np.empty((buf_steps * B, 2 * H), dtype=dtype)
+    for t in range(0, T, buf_steps):
+        buf_x = x[t : t + buf_steps]
+        buf_rows = buf_proj[: len(buf_x) * B]
+        np.matmul(buf_x.reshape(-1, I), W_ih.T, out=buf_rows)
+        buf_rows = buf_rows.reshape(len(buf_x), B, 2, H).transpose(0, 2, 1, 3)
+        np.copyto(buf_W_ih[t : t + buf_steps], buf_rows)
     buf_W_ih += b.reshape(2, 1, H)
     seq_h = np.empty((T + 1, B, H), dtype=dtype)
     seq_h[0] = h0
