@@ -572,7 +572,7 @@ class _Planner:
             setup.append(f"d_{g.name} = np.zeros({self.group_shape(g)}, dtype=dtype)")
             for m in g.members:
                 if m != g.name:
-                    setup.append(f"d_{m} = {self.member_view('d_' + g.name, g, m)}")
+                    setup.append(f"d_{m} = {_member_view('d_' + g.name, g, m)}")
 
         # -- one step, in reverse --
         for st in s.states:
@@ -873,14 +873,7 @@ class _Planner:
         return [g for g in self.spec.groups if any(m in names for m in g.members)]
 
     def group_shape(self, g: FuseGroup) -> str:
-        p = self.spec.param(g.members[0])
-        rows = "H" if len(g.members) == 1 else f"{len(g.members)} * H"
-        return f"({rows}, {p.shape[1]})" if p.is_matrix else f"({rows},)"
-
-    def member_view(self, array: str, g: FuseGroup, member: str) -> str:
-        k = g.members.index(member)
-        span = _span(k, k + 1, len(g.members))
-        return f"{array}[{span}]" if span else array
+        return _group_shape(self.spec, g)
 
 
 def gemm_layouts(d: Derivation) -> list[Layout]:
@@ -896,9 +889,7 @@ def plan_numpy(d: Derivation) -> NumpyModule:
     equations = [f"({d.equation_numbers[('fwd', n.name)]}) {_equation_text(n)}" for n in s.nodes]
     groups = []
     for g in s.groups:
-        p = s.param(g.members[0])
-        rows = "H" if len(g.members) == 1 else f"{len(g.members)} * H"
-        shape = f"({rows}, {p.shape[1]})" if p.is_matrix else f"({rows},)"
+        shape = _group_shape(s, g)
         groups.append({"name": g.name, "members": list(g.members), "shape_code": shape,
                        "shape_text": shape, "members_tuple": _tuple(g.members)})  # fmt: skip
     torch = s.torch or {}
@@ -926,7 +917,7 @@ def plan_numpy(d: Derivation) -> NumpyModule:
     mod.jvp_tangents = _tuple([f"tan_{st}_prev" for st in s.states], quote=False)
     mod.final_states = _tuple([f"seq_{st}[T].copy()" for st in s.states], quote=False)
     mod.param_views = [
-        f"{m} = {planner.member_view(g.name, g, m)}"
+        f"{m} = {_member_view(g.name, g, m)}"
         for g in s.groups
         for m in g.members
         if m != g.name and any(p.name == m for p in s.elementwise_params())
@@ -1000,8 +991,8 @@ def _jvp_lines(d: Derivation, printer: NumpyCodePrinter) -> list[str]:
     lines = []
     for g in s.groups:
         for m in g.members:
-            lines.append(f"{m} = {_member_view(s, g.name, g, m)}")
-            lines.append(f"tan_{m} = {_member_view(s, 'tan_' + g.name, g, m)}")
+            lines.append(f"{m} = {_member_view(g.name, g, m)}")
+            lines.append(f"tan_{m} = {_member_view('tan_' + g.name, g, m)}")
     for st in s.states:
         lines.append(f"{st}_prev, tan_{st}_prev = {st}0, tan_{st}0")
     lines.append("ys = np.empty((T, B, H), dtype=dtype)")
@@ -1061,7 +1052,15 @@ def _sum_terms(expr: str) -> list[str]:
     return terms
 
 
-def _member_view(s, array: str, g: FuseGroup, member: str) -> str:
+def _group_shape(spec, g: FuseGroup) -> str:
+    """Source of a stored array's shape: `(4 * H, I)`, `(H,)`."""
+    p = spec.param(g.members[0])
+    rows = "H" if len(g.members) == 1 else f"{len(g.members)} * H"
+    return f"({rows}, {p.shape[1]})" if p.is_matrix else f"({rows},)"
+
+
+def _member_view(array: str, g: FuseGroup, member: str) -> str:
+    """Source of the view of one member's block in a stored array: `W_ih[H : 2 * H]`."""
     k = g.members.index(member)
     span = _span(k, k + 1, len(g.members))
     return f"{array}[{span}]" if span else array
