@@ -20,6 +20,7 @@ import sympy as sp
 
 from .activations import sigmoid
 from .engine import Derivation
+from .folding import FoldedStep, factor, fold
 from .naming import adjoint
 from .printing import InplaceEmitter, NumpyCodePrinter, ScratchPool
 from .spec import ElementwiseNode, FuseGroup, LinearNode, SpecError
@@ -99,6 +100,23 @@ class NumpyModule:
     backward_end: list[str] = field(default_factory=list)
 
 
+@dataclass
+class _StepPlan:
+    """The backward step after `symlstm.folding`: what each kept adjoint is made of.
+
+    exprs: vector -> elementwise adjoint as sum of coefficient * adjoint, a precomputed coefficient
+        being the symbol `coef_step[j]` (slot j of this step's row of the coefficient buffer);
+    coefficients: slot j -> its expression in forward values;
+    runs: first vector of a run -> (vectors in VJP order, adjoint factor, layout, lowest block, lowest
+        slot), other members -> None: linear-node adjoints d_c * coefficient in adjacent blocks, one call.
+    """
+
+    folding: FoldedStep
+    exprs: dict[str, sp.Expr]
+    coefficients: list[sp.Expr]
+    runs: dict[str, tuple | None]
+
+
 class _Planner:
     def __init__(self, d: Derivation):
         self.d = d
@@ -107,6 +125,8 @@ class _Planner:
         self.layouts = self._layouts()
         self.numbers = d.equation_numbers
         self._inplace: dict | None = None
+        self._plan: _StepPlan | None = None
+        self._coefficient_temps: list[str] = []
         self._check_supported()
 
     # -- structure -----------------------------------------------------------------------------
@@ -511,6 +531,162 @@ class _Planner:
                 lines.append(f"{n.name} = {view}")
         return lines
 
+    # -- backward: the folded step and its coefficients ---------------------------------------------
+    def chunk_source(self, name: str) -> str | None:
+        """The forward value `name` over the steps coef_t0..t (an (n, B, H) view), a parameter vector
+        as itself, or None where backward has no such sequence (the value is then not chunked)."""
+        s = self.spec
+        for st in s.states:
+            if name == f"{st}_prev":
+                return f"seq_{st}[coef_t0 : t + 1]"
+            if name == s.update_of[st]:
+                return f"seq_{st}[coef_t0 + 1 : t + 2]"
+        hit = self.inplace_nodes().get(name)
+        if hit is not None:
+            return f"buf_{hit[1].name}[coef_t0 : t + 1, {hit[2]}]"
+        if name in self.cached_nodes():
+            return f"cache_{name}[coef_t0 : t + 1]"
+        if name in {p.name for p in s.elementwise_params()}:
+            return name
+        return None
+
+    def step_plan(self) -> _StepPlan:
+        """Fold and factor the backward step (`symlstm.folding`), give each coefficient that is more
+        than a symbol a slot, and find the runs of adjacent blocks that one multiply fills."""
+        if self._plan is not None:
+            return self._plan
+        s = self.spec
+        keep = self._linear_names | {f"{st}_prev" for st in s.states} | {s.input}
+        folding = fold(self.d, keep)
+        terms = {v: factor(e) for v, e in folding.kept.items()}
+
+        def chunked(c: sp.Expr) -> bool:
+            return not (c.is_Symbol or c.is_Number) and all(
+                self.chunk_source(x.name) is not None for x in c.free_symbols
+            )
+
+        def run_member(v: str) -> tuple | None:
+            if v not in self._linear_names or len(terms[v]) != 1 or not chunked(terms[v][0][1]):
+                return None
+            lay, k = self.home(s.node(v))
+            return (terms[v][0][0], lay, k) if lay.blocks > 1 else None
+
+        order = list(folding.kept)
+        coefficients: list[sp.Expr] = []
+        slot_of: dict[tuple[str, sp.Expr], int] = {}  # (vector, adjoint) -> slot
+        runs: dict[str, tuple | None] = {}
+        j = 0
+        while j < len(order):
+            first = run_member(order[j])
+            run = [order[j]]
+            while first is not None and j + len(run) < len(order):
+                nxt = run_member(order[j + len(run)])
+                if nxt is None or nxt[:2] != first[:2] or nxt[2] != first[2] - len(run):
+                    break
+                run.append(order[j + len(run)])
+            if len(run) > 1:
+                w, lay, _ = first
+                low = first[2] - len(run) + 1
+                runs[run[0]] = (run, w, lay, low, len(coefficients))
+                runs.update({v: None for v in run[1:]})
+                for v in reversed(run):  # slots in block order
+                    slot_of[(v, w)] = len(coefficients)
+                    coefficients.append(terms[v][0][1])
+            j += len(run)
+        seen: dict[sp.Expr, int] = {}
+        exprs: dict[str, sp.Expr] = {}
+        for v in order:
+            total = sp.S.Zero
+            for w, c in terms[v]:
+                if (v, w) not in slot_of and chunked(c):
+                    if c not in seen:
+                        seen[c] = len(coefficients)
+                        coefficients.append(c)
+                    slot_of[(v, w)] = seen[c]
+                if (v, w) in slot_of:
+                    c = sp.Symbol(f"coef_step[{slot_of[(v, w)]}]", real=True)
+                total += c * w
+            exprs[v] = total
+        self._plan = _StepPlan(folding, exprs, coefficients, runs)
+        return self._plan
+
+    def _coefficient_lines(self, pool_size: list[int]) -> list[str]:
+        """Step code: at the first step of each chunk (steps coef_t0..t, backwards), every coefficient
+        of the chunk at once, into coef_buf[:coef_n]; then this step's row, `coef_step`."""
+        plan = self.step_plan()
+        if not plan.coefficients:
+            return []
+        pool = ScratchPool("coef_tmp_")
+        emit = InplaceEmitter(self.p, pool)
+        names = sorted({x.name for c in plan.coefficients for x in c.free_symbols})
+        views = {n: self.chunk_source(n) for n in names}
+        body = [
+            "coef_t0 = max(0, t + 1 - coef_steps)",
+            "coef_n = t + 1 - coef_t0",
+            *(f"coef_of_{n} = {src}" for n, src in views.items() if src != n),
+        ]
+        rename = {
+            sp.Symbol(n, real=True): sp.Symbol(f"coef_of_{n}" if src != n else n, real=True)
+            for n, src in views.items()
+        }
+        temps, reduced = sp.cse(
+            [c.xreplace(rename) for c in plan.coefficients],
+            symbols=sp.numbered_symbols("coef_cse_", real=True),
+        )
+        # A shared factor that is itself a coefficient is computed straight into that coefficient's slot.
+        home = {e: j for j, e in reversed(list(enumerate(reduced))) if e in dict(temps)}
+        named = {x: sp.Symbol(f"coef_{home[x]}", real=True) for x, _ in temps if x in home}
+        lines: list[str] = []
+        for x, e in temps:  # factors shared by several coefficients, e.g. GRU's (1 - z) and (1 - n**2)
+            target = named.get(x, x).name
+            view = f"coef_buf[:coef_n, {home[x]}]" if x in home else f"{x.name}_all[:coef_n]"
+            lines.append(f"{target} = {view}")
+            lines += emit.emit(e.xreplace(named), target)
+        for j, (c, e) in enumerate(zip(plan.coefficients, reduced)):
+            lines.append(f"# coef {j} = {sp.sstr(c)}")
+            if named.get(e) == sp.Symbol(f"coef_{j}", real=True):
+                continue  # computed above, as a shared factor
+            lines.append(f"coef_{j} = coef_buf[:coef_n, {j}]")
+            lines += emit.emit(e.xreplace(named), f"coef_{j}")
+        self._coefficient_temps = [x.name for x, _ in temps if x not in home]
+        body += [f"coef_tmp_{k} = coef_tmp_{k}_all[:coef_n]" for k in range(pool.size)]
+        body += lines
+        pool_size.append(pool.size)
+        return [
+            "if t < coef_t0:  # the next chunk of steps: its coefficients of the adjoints, all at once",
+            *("    " + line for line in body),
+            "coef_step = coef_buf[t - coef_t0]",
+        ]
+
+    def _coefficient_setup(self, pool_size: int) -> list[str]:
+        n = len(self.step_plan().coefficients)
+        if not n:
+            return []
+        return [
+            "# Coefficients of the adjoints (forward values only), computed for chunks of steps at once,",
+            "# outside the recurrence: at most 4096 numbers per coefficient and chunk, or one step.",
+            "coef_steps = max(1, min(T, 4096 // max(B * H, 1)))",
+            f"coef_buf = np.empty((coef_steps, {n}, B, H), dtype=dtype)",
+            *(f"coef_tmp_{k}_all = np.empty((coef_steps, B, H), dtype=dtype)" for k in range(pool_size)),
+            *(f"{x}_all = np.empty((coef_steps, B, H), dtype=dtype)" for x in self._coefficient_temps),
+            "coef_t0 = T",
+        ]
+
+    def _emit_run(self, v: str) -> list[str]:
+        """One multiply for a run of adjacent blocks: d_buf[k0:k1] = coef_step[j0:j1] * d_w."""
+        run = self.step_plan().runs[v]
+        if run is None:
+            return []  # done with the first member of its run
+        vectors, w, lay, low, slot = run
+        n = len(vectors)
+        lines = [
+            f"# ({self.numbers[('adj', u)]}) {adjoint(u)} = {sp.sstr(self.d.adjoint(u).elementwise)}"
+            for u in vectors
+        ]
+        target = _index(self.buffer(lay, grad=True), _bspan(low, low + n, lay.blocks))
+        lines.append(f"np.multiply(coef_step[{slot}:{slot + n}], {self.p._print(w)}, out={target})")
+        return lines
+
     # -- backward --------------------------------------------------------------------------------
     def grad_layouts(self) -> dict[tuple[str, ...], Layout]:
         """Adjoint buffers, one per distinct block layout (layouts with the same nodes share one)."""
@@ -529,7 +705,13 @@ class _Planner:
         emit = InplaceEmitter(self.p, pool)
         cached = self.cached_nodes()
         state_node = {node: st for st, node in s.updates}
-        need = self.backward_symbols()
+        plan = self.step_plan()
+        folded = plan.folding.folded
+        elem_params = [g for g in d.param_gradients if g.kind == "elementwise"]
+        param_exprs = {g.param: plan.folding.substitute(g.expr) for g in elem_params}
+        x_adjoint = plan.folding.substitute(d.adjoint(s.input).elementwise)
+        step_exprs = [*plan.exprs.values(), *param_exprs.values(), x_adjoint]
+        need = {x.name for e in step_exprs for x in e.free_symbols}
         linear_names = {n.name for n in s.nodes if isinstance(n, LinearNode)}
         for lay in self.grad_layouts().values():
             G = lay.blocks
@@ -550,7 +732,7 @@ class _Planner:
         inplace = self.inplace_nodes()
         gate_adjoints: set[str] = set()
         for a in d.vjp:
-            if a.vector in s.leaves or a.vector in linear_names:
+            if a.vector in s.leaves or a.vector in linear_names or a.vector in folded:
                 continue
             if a.incoming and a.elementwise == 0 and not a.linear:
                 aliases.add(a.vector)
@@ -564,10 +746,9 @@ class _Planner:
                 )
             else:
                 setup.append(f"{adjoint(a.vector)} = np.empty((B, H), dtype=dtype)")
-        x_elementwise = d.adjoint(s.input).elementwise != 0
+        x_elementwise = x_adjoint != 0
         if x_elementwise:
             setup.append("dx = np.zeros((T, B, I), dtype=dtype)")
-        elem_params = [g for g in d.param_gradients if g.kind == "elementwise"]
         for g in self.stored_groups_with(elem_params):
             setup.append(f"d_{g.name} = np.zeros({self.group_shape(g)}, dtype=dtype)")
             for m in g.members:
@@ -575,6 +756,9 @@ class _Planner:
                     setup.append(f"d_{m} = {_member_view('d_' + g.name, g, m)}")
 
         # -- one step, in reverse --
+        coef_pool: list[int] = []
+        step += self._coefficient_lines(coef_pool)
+        setup += self._coefficient_setup(coef_pool[0] if coef_pool else 0)
         for st in s.states:
             if f"{st}_prev" in need:
                 step.append(f"{st}_prev = seq_{st}[t]")
@@ -594,14 +778,18 @@ class _Planner:
         synced: set[str] = set()
         rows: set[str] = set()
         reduced, emit_temps, hoisted = self._backward_cse(aliases, emit, setup)
-        runs = self._gate_adjoint_runs(reduced, hoisted, aliases, gate_adjoints)
         for a in d.vjp:
             v = a.vector
             if v == s.input:
                 continue
             number = self.numbers[("adj", v)]
-            if v in runs:
-                step += self._emit_gate_adjoint_run(runs[v], reduced, emit)
+            if v in folded:
+                step.append(
+                    f"# ({number}) {adjoint(v)} = {sp.sstr(a.elementwise)}: folded into the coefficients"
+                )
+                continue
+            if v in plan.runs:
+                step += self._emit_run(v)
                 continue
             if v in linear_names:
                 lay, k = self.home(s.node(v))
@@ -642,12 +830,12 @@ class _Planner:
         for glay in self.grad_layouts().values():
             step += self._store_rows(glay, rows)
         if x_elementwise:
-            step += emit.emit(d.adjoint(s.input).elementwise, "dx[t]")
+            step += emit.emit(x_adjoint, "dx[t]")
         for g in elem_params:
             buf = pool.acquire()
             number = self.numbers[("grad", g.param)]
             step.append(f"# ({number}) d_{g.param} += batch sum of {sp.sstr(g.expr)}")
-            step += emit.emit(g.expr, buf)
+            step += emit.emit(param_exprs[g.param], buf)
             step.append(f"d_{g.param} += {buf}.sum(axis=0)")
             pool.release()
         setup += [f"buf_{k} = np.empty((B, H), dtype=dtype)" for k in range(pool.size)]
@@ -693,69 +881,6 @@ class _Planner:
         stored.add(glay.name)
         return [f"np.copyto(d_rows_{glay.name}_g[t], d_buf_{glay.name})"]
 
-    def _gate_adjoint_runs(self, reduced, hoisted, aliases, gate_adjoints) -> dict[str, list[str]]:
-        """Pre-activation adjoints of adjacent gates with the same formula, computed by one call each.
-
-        `d_a_f = d_f*f*(1 - f)` and `d_a_i = d_i*i*(1 - i)` are one formula of (gate, gate adjoint);
-        the gates lie side by side in the gate buffer, their adjoints in `d_gates_<W>` and the results
-        in `d_buf_<W>`, so `[f, i]` is done at once. Returns first vector of a run -> the run (in
-        backward order, blocks descending); the other members of a run map to [].
-        """
-        X, DX = sp.Symbol("X", real=True), sp.Symbol("DX", real=True)
-        node_of = {hit[0]: name for name, hit in self.inplace_nodes().items()}
-        order = [a.vector for a in self.d.vjp]
-
-        def template(v: str):
-            n = node_of.get(v)
-            if n is None or v in hoisted or n in aliases or v not in reduced:
-                return None
-            lay = self.inplace_nodes()[n][1]
-            if f"d_gates_{lay.name}" not in gate_adjoints:
-                return None
-            sym, dsym = sp.Symbol(n, real=True), sp.Symbol(adjoint(n), real=True)
-            if not reduced[v].free_symbols <= {sym, dsym}:
-                return None
-            return reduced[v].xreplace({sym: X, dsym: DX})
-
-        runs: dict[str, list[str]] = {}
-        j = 0
-        while j < len(order):
-            v, tmpl = order[j], template(order[j])
-            run = [v]
-            while tmpl is not None and j + len(run) < len(order):
-                w = order[j + len(run)]
-                hv, hw = self.inplace_nodes()[node_of[run[-1]]], self.inplace_nodes().get(node_of.get(w, ""))
-                if hw is None or template(w) != tmpl or hw[1] is not hv[1] or hw[2] != hv[2] - 1:
-                    break
-                run.append(w)
-            if len(run) > 1:
-                runs[v] = run
-                runs.update({w: [] for w in run[1:]})
-            j += len(run)
-        return runs
-
-    def _emit_gate_adjoint_run(self, run: list[str], reduced, emit: InplaceEmitter) -> list[str]:
-        if not run:
-            return []  # done with the first member of its run
-        node_of = {hit[0]: name for name, hit in self.inplace_nodes().items()}
-        nodes = [node_of[v] for v in reversed(run)]  # block order
-        _, lay, k0, _ = self.inplace_nodes()[nodes[0]]
-        span = _bspan(k0, k0 + len(nodes), lay.blocks)
-        lines = [f"# ({self.numbers[('adj', v)]}) {adjoint(v)} = {sp.sstr(self.d.adjoint(v).elementwise)}"
-                 for v in run]  # fmt: skip
-        suffix = "_".join(nodes)
-        gates, dgates, target = f"gates_{suffix}", f"d_gates_{suffix}", f"d_pre_{suffix}"
-        lines.append(f"{gates} = {_index(self.buffer(lay), span)}")
-        lines.append(f"{dgates} = {_index(f'd_gates_{lay.name}[', span)}")
-        lines.append(f"{target} = {_index(self.buffer(lay, grad=True), span)}")
-        n, v = nodes[0], run[-1]
-        expr = reduced[v].xreplace(
-            {sp.Symbol(n, real=True): sp.Symbol(gates, real=True),
-             sp.Symbol(adjoint(n), real=True): sp.Symbol(dgates, real=True)}
-        )  # fmt: skip
-        lines += emit.emit(expr, target)
-        return lines
-
     def _backward_cse(self, aliases: set[str], emit: InplaceEmitter, setup: list[str]):
         """Common subexpressions of the step's adjoint expressions, each computed once.
 
@@ -768,12 +893,13 @@ class _Planner:
         """
         s, d = self.spec, self.d
         linear_names = self._linear_names
+        plan = self.step_plan()
         exprs: dict[str, sp.Expr] = {}
         for a in d.vjp:
             v = a.vector
-            if v == s.input or v in aliases:
+            if v == s.input or v in aliases or v in plan.folding.folded or v in plan.runs:
                 continue
-            total = a.elementwise
+            total = plan.exprs[v]
             if v not in linear_names and a.incoming:
                 total = total + sp.Symbol(f"din_{v}", real=True)
             exprs[v] = total

@@ -39,17 +39,29 @@ def test_gates_are_cached_in_the_projection_buffer(plans):
     assert plans["gru"].cache_keys == ["seq_h", "buf_W_ih", "cache_u_n"]
 
 
-def test_gru_backward_computes_the_shared_factor_once(plans):
+def _loop_calls(step: list[str]) -> list[str]:
+    """The NumPy calls a backward step makes at every step (not those of the once-per-chunk block)."""
+    return [
+        line
+        for line in step
+        if not line.startswith((" ", "#")) and ("np." in line or re.search(r" [-+*/]= ", line))
+    ]
+
+
+def test_gru_backward_step_is_one_multiply_per_adjoint_buffer(plans):
+    """All of GRU's adjoints are d_h times a coefficient of forward values: [d_a_r, d_a_z, d_a_n] is
+    one multiply into adjacent blocks, d_u_n another; (1 - n**2) is computed per chunk, not per step."""
     step = plans["gru"].backward_step
-    assert _count(step, "np.square(n") == 1  # d_n*(1 - n**2): once, into d_a_n
-    assert "np.multiply(d_a_n, u_n, out=d_r)" in step
-    assert "np.multiply(d_a_n, r, out=d_u_n)" in step
+    assert "np.multiply(coef_step[0:3], d_h, out=d_buf_W_ih)" in step
+    assert all("np.square" not in line for line in _loop_calls(step))
+    assert sum(line.strip().startswith("np.square(coef_of_n") for line in step) == 1
 
 
-def test_adjacent_sigmoid_adjoints_share_one_call(plans):
-    step = plans["lstm"].backward_step
-    assert "np.subtract(1, gates_i_f, out=d_pre_i_f)" in step
-    assert _count(step, "np.subtract(1, i,") == 0 and _count(step, "np.subtract(1, f,") == 0
+def test_lstm_backward_step_makes_eight_calls(plans):
+    """d_h, d_c, [d_a_i, d_a_f, d_a_g] at once, d_a_o, the row copy, the recurrent GEMM, d_c_prev."""
+    calls = _loop_calls(plans["lstm"].backward_step)
+    assert "np.multiply(coef_step[0:3], d_c, out=d_buf_W_ih[0:3])" in calls
+    assert len(calls) == 8, calls
 
 
 def test_block_views_are_made_before_the_loops(plans):
@@ -57,8 +69,8 @@ def test_block_views_are_made_before_the_loops(plans):
     for plan in plans.values():
         for line in plan.forward_step + plan.backward_step:
             assert not re.match(r"^\w+ = \w+\[t, \d+\]$", line), line
-    assert "i = i_seq[t]" in plans["lstm"].backward_step
-    assert "i_seq = buf_W_ih[:, 0]" in plans["lstm"].backward_setup
+    assert "f = f_seq[t]" in plans["lstm"].backward_step
+    assert "f_seq = buf_W_ih[:, 1]" in plans["lstm"].backward_setup
 
 
 @pytest.mark.parametrize("name", sorted(symlstm.CELLS))

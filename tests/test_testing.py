@@ -96,10 +96,13 @@ PLANTED = {
         ),
         {"c0", "W_if", "b_if"},
     ),
-    # sigma'(a) = sigma(a) instead of sigma (1 - sigma), for the i and f gates (one call covers both)
+    # sigma'(a) = sigma(a) instead of sigma (1 - sigma), for the i and f gates: the factor (1 - sigma)
+    # of their adjoints' coefficients (coef 0 = g*i*(1 - i), coef 1 = c_prev*f*(1 - f)) replaced by 1
     "sigma' = sigma": (
         lambda: _patched_lstm(
-            ("np.subtract(1, gates_i_f, out=d_pre_i_f)", "d_pre_i_f[...] = 1"), label="dsigma"
+            ("np.subtract(1, coef_of_i, out=coef_0)", "coef_0[...] = 1"),
+            ("np.subtract(1, coef_of_f, out=coef_1)", "coef_1[...] = 1"),
+            label="dsigma",
         ),
         {"W_if", "W_hf", "b_if", "b_hf"},
     ),

@@ -174,30 +174,39 @@ def backward(params, cache, dy, dstate=None, *, check_finite=False):
     d_c_prev = np.zeros((B, H), dtype=dtype) if dstate is None else dstate[1].copy()
     din_c = np.empty((B, H), dtype=dtype)
     d_c = np.empty((B, H), dtype=dtype)
-    d_gates_W_ih = np.empty((1, B, H), dtype=dtype)
-    d_delta = d_gates_W_ih[0]
-    delta_seq = buf_W_ih[:, 0]
+    # Coefficients of the adjoints (forward values only), computed for chunks of steps at once,
+    # outside the recurrence: at most 4096 numbers per coefficient and chunk, or one step.
+    coef_steps = max(1, min(T, 4096 // max(B * H, 1)))
+    coef_buf = np.empty((coef_steps, 2, B, H), dtype=dtype)
+    coef_t0 = T
     d_a_seq = d_buf_W_ih[:, 0]
     for t in range(T - 1, -1, -1):
-        h = seq_h[t + 1]
-        delta = delta_seq[t]
+        if t < coef_t0:  # the next chunk of steps: its coefficients of the adjoints, all at once
+            coef_t0 = max(0, t + 1 - coef_steps)
+            coef_n = t + 1 - coef_t0
+            coef_of_delta = buf_W_ih[coef_t0 : t + 1, 0]
+            coef_of_h = seq_h[coef_t0 + 1 : t + 2]
+            # coef 0 = 1 - h**2
+            coef_0 = coef_buf[:coef_n, 0]
+            np.square(coef_of_h, out=coef_0)
+            np.subtract(1, coef_0, out=coef_0)
+            # coef 1 = 1 - delta**2
+            coef_1 = coef_buf[:coef_n, 1]
+            np.square(coef_of_delta, out=coef_1)
+            np.subtract(1, coef_1, out=coef_1)
+        coef_step = coef_buf[t - coef_t0]
         # Gradients arriving at this step's outputs: the loss at t and the later steps.
         np.add(dy[t], d_h_prev, out=din_h)
         din_c, d_c_prev = d_c_prev, din_c
         # (5) d_h = din_h
         d_h = din_h
         # (6) d_c = d_h*(1 - h**2) + din_c
-        np.square(h, out=d_c)
-        np.subtract(1, d_c, out=d_c)
-        d_c *= d_h
+        np.multiply(coef_step[0], d_h, out=d_c)
         d_c += din_c
-        # (7) d_delta = d_c
-        np.copyto(d_delta, d_c)
+        # (7) d_delta = d_c: folded into the coefficients
         # (8) d_a = d_delta*(1 - delta**2)
         d_a = d_a_seq[t]
-        np.square(delta, out=d_a)
-        np.subtract(1, d_a, out=d_a)
-        d_a *= d_delta
+        np.multiply(coef_step[1], d_c, out=d_a)
         # (10) d_h_prev = W_hh^T d_a
         np.matmul(d_rows_W_ih[t], W_hh, out=d_h_prev)
         # (11) d_c_prev = d_c

@@ -315,15 +315,58 @@ def backward(params, cache, dy, dstate=None, *, check_finite=False):
     d_c = np.empty((B, H), dtype=dtype)
     d_f = np.empty((B, H), dtype=dtype)
     d_i = np.empty((B, H), dtype=dtype)
-    d_gates_W_ih = np.empty((4, B, H), dtype=dtype)
-    d_z = d_gates_W_ih[2]
     d_p = np.zeros((3 * H,), dtype=dtype)
     d_p_i = d_p[:H]
     d_p_f = d_p[H : 2 * H]
     d_p_o = d_p[2 * H :]
+    # Coefficients of the adjoints (forward values only), computed for chunks of steps at once,
+    # outside the recurrence: at most 4096 numbers per coefficient and chunk, or one step.
+    coef_steps = max(1, min(T, 4096 // max(B * H, 1)))
+    coef_buf = np.empty((coef_steps, 8, B, H), dtype=dtype)
+    coef_t0 = T
     buf_0 = np.empty((B, H), dtype=dtype)
     z_seq = buf_W_ih[:, 2]
     for t in range(T - 1, -1, -1):
+        if t < coef_t0:  # the next chunk of steps: its coefficients of the adjoints, all at once
+            coef_t0 = max(0, t + 1 - coef_steps)
+            coef_n = t + 1 - coef_t0
+            coef_of_f = seq_f[coef_t0 + 1 : t + 2]
+            coef_of_i = seq_i[coef_t0 + 1 : t + 2]
+            coef_of_o = seq_o[coef_t0 + 1 : t + 2]
+            coef_of_tanh_c = cache_tanh_c[coef_t0 : t + 1]
+            coef_of_z = buf_W_ih[coef_t0 : t + 1, 2]
+            coef_2 = coef_buf[:coef_n, 2]
+            np.subtract(1, coef_of_o, out=coef_2)
+            coef_2 *= coef_of_o
+            coef_4 = coef_buf[:coef_n, 4]
+            np.subtract(1, coef_of_f, out=coef_4)
+            coef_4 *= coef_of_f
+            coef_5 = coef_buf[:coef_n, 5]
+            np.subtract(1, coef_of_i, out=coef_5)
+            coef_5 *= coef_of_i
+            # coef 0 = o*(1 - tanh_c**2)
+            coef_0 = coef_buf[:coef_n, 0]
+            np.square(coef_of_tanh_c, out=coef_0)
+            np.subtract(1, coef_0, out=coef_0)
+            coef_0 *= coef_of_o
+            # coef 1 = o*p_o*(1 - o)
+            coef_1 = coef_buf[:coef_n, 1]
+            np.multiply(coef_2, p_o, out=coef_1)
+            # coef 2 = o*(1 - o)
+            # coef 3 = i*(1 - z**2)
+            coef_3 = coef_buf[:coef_n, 3]
+            np.square(coef_of_z, out=coef_3)
+            np.subtract(1, coef_3, out=coef_3)
+            coef_3 *= coef_of_i
+            # coef 4 = f*(1 - f)
+            # coef 5 = i*(1 - i)
+            # coef 6 = f*p_f*(1 - f)
+            coef_6 = coef_buf[:coef_n, 6]
+            np.multiply(coef_4, p_f, out=coef_6)
+            # coef 7 = i*p_i*(1 - i)
+            coef_7 = coef_buf[:coef_n, 7]
+            np.multiply(coef_5, p_i, out=coef_7)
+        coef_step = coef_buf[t - coef_t0]
         c_prev = seq_c[t]
         c = seq_c[t + 1]
         i = seq_i[t + 1]
@@ -343,16 +386,8 @@ def backward(params, cache, dy, dstate=None, *, check_finite=False):
         np.multiply(d_h, tanh_c, out=d_o)
         d_o += din_o
         # (13) d_c = d_h*o*(1 - tanh_c**2) + d_o*o*p_o*(1 - o) + din_c
-        # (17) d_a_o first: a common subexpression, computed once
-        d_a_o = d_buf_W_ih[3]
-        np.subtract(1, o, out=d_a_o)
-        d_a_o *= d_o
-        d_a_o *= o
-        np.multiply(d_a_o, p_o, out=d_c)
-        np.square(tanh_c, out=buf_0)
-        np.subtract(1, buf_0, out=buf_0)
-        buf_0 *= d_h
-        buf_0 *= o
+        np.multiply(coef_step[0], d_h, out=d_c)
+        np.multiply(coef_step[1], d_o, out=buf_0)
         d_c += buf_0
         d_c += din_c
         # (14) d_f = c_prev*d_c + din_f
@@ -361,32 +396,25 @@ def backward(params, cache, dy, dstate=None, *, check_finite=False):
         # (15) d_i = d_c*z + din_i
         np.multiply(d_c, z, out=d_i)
         d_i += din_i
-        # (16) d_z = d_c*i
-        np.multiply(d_c, i, out=d_z)
+        # (16) d_z = d_c*i: folded into the coefficients
         # (17) d_a_o = d_o*o*(1 - o)
+        d_a_o = d_buf_W_ih[3]
+        np.multiply(coef_step[2], d_o, out=d_a_o)
         # (18) d_a_z = d_z*(1 - z**2)
         d_a_z = d_buf_W_ih[2]
-        np.square(z, out=d_a_z)
-        np.subtract(1, d_a_z, out=d_a_z)
-        d_a_z *= d_z
+        np.multiply(coef_step[3], d_c, out=d_a_z)
         # (19) d_a_f = d_f*f*(1 - f)
-        # (19) d_a_f first: a common subexpression, computed once
         d_a_f = d_buf_W_ih[1]
-        np.subtract(1, f, out=d_a_f)
-        d_a_f *= d_f
-        d_a_f *= f
+        np.multiply(coef_step[4], d_f, out=d_a_f)
         # (20) d_a_i = d_i*i*(1 - i)
-        # (20) d_a_i first: a common subexpression, computed once
         d_a_i = d_buf_W_ih[0]
-        np.subtract(1, i, out=d_a_i)
-        d_a_i *= d_i
-        d_a_i *= i
+        np.multiply(coef_step[5], d_i, out=d_a_i)
         # (22) d_h_prev = W_hi^T d_a_i + W_hf^T d_a_f + W_hz^T d_a_z + W_ho^T d_a_o
         np.copyto(d_rows_W_ih_g[t], d_buf_W_ih)
         np.matmul(d_rows_W_ih[t], W_hh, out=d_h_prev)
         # (23) d_c_prev = d_c*f + d_f*f*p_f*(1 - f) + d_i*i*p_i*(1 - i)
-        np.multiply(d_a_f, p_f, out=d_c_prev)
-        np.multiply(d_a_i, p_i, out=buf_0)
+        np.multiply(coef_step[6], d_f, out=d_c_prev)
+        np.multiply(coef_step[7], d_i, out=buf_0)
         d_c_prev += buf_0
         np.multiply(d_c, f, out=buf_0)
         d_c_prev += buf_0

@@ -225,19 +225,56 @@ def backward(params, cache, dy, dstate=None, *, check_finite=False):
     din_h = np.empty((B, H), dtype=dtype)
     d_c_prev = np.zeros((B, H), dtype=dtype) if dstate is None else dstate[1].copy()
     din_c = np.empty((B, H), dtype=dtype)
-    d_gates_W_ih = np.empty((3, B, H), dtype=dtype)
-    d_o = d_gates_W_ih[2]
     d_c = np.empty((B, H), dtype=dtype)
-    d_i = d_gates_W_ih[0]
-    d_z = d_gates_W_ih[1]
     d_p = np.zeros((2 * H,), dtype=dtype)
     d_p_i = d_p[:H]
     d_p_o = d_p[H:]
+    # Coefficients of the adjoints (forward values only), computed for chunks of steps at once,
+    # outside the recurrence: at most 4096 numbers per coefficient and chunk, or one step.
+    coef_steps = max(1, min(T, 4096 // max(B * H, 1)))
+    coef_buf = np.empty((coef_steps, 5, B, H), dtype=dtype)
+    coef_tmp_0_all = np.empty((coef_steps, B, H), dtype=dtype)
+    coef_t0 = T
     buf_0 = np.empty((B, H), dtype=dtype)
     z_seq = buf_W_ih[:, 1]
     i_seq = buf_W_ih[:, 0]
     o_seq = buf_W_ih[:, 2]
     for t in range(T - 1, -1, -1):
+        if t < coef_t0:  # the next chunk of steps: its coefficients of the adjoints, all at once
+            coef_t0 = max(0, t + 1 - coef_steps)
+            coef_n = t + 1 - coef_t0
+            coef_of_i = buf_W_ih[coef_t0 : t + 1, 0]
+            coef_of_o = buf_W_ih[coef_t0 : t + 1, 2]
+            coef_of_tanh_c = cache_tanh_c[coef_t0 : t + 1]
+            coef_of_z = buf_W_ih[coef_t0 : t + 1, 1]
+            coef_tmp_0 = coef_tmp_0_all[:coef_n]
+            coef_0 = coef_buf[:coef_n, 0]
+            np.subtract(1, coef_of_i, out=coef_0)
+            coef_0 *= coef_of_i
+            coef_0 *= coef_of_z
+            coef_3 = coef_buf[:coef_n, 3]
+            np.subtract(1, coef_of_o, out=coef_3)
+            coef_3 *= coef_of_o
+            coef_3 *= coef_of_tanh_c
+            # coef 0 = i*z*(1 - i)
+            # coef 1 = i*(1 - z**2)
+            coef_1 = coef_buf[:coef_n, 1]
+            np.square(coef_of_z, out=coef_1)
+            np.subtract(1, coef_1, out=coef_1)
+            coef_1 *= coef_of_i
+            # coef 2 = o*p_o*tanh_c*(1 - o) + o*(1 - tanh_c**2)
+            coef_2 = coef_buf[:coef_n, 2]
+            np.multiply(coef_3, p_o, out=coef_2)
+            np.square(coef_of_tanh_c, out=coef_tmp_0)
+            np.subtract(1, coef_tmp_0, out=coef_tmp_0)
+            coef_tmp_0 *= coef_of_o
+            coef_2 += coef_tmp_0
+            # coef 3 = o*tanh_c*(1 - o)
+            # coef 4 = i*p_i*z*(1 - i) + 1
+            coef_4 = coef_buf[:coef_n, 4]
+            np.multiply(coef_0, p_i, out=coef_4)
+            coef_4 += 1
+        coef_step = coef_buf[t - coef_t0]
         c_prev = seq_c[t]
         c = seq_c[t + 1]
         tanh_c = cache_tanh_c[t]
@@ -249,54 +286,36 @@ def backward(params, cache, dy, dstate=None, *, check_finite=False):
         din_c, d_c_prev = d_c_prev, din_c
         # (9) d_h = din_h
         d_h = din_h
-        # (10) d_o = d_h*tanh_c
-        np.multiply(d_h, tanh_c, out=d_o)
+        # (10) d_o = d_h*tanh_c: folded into the coefficients
         # (11) d_c = d_h*o*(1 - tanh_c**2) + d_o*o*p_o*(1 - o) + din_c
-        # (14) d_a_o first: a common subexpression, computed once
-        d_a_o = d_buf_W_ih[2]
-        np.subtract(1, o, out=d_a_o)
-        d_a_o *= d_o
-        d_a_o *= o
-        np.multiply(d_a_o, p_o, out=d_c)
-        np.square(tanh_c, out=buf_0)
-        np.subtract(1, buf_0, out=buf_0)
-        buf_0 *= d_h
-        buf_0 *= o
-        d_c += buf_0
+        np.multiply(coef_step[2], d_h, out=d_c)
         d_c += din_c
-        # (12) d_i = d_c*z
-        np.multiply(d_c, z, out=d_i)
-        # (13) d_z = d_c*i
-        np.multiply(d_c, i, out=d_z)
+        # (12) d_i = d_c*z: folded into the coefficients
+        # (13) d_z = d_c*i: folded into the coefficients
         # (14) d_a_o = d_o*o*(1 - o)
+        d_a_o = d_buf_W_ih[2]
+        np.multiply(coef_step[3], d_h, out=d_a_o)
         # (15) d_a_z = d_z*(1 - z**2)
-        d_a_z = d_buf_W_ih[1]
-        np.square(z, out=d_a_z)
-        np.subtract(1, d_a_z, out=d_a_z)
-        d_a_z *= d_z
         # (16) d_a_i = d_i*i*(1 - i)
-        # (16) d_a_i first: a common subexpression, computed once
-        d_a_i = d_buf_W_ih[0]
-        np.subtract(1, i, out=d_a_i)
-        d_a_i *= d_i
-        d_a_i *= i
+        np.multiply(coef_step[0:2], d_c, out=d_buf_W_ih[0:2])
         # (18) d_h_prev = W_hi^T d_a_i + W_hz^T d_a_z + W_ho^T d_a_o
         np.copyto(d_rows_W_ih_g[t], d_buf_W_ih)
         np.matmul(d_rows_W_ih[t], W_hh, out=d_h_prev)
         # (19) d_c_prev = d_c + d_i*i*p_i*(1 - i)
-        np.multiply(d_a_i, p_i, out=d_c_prev)
-        d_c_prev += d_c
+        np.multiply(coef_step[4], d_c, out=d_c_prev)
         # (29) d_p_i += batch sum of c_prev*d_i*i*(1 - i)
         np.subtract(1, i, out=buf_0)
         buf_0 *= c_prev
-        buf_0 *= d_i
+        buf_0 *= d_c
         buf_0 *= i
+        buf_0 *= z
         d_p_i += buf_0.sum(axis=0)
         # (30) d_p_o += batch sum of c*d_o*o*(1 - o)
         np.subtract(1, o, out=buf_0)
         buf_0 *= c
-        buf_0 *= d_o
+        buf_0 *= d_h
         buf_0 *= o
+        buf_0 *= tanh_c
         d_p_o += buf_0.sum(axis=0)
     # Weight gradients of all steps at once: one GEMM per fused weight.
     # (20) d_W_ii = sum over t of d_a_i x^T

@@ -235,22 +235,65 @@ def backward(params, cache, dy, dstate=None, *, check_finite=False):
     din_h = np.empty((B, H), dtype=dtype)
     d_c_prev = np.zeros((B, H), dtype=dtype) if dstate is None else dstate[1].copy()
     din_c = np.empty((B, H), dtype=dtype)
-    d_gates_W_ih = np.empty((4, B, H), dtype=dtype)
-    d_o = d_gates_W_ih[3]
     d_c = np.empty((B, H), dtype=dtype)
-    d_f = d_gates_W_ih[1]
-    d_i = d_gates_W_ih[0]
-    d_z = d_gates_W_ih[2]
     d_p = np.zeros((3 * H,), dtype=dtype)
     d_p_i = d_p[:H]
     d_p_f = d_p[H : 2 * H]
     d_p_o = d_p[2 * H :]
+    # Coefficients of the adjoints (forward values only), computed for chunks of steps at once,
+    # outside the recurrence: at most 4096 numbers per coefficient and chunk, or one step.
+    coef_steps = max(1, min(T, 4096 // max(B * H, 1)))
+    coef_buf = np.empty((coef_steps, 6, B, H), dtype=dtype)
+    coef_tmp_0_all = np.empty((coef_steps, B, H), dtype=dtype)
+    coef_t0 = T
     buf_0 = np.empty((B, H), dtype=dtype)
+    buf_1 = np.empty((B, H), dtype=dtype)
     z_seq = buf_W_ih[:, 2]
     i_seq = buf_W_ih[:, 0]
     f_seq = buf_W_ih[:, 1]
     o_seq = buf_W_ih[:, 3]
     for t in range(T - 1, -1, -1):
+        if t < coef_t0:  # the next chunk of steps: its coefficients of the adjoints, all at once
+            coef_t0 = max(0, t + 1 - coef_steps)
+            coef_n = t + 1 - coef_t0
+            coef_of_c = seq_c[coef_t0 + 1 : t + 2]
+            coef_of_c_prev = seq_c[coef_t0 : t + 1]
+            coef_of_f = buf_W_ih[coef_t0 : t + 1, 1]
+            coef_of_i = buf_W_ih[coef_t0 : t + 1, 0]
+            coef_of_o = buf_W_ih[coef_t0 : t + 1, 3]
+            coef_of_z = buf_W_ih[coef_t0 : t + 1, 2]
+            coef_tmp_0 = coef_tmp_0_all[:coef_n]
+            coef_0 = coef_buf[:coef_n, 0]
+            np.subtract(1, coef_of_i, out=coef_0)
+            coef_0 *= coef_of_i
+            coef_0 *= coef_of_z
+            coef_1 = coef_buf[:coef_n, 1]
+            np.subtract(1, coef_of_f, out=coef_1)
+            coef_1 *= coef_of_c_prev
+            coef_1 *= coef_of_f
+            coef_4 = coef_buf[:coef_n, 4]
+            np.subtract(1, coef_of_o, out=coef_4)
+            coef_4 *= coef_of_c
+            coef_4 *= coef_of_o
+            # coef 0 = i*z*(1 - i)
+            # coef 1 = c_prev*f*(1 - f)
+            # coef 2 = i*(1 - z**2)
+            coef_2 = coef_buf[:coef_n, 2]
+            np.square(coef_of_z, out=coef_2)
+            np.subtract(1, coef_2, out=coef_2)
+            coef_2 *= coef_of_i
+            # coef 3 = c*o*p_o*(1 - o) + o
+            coef_3 = coef_buf[:coef_n, 3]
+            np.multiply(coef_4, p_o, out=coef_3)
+            coef_3 += coef_of_o
+            # coef 4 = c*o*(1 - o)
+            # coef 5 = c_prev*f*p_f*(1 - f) + f + i*p_i*z*(1 - i)
+            coef_5 = coef_buf[:coef_n, 5]
+            np.multiply(coef_0, p_i, out=coef_5)
+            np.multiply(coef_1, p_f, out=coef_tmp_0)
+            coef_5 += coef_tmp_0
+            coef_5 += coef_of_f
+        coef_step = coef_buf[t - coef_t0]
         c_prev = seq_c[t]
         c = seq_c[t + 1]
         z = z_seq[t]
@@ -262,67 +305,44 @@ def backward(params, cache, dy, dstate=None, *, check_finite=False):
         din_c, d_c_prev = d_c_prev, din_c
         # (11) d_h = din_h
         d_h = din_h
-        # (12) d_o = c*d_h
-        np.multiply(c, d_h, out=d_o)
+        # (12) d_o = c*d_h: folded into the coefficients
         # (13) d_c = d_h*o + d_o*o*p_o*(1 - o) + din_c
-        # (17) d_a_o first: a common subexpression, computed once
-        d_a_o = d_buf_W_ih[3]
-        np.subtract(1, o, out=d_a_o)
-        d_a_o *= d_o
-        d_a_o *= o
-        np.multiply(d_a_o, p_o, out=d_c)
-        np.multiply(d_h, o, out=buf_0)
-        d_c += buf_0
+        np.multiply(coef_step[3], d_h, out=d_c)
         d_c += din_c
-        # (14) d_f = c_prev*d_c
-        np.multiply(c_prev, d_c, out=d_f)
-        # (15) d_i = d_c*z
-        np.multiply(d_c, z, out=d_i)
-        # (16) d_z = d_c*i
-        np.multiply(d_c, i, out=d_z)
+        # (14) d_f = c_prev*d_c: folded into the coefficients
+        # (15) d_i = d_c*z: folded into the coefficients
+        # (16) d_z = d_c*i: folded into the coefficients
         # (17) d_a_o = d_o*o*(1 - o)
+        d_a_o = d_buf_W_ih[3]
+        np.multiply(coef_step[4], d_h, out=d_a_o)
         # (18) d_a_z = d_z*(1 - z**2)
-        d_a_z = d_buf_W_ih[2]
-        np.square(z, out=d_a_z)
-        np.subtract(1, d_a_z, out=d_a_z)
-        d_a_z *= d_z
         # (19) d_a_f = d_f*f*(1 - f)
-        # (19) d_a_f first: a common subexpression, computed once
-        d_a_f = d_buf_W_ih[1]
-        np.subtract(1, f, out=d_a_f)
-        d_a_f *= d_f
-        d_a_f *= f
         # (20) d_a_i = d_i*i*(1 - i)
-        # (20) d_a_i first: a common subexpression, computed once
-        d_a_i = d_buf_W_ih[0]
-        np.subtract(1, i, out=d_a_i)
-        d_a_i *= d_i
-        d_a_i *= i
+        np.multiply(coef_step[0:3], d_c, out=d_buf_W_ih[0:3])
         # (22) d_h_prev = W_hi^T d_a_i + W_hf^T d_a_f + W_hz^T d_a_z + W_ho^T d_a_o
         np.copyto(d_rows_W_ih_g[t], d_buf_W_ih)
         np.matmul(d_rows_W_ih[t], W_hh, out=d_h_prev)
         # (23) d_c_prev = d_c*f + d_f*f*p_f*(1 - f) + d_i*i*p_i*(1 - i)
-        np.multiply(d_a_f, p_f, out=d_c_prev)
-        np.multiply(d_a_i, p_i, out=buf_0)
-        d_c_prev += buf_0
-        np.multiply(d_c, f, out=buf_0)
-        d_c_prev += buf_0
+        np.multiply(coef_step[5], d_c, out=d_c_prev)
         # (36) d_p_i += batch sum of c_prev*d_i*i*(1 - i)
         np.subtract(1, i, out=buf_0)
         buf_0 *= c_prev
-        buf_0 *= d_i
+        buf_0 *= d_c
         buf_0 *= i
+        buf_0 *= z
         d_p_i += buf_0.sum(axis=0)
         # (37) d_p_f += batch sum of c_prev*d_f*f*(1 - f)
-        np.subtract(1, f, out=buf_0)
-        buf_0 *= c_prev
-        buf_0 *= d_f
+        np.square(c_prev, out=buf_0)
+        np.subtract(1, f, out=buf_1)
+        buf_0 *= buf_1
+        buf_0 *= d_c
         buf_0 *= f
         d_p_f += buf_0.sum(axis=0)
         # (38) d_p_o += batch sum of c*d_o*o*(1 - o)
-        np.subtract(1, o, out=buf_0)
-        buf_0 *= c
-        buf_0 *= d_o
+        np.square(c, out=buf_0)
+        np.subtract(1, o, out=buf_1)
+        buf_0 *= buf_1
+        buf_0 *= d_h
         buf_0 *= o
         d_p_o += buf_0.sum(axis=0)
     # Weight gradients of all steps at once: one GEMM per fused weight.

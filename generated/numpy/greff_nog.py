@@ -222,19 +222,56 @@ def backward(params, cache, dy, dstate=None, *, check_finite=False):
     d_c_prev = np.zeros((B, H), dtype=dtype) if dstate is None else dstate[1].copy()
     din_c = np.empty((B, H), dtype=dtype)
     d_c = np.empty((B, H), dtype=dtype)
-    d_gates_W_ih = np.empty((3, B, H), dtype=dtype)
-    d_f = d_gates_W_ih[1]
-    d_i = d_gates_W_ih[0]
-    d_z = d_gates_W_ih[2]
     d_p = np.zeros((2 * H,), dtype=dtype)
     d_p_i = d_p[:H]
     d_p_f = d_p[H:]
+    # Coefficients of the adjoints (forward values only), computed for chunks of steps at once,
+    # outside the recurrence: at most 4096 numbers per coefficient and chunk, or one step.
+    coef_steps = max(1, min(T, 4096 // max(B * H, 1)))
+    coef_buf = np.empty((coef_steps, 5, B, H), dtype=dtype)
+    coef_tmp_0_all = np.empty((coef_steps, B, H), dtype=dtype)
+    coef_t0 = T
     buf_0 = np.empty((B, H), dtype=dtype)
+    buf_1 = np.empty((B, H), dtype=dtype)
     z_seq = buf_W_ih[:, 2]
     i_seq = buf_W_ih[:, 0]
     f_seq = buf_W_ih[:, 1]
     for t in range(T - 1, -1, -1):
-        h = seq_h[t + 1]
+        if t < coef_t0:  # the next chunk of steps: its coefficients of the adjoints, all at once
+            coef_t0 = max(0, t + 1 - coef_steps)
+            coef_n = t + 1 - coef_t0
+            coef_of_c_prev = seq_c[coef_t0 : t + 1]
+            coef_of_f = buf_W_ih[coef_t0 : t + 1, 1]
+            coef_of_h = seq_h[coef_t0 + 1 : t + 2]
+            coef_of_i = buf_W_ih[coef_t0 : t + 1, 0]
+            coef_of_z = buf_W_ih[coef_t0 : t + 1, 2]
+            coef_tmp_0 = coef_tmp_0_all[:coef_n]
+            coef_0 = coef_buf[:coef_n, 0]
+            np.subtract(1, coef_of_i, out=coef_0)
+            coef_0 *= coef_of_i
+            coef_0 *= coef_of_z
+            coef_1 = coef_buf[:coef_n, 1]
+            np.subtract(1, coef_of_f, out=coef_1)
+            coef_1 *= coef_of_c_prev
+            coef_1 *= coef_of_f
+            # coef 0 = i*z*(1 - i)
+            # coef 1 = c_prev*f*(1 - f)
+            # coef 2 = i*(1 - z**2)
+            coef_2 = coef_buf[:coef_n, 2]
+            np.square(coef_of_z, out=coef_2)
+            np.subtract(1, coef_2, out=coef_2)
+            coef_2 *= coef_of_i
+            # coef 3 = 1 - h**2
+            coef_3 = coef_buf[:coef_n, 3]
+            np.square(coef_of_h, out=coef_3)
+            np.subtract(1, coef_3, out=coef_3)
+            # coef 4 = c_prev*f*p_f*(1 - f) + f + i*p_i*z*(1 - i)
+            coef_4 = coef_buf[:coef_n, 4]
+            np.multiply(coef_0, p_i, out=coef_4)
+            np.multiply(coef_1, p_f, out=coef_tmp_0)
+            coef_4 += coef_tmp_0
+            coef_4 += coef_of_f
+        coef_step = coef_buf[t - coef_t0]
         c_prev = seq_c[t]
         z = z_seq[t]
         i = i_seq[t]
@@ -245,52 +282,32 @@ def backward(params, cache, dy, dstate=None, *, check_finite=False):
         # (9) d_h = din_h
         d_h = din_h
         # (10) d_c = d_h*(1 - h**2) + din_c
-        np.square(h, out=d_c)
-        np.subtract(1, d_c, out=d_c)
-        d_c *= d_h
+        np.multiply(coef_step[3], d_h, out=d_c)
         d_c += din_c
-        # (11) d_f = c_prev*d_c
-        np.multiply(c_prev, d_c, out=d_f)
-        # (12) d_i = d_c*z
-        np.multiply(d_c, z, out=d_i)
-        # (13) d_z = d_c*i
-        np.multiply(d_c, i, out=d_z)
+        # (11) d_f = c_prev*d_c: folded into the coefficients
+        # (12) d_i = d_c*z: folded into the coefficients
+        # (13) d_z = d_c*i: folded into the coefficients
         # (14) d_a_z = d_z*(1 - z**2)
-        d_a_z = d_buf_W_ih[2]
-        np.square(z, out=d_a_z)
-        np.subtract(1, d_a_z, out=d_a_z)
-        d_a_z *= d_z
         # (15) d_a_f = d_f*f*(1 - f)
-        # (15) d_a_f first: a common subexpression, computed once
-        d_a_f = d_buf_W_ih[1]
-        np.subtract(1, f, out=d_a_f)
-        d_a_f *= d_f
-        d_a_f *= f
         # (16) d_a_i = d_i*i*(1 - i)
-        # (16) d_a_i first: a common subexpression, computed once
-        d_a_i = d_buf_W_ih[0]
-        np.subtract(1, i, out=d_a_i)
-        d_a_i *= d_i
-        d_a_i *= i
+        np.multiply(coef_step[0:3], d_c, out=d_buf_W_ih)
         # (18) d_h_prev = W_hi^T d_a_i + W_hf^T d_a_f + W_hz^T d_a_z
         np.copyto(d_rows_W_ih_g[t], d_buf_W_ih)
         np.matmul(d_rows_W_ih[t], W_hh, out=d_h_prev)
         # (19) d_c_prev = d_c*f + d_f*f*p_f*(1 - f) + d_i*i*p_i*(1 - i)
-        np.multiply(d_a_f, p_f, out=d_c_prev)
-        np.multiply(d_a_i, p_i, out=buf_0)
-        d_c_prev += buf_0
-        np.multiply(d_c, f, out=buf_0)
-        d_c_prev += buf_0
+        np.multiply(coef_step[4], d_c, out=d_c_prev)
         # (29) d_p_i += batch sum of c_prev*d_i*i*(1 - i)
         np.subtract(1, i, out=buf_0)
         buf_0 *= c_prev
-        buf_0 *= d_i
+        buf_0 *= d_c
         buf_0 *= i
+        buf_0 *= z
         d_p_i += buf_0.sum(axis=0)
         # (30) d_p_f += batch sum of c_prev*d_f*f*(1 - f)
-        np.subtract(1, f, out=buf_0)
-        buf_0 *= c_prev
-        buf_0 *= d_f
+        np.square(c_prev, out=buf_0)
+        np.subtract(1, f, out=buf_1)
+        buf_0 *= buf_1
+        buf_0 *= d_c
         buf_0 *= f
         d_p_f += buf_0.sum(axis=0)
     # Weight gradients of all steps at once: one GEMM per fused weight.

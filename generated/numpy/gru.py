@@ -226,51 +226,59 @@ def backward(params, cache, dy, dstate=None, *, check_finite=False):
     d_rows_W_hh_g = d_rows_W_hh.reshape(T, B, 3, H).transpose(0, 2, 1, 3)
     d_h_prev = np.zeros((B, H), dtype=dtype) if dstate is None else dstate[0].copy()
     din_h = np.empty((B, H), dtype=dtype)
-    d_gates_W_ih = np.empty((3, B, H), dtype=dtype)
-    d_n = d_gates_W_ih[2]
-    d_z = d_gates_W_ih[1]
-    d_r = d_gates_W_ih[0]
-    cse_0 = np.empty((B, H), dtype=dtype)
+    # Coefficients of the adjoints (forward values only), computed for chunks of steps at once,
+    # outside the recurrence: at most 4096 numbers per coefficient and chunk, or one step.
+    coef_steps = max(1, min(T, 4096 // max(B * H, 1)))
+    coef_buf = np.empty((coef_steps, 4, B, H), dtype=dtype)
+    coef_cse_0_all = np.empty((coef_steps, B, H), dtype=dtype)
+    coef_t0 = T
     buf_0 = np.empty((B, H), dtype=dtype)
-    r_seq = buf_W_ih[:, 0]
     z_seq = buf_W_ih[:, 1]
-    n_seq = buf_W_ih[:, 2]
     for t in range(T - 1, -1, -1):
-        h_prev = seq_h[t]
-        u_n = cache_u_n[t]
-        r = r_seq[t]
+        if t < coef_t0:  # the next chunk of steps: its coefficients of the adjoints, all at once
+            coef_t0 = max(0, t + 1 - coef_steps)
+            coef_n = t + 1 - coef_t0
+            coef_of_h_prev = seq_h[coef_t0 : t + 1]
+            coef_of_n = buf_W_ih[coef_t0 : t + 1, 2]
+            coef_of_r = buf_W_ih[coef_t0 : t + 1, 0]
+            coef_of_u_n = cache_u_n[coef_t0 : t + 1]
+            coef_of_z = buf_W_ih[coef_t0 : t + 1, 1]
+            coef_cse_0 = coef_cse_0_all[:coef_n]
+            np.subtract(1, coef_of_z, out=coef_cse_0)
+            coef_2 = coef_buf[:coef_n, 2]
+            np.square(coef_of_n, out=coef_2)
+            np.subtract(1, coef_2, out=coef_2)
+            coef_2 *= coef_cse_0
+            coef_3 = coef_buf[:coef_n, 3]
+            np.multiply(coef_2, coef_of_r, out=coef_3)
+            # coef 0 = r*u_n*(1 - n**2)*(1 - r)*(1 - z)
+            coef_0 = coef_buf[:coef_n, 0]
+            np.subtract(1, coef_of_r, out=coef_0)
+            coef_0 *= coef_3
+            coef_0 *= coef_of_u_n
+            # coef 1 = z*(1 - z)*(h_prev - n)
+            coef_1 = coef_buf[:coef_n, 1]
+            np.subtract(coef_of_h_prev, coef_of_n, out=coef_1)
+            coef_1 *= coef_cse_0
+            coef_1 *= coef_of_z
+            # coef 2 = (1 - n**2)*(1 - z)
+            # coef 3 = r*(1 - n**2)*(1 - z)
+        coef_step = coef_buf[t - coef_t0]
         z = z_seq[t]
-        n = n_seq[t]
         # Gradients arriving at this step's outputs: the loss at t and the later steps.
         np.add(dy[t], d_h_prev, out=din_h)
         # (9) d_h = din_h
         d_h = din_h
-        # (10) d_n = d_h*(1 - z)
-        np.subtract(1, z, out=cse_0)
-        np.multiply(cse_0, d_h, out=d_n)
-        # (11) d_z = d_h*(h_prev - n)
-        np.subtract(h_prev, n, out=d_z)
-        d_z *= d_h
-        # (12) d_r = d_n*u_n*(1 - n**2)
-        # (14) d_a_n first: a common subexpression, computed once
-        d_a_n = d_buf_W_ih[2]
-        np.square(n, out=d_a_n)
-        np.subtract(1, d_a_n, out=d_a_n)
-        d_a_n *= d_n
-        np.multiply(d_a_n, u_n, out=d_r)
+        # (10) d_n = d_h*(1 - z): folded into the coefficients
+        # (11) d_z = d_h*(h_prev - n): folded into the coefficients
+        # (12) d_r = d_n*u_n*(1 - n**2): folded into the coefficients
         # (13) d_u_n = d_n*r*(1 - n**2)
         d_u_n = d_buf_W_hh[2]
-        np.multiply(d_a_n, r, out=d_u_n)
+        np.multiply(coef_step[3], d_h, out=d_u_n)
         # (14) d_a_n = d_n*(1 - n**2)
         # (15) d_a_z = d_z*z*(1 - z)
-        d_a_z = d_buf_W_ih[1]
-        np.multiply(cse_0, d_z, out=d_a_z)
-        d_a_z *= z
         # (16) d_a_r = d_r*r*(1 - r)
-        d_a_r = d_buf_W_ih[0]
-        np.subtract(1, r, out=d_a_r)
-        d_a_r *= d_r
-        d_a_r *= r
+        np.multiply(coef_step[0:3], d_h, out=d_buf_W_ih)
         # (18) d_h_prev = d_h*z + W_hr^T d_a_r + W_hz^T d_a_z + W_hn^T d_u_n
         d_buf_W_hh[0:2] = d_buf_W_ih[0:2]
         np.multiply(d_h, z, out=d_h_prev)

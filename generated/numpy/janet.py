@@ -202,40 +202,49 @@ def backward(params, cache, dy, dstate=None, *, check_finite=False):
     d_rows_W_ih_g = d_rows_W_ih.reshape(T, B, 2, H).transpose(0, 2, 1, 3)
     d_h_prev = np.zeros((B, H), dtype=dtype) if dstate is None else dstate[0].copy()
     din_h = np.empty((B, H), dtype=dtype)
-    d_gates_W_ih = np.empty((2, B, H), dtype=dtype)
-    d_g = d_gates_W_ih[1]
-    d_f = np.empty((B, H), dtype=dtype)
-    cse_0 = np.empty((B, H), dtype=dtype)
+    # Coefficients of the adjoints (forward values only), computed for chunks of steps at once,
+    # outside the recurrence: at most 4096 numbers per coefficient and chunk, or one step.
+    coef_steps = max(1, min(T, 4096 // max(B * H, 1)))
+    coef_buf = np.empty((coef_steps, 2, B, H), dtype=dtype)
+    coef_tmp_0_all = np.empty((coef_steps, B, H), dtype=dtype)
+    coef_cse_0_all = np.empty((coef_steps, B, H), dtype=dtype)
+    coef_t0 = T
     buf_0 = np.empty((B, H), dtype=dtype)
-    g_seq = buf_W_ih[:, 1]
     for t in range(T - 1, -1, -1):
-        h_prev = seq_h[t]
+        if t < coef_t0:  # the next chunk of steps: its coefficients of the adjoints, all at once
+            coef_t0 = max(0, t + 1 - coef_steps)
+            coef_n = t + 1 - coef_t0
+            coef_of_f = cache_f[coef_t0 : t + 1]
+            coef_of_g = buf_W_ih[coef_t0 : t + 1, 1]
+            coef_of_h_prev = seq_h[coef_t0 : t + 1]
+            coef_of_sigmoid_h = cache_sigmoid_h[coef_t0 : t + 1]
+            coef_tmp_0 = coef_tmp_0_all[:coef_n]
+            coef_cse_0 = coef_cse_0_all[:coef_n]
+            np.subtract(1, coef_of_sigmoid_h, out=coef_cse_0)
+            # coef 0 = f*h_prev*(1 - f) - g*sigmoid_h*(1 - sigmoid_h)
+            coef_0 = coef_buf[:coef_n, 0]
+            np.subtract(1, coef_of_f, out=coef_0)
+            coef_0 *= coef_of_f
+            coef_0 *= coef_of_h_prev
+            np.multiply(coef_cse_0, coef_of_g, out=coef_tmp_0)
+            coef_tmp_0 *= coef_of_sigmoid_h
+            coef_0 -= coef_tmp_0
+            # coef 1 = (1 - g**2)*(1 - sigmoid_h)
+            coef_1 = coef_buf[:coef_n, 1]
+            np.square(coef_of_g, out=coef_1)
+            np.subtract(1, coef_1, out=coef_1)
+            coef_1 *= coef_cse_0
+        coef_step = coef_buf[t - coef_t0]
         f = cache_f[t]
-        sigmoid_h = cache_sigmoid_h[t]
-        g = g_seq[t]
         # Gradients arriving at this step's outputs: the loss at t and the later steps.
         np.add(dy[t], d_h_prev, out=din_h)
         # (6) d_h = din_h
         d_h = din_h
-        # (7) d_g = d_h*(1 - sigmoid_h)
-        np.subtract(1, sigmoid_h, out=cse_0)
-        cse_0 *= d_h
-        np.copyto(d_g, cse_0)
-        # (8) d_f = d_h*h_prev
-        np.multiply(d_h, h_prev, out=d_f)
+        # (7) d_g = d_h*(1 - sigmoid_h): folded into the coefficients
+        # (8) d_f = d_h*h_prev: folded into the coefficients
         # (9) d_a_g = d_g*(1 - g**2)
-        d_a_g = d_buf_W_ih[1]
-        np.square(g, out=d_a_g)
-        np.subtract(1, d_a_g, out=d_a_g)
-        d_a_g *= d_g
         # (10) d_s = d_f*f*(1 - f) - d_h*g*sigmoid_h*(1 - sigmoid_h)
-        d_s = d_buf_W_ih[0]
-        np.subtract(1, f, out=d_s)
-        d_s *= d_f
-        d_s *= f
-        np.multiply(cse_0, g, out=buf_0)
-        buf_0 *= sigmoid_h
-        d_s -= buf_0
+        np.multiply(coef_step[0:2], d_h, out=d_buf_W_ih)
         # (12) d_h_prev = d_h*f + W_hf^T d_s + W_hg^T d_a_g
         np.multiply(d_h, f, out=d_h_prev)
         np.copyto(d_rows_W_ih_g[t], d_buf_W_ih)

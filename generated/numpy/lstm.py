@@ -240,59 +240,68 @@ def backward(params, cache, dy, dstate=None, *, check_finite=False):
     d_c_prev = np.zeros((B, H), dtype=dtype) if dstate is None else dstate[1].copy()
     din_c = np.empty((B, H), dtype=dtype)
     d_c = np.empty((B, H), dtype=dtype)
-    d_gates_W_ih = np.empty((4, B, H), dtype=dtype)
-    d_o = d_gates_W_ih[3]
-    d_g = d_gates_W_ih[2]
-    d_f = d_gates_W_ih[1]
-    d_i = d_gates_W_ih[0]
-    d_gates_i_f = d_gates_W_ih[0:2]
-    d_pre_i_f = d_buf_W_ih[0:2]
-    i_seq = buf_W_ih[:, 0]
+    # Coefficients of the adjoints (forward values only), computed for chunks of steps at once,
+    # outside the recurrence: at most 4096 numbers per coefficient and chunk, or one step.
+    coef_steps = max(1, min(T, 4096 // max(B * H, 1)))
+    coef_buf = np.empty((coef_steps, 5, B, H), dtype=dtype)
+    coef_t0 = T
     f_seq = buf_W_ih[:, 1]
-    g_seq = buf_W_ih[:, 2]
-    o_seq = buf_W_ih[:, 3]
     for t in range(T - 1, -1, -1):
-        c_prev = seq_c[t]
-        tanh_c = cache_tanh_c[t]
-        i = i_seq[t]
+        if t < coef_t0:  # the next chunk of steps: its coefficients of the adjoints, all at once
+            coef_t0 = max(0, t + 1 - coef_steps)
+            coef_n = t + 1 - coef_t0
+            coef_of_c_prev = seq_c[coef_t0 : t + 1]
+            coef_of_f = buf_W_ih[coef_t0 : t + 1, 1]
+            coef_of_g = buf_W_ih[coef_t0 : t + 1, 2]
+            coef_of_i = buf_W_ih[coef_t0 : t + 1, 0]
+            coef_of_o = buf_W_ih[coef_t0 : t + 1, 3]
+            coef_of_tanh_c = cache_tanh_c[coef_t0 : t + 1]
+            # coef 0 = g*i*(1 - i)
+            coef_0 = coef_buf[:coef_n, 0]
+            np.subtract(1, coef_of_i, out=coef_0)
+            coef_0 *= coef_of_g
+            coef_0 *= coef_of_i
+            # coef 1 = c_prev*f*(1 - f)
+            coef_1 = coef_buf[:coef_n, 1]
+            np.subtract(1, coef_of_f, out=coef_1)
+            coef_1 *= coef_of_c_prev
+            coef_1 *= coef_of_f
+            # coef 2 = i*(1 - g**2)
+            coef_2 = coef_buf[:coef_n, 2]
+            np.square(coef_of_g, out=coef_2)
+            np.subtract(1, coef_2, out=coef_2)
+            coef_2 *= coef_of_i
+            # coef 3 = o*(1 - tanh_c**2)
+            coef_3 = coef_buf[:coef_n, 3]
+            np.square(coef_of_tanh_c, out=coef_3)
+            np.subtract(1, coef_3, out=coef_3)
+            coef_3 *= coef_of_o
+            # coef 4 = o*tanh_c*(1 - o)
+            coef_4 = coef_buf[:coef_n, 4]
+            np.subtract(1, coef_of_o, out=coef_4)
+            coef_4 *= coef_of_o
+            coef_4 *= coef_of_tanh_c
+        coef_step = coef_buf[t - coef_t0]
         f = f_seq[t]
-        g = g_seq[t]
-        o = o_seq[t]
         # Gradients arriving at this step's outputs: the loss at t and the later steps.
         np.add(dy[t], d_h_prev, out=din_h)
         din_c, d_c_prev = d_c_prev, din_c
         # (11) d_h = din_h
         d_h = din_h
         # (12) d_c = d_h*o*(1 - tanh_c**2) + din_c
-        np.square(tanh_c, out=d_c)
-        np.subtract(1, d_c, out=d_c)
-        d_c *= d_h
-        d_c *= o
+        np.multiply(coef_step[3], d_h, out=d_c)
         d_c += din_c
-        # (13) d_o = d_h*tanh_c
-        np.multiply(d_h, tanh_c, out=d_o)
-        # (14) d_g = d_c*i
-        np.multiply(d_c, i, out=d_g)
-        # (15) d_f = c_prev*d_c
-        np.multiply(c_prev, d_c, out=d_f)
-        # (16) d_i = d_c*g
-        np.multiply(d_c, g, out=d_i)
+        # (13) d_o = d_h*tanh_c: folded into the coefficients
+        # (14) d_g = d_c*i: folded into the coefficients
+        # (15) d_f = c_prev*d_c: folded into the coefficients
+        # (16) d_i = d_c*g: folded into the coefficients
         # (17) d_a_o = d_o*o*(1 - o)
         d_a_o = d_buf_W_ih[3]
-        np.subtract(1, o, out=d_a_o)
-        d_a_o *= d_o
-        d_a_o *= o
+        np.multiply(coef_step[4], d_h, out=d_a_o)
         # (18) d_a_g = d_g*(1 - g**2)
-        d_a_g = d_buf_W_ih[2]
-        np.square(g, out=d_a_g)
-        np.subtract(1, d_a_g, out=d_a_g)
-        d_a_g *= d_g
         # (19) d_a_f = d_f*f*(1 - f)
         # (20) d_a_i = d_i*i*(1 - i)
-        gates_i_f = buf_W_ih[t, 0:2]
-        np.subtract(1, gates_i_f, out=d_pre_i_f)
-        d_pre_i_f *= d_gates_i_f
-        d_pre_i_f *= gates_i_f
+        np.multiply(coef_step[0:3], d_c, out=d_buf_W_ih[0:3])
         # (22) d_h_prev = W_hi^T d_a_i + W_hf^T d_a_f + W_hg^T d_a_g + W_ho^T d_a_o
         np.copyto(d_rows_W_ih_g[t], d_buf_W_ih)
         np.matmul(d_rows_W_ih[t], W_hh, out=d_h_prev)

@@ -240,56 +240,67 @@ def backward(params, cache, dy, dstate=None, *, check_finite=False):
     d_c_prev = np.zeros((B, H), dtype=dtype) if dstate is None else dstate[1].copy()
     din_c = np.empty((B, H), dtype=dtype)
     d_c = np.empty((B, H), dtype=dtype)
-    d_gates_W_ih = np.empty((3, B, H), dtype=dtype)
-    d_o = d_gates_W_ih[2]
-    d_g = np.empty((B, H), dtype=dtype)
-    d_i = d_gates_W_ih[0]
-    cse_0 = np.empty((B, H), dtype=dtype)
-    i_seq = buf_W_ih[:, 0]
-    o_seq = buf_W_ih[:, 2]
+    # Coefficients of the adjoints (forward values only), computed for chunks of steps at once,
+    # outside the recurrence: at most 4096 numbers per coefficient and chunk, or one step.
+    coef_steps = max(1, min(T, 4096 // max(B * H, 1)))
+    coef_buf = np.empty((coef_steps, 4, B, H), dtype=dtype)
+    coef_tmp_0_all = np.empty((coef_steps, B, H), dtype=dtype)
+    coef_cse_0_all = np.empty((coef_steps, B, H), dtype=dtype)
+    coef_t0 = T
     for t in range(T - 1, -1, -1):
-        g = cache_g[t]
-        sigmoid_a_g = cache_sigmoid_a_g[t]
-        sigmoid_c = cache_sigmoid_c[t]
-        i = i_seq[t]
-        o = o_seq[t]
+        if t < coef_t0:  # the next chunk of steps: its coefficients of the adjoints, all at once
+            coef_t0 = max(0, t + 1 - coef_steps)
+            coef_n = t + 1 - coef_t0
+            coef_of_g = cache_g[coef_t0 : t + 1]
+            coef_of_i = buf_W_ih[coef_t0 : t + 1, 0]
+            coef_of_o = buf_W_ih[coef_t0 : t + 1, 2]
+            coef_of_sigmoid_a_g = cache_sigmoid_a_g[coef_t0 : t + 1]
+            coef_of_sigmoid_c = cache_sigmoid_c[coef_t0 : t + 1]
+            coef_tmp_0 = coef_tmp_0_all[:coef_n]
+            coef_cse_0 = coef_cse_0_all[:coef_n]
+            np.copyto(coef_cse_0, coef_of_sigmoid_c)
+            coef_cse_0 *= 2
+            # coef 0 = g*i*(1 - i)
+            coef_0 = coef_buf[:coef_n, 0]
+            np.subtract(1, coef_of_i, out=coef_0)
+            coef_0 *= coef_of_g
+            coef_0 *= coef_of_i
+            # coef 1 = 4*i*sigmoid_a_g*(1 - sigmoid_a_g)
+            coef_1 = coef_buf[:coef_n, 1]
+            np.subtract(1, coef_of_sigmoid_a_g, out=coef_1)
+            coef_1 *= coef_of_i
+            coef_1 *= coef_of_sigmoid_a_g
+            coef_1 *= 4
+            # coef 2 = 2*o*sigmoid_c*(1 - sigmoid_c)
+            coef_2 = coef_buf[:coef_n, 2]
+            np.subtract(1, coef_of_sigmoid_c, out=coef_2)
+            coef_2 *= coef_cse_0
+            coef_2 *= coef_of_o
+            # coef 3 = o*(1 - o)*(2*sigmoid_c - 1)
+            coef_3 = coef_buf[:coef_n, 3]
+            np.subtract(1, coef_of_o, out=coef_3)
+            np.copyto(coef_tmp_0, coef_cse_0)
+            coef_tmp_0 -= 1
+            coef_3 *= coef_tmp_0
+            coef_3 *= coef_of_o
+        coef_step = coef_buf[t - coef_t0]
         # Gradients arriving at this step's outputs: the loss at t and the later steps.
         np.add(dy[t], d_h_prev, out=din_h)
         din_c, d_c_prev = d_c_prev, din_c
         # (9) d_h = din_h
         d_h = din_h
         # (10) d_c = 2*d_h*o*sigmoid_c*(1 - sigmoid_c) + din_c
-        np.copyto(cse_0, sigmoid_c)
-        cse_0 *= 2
-        np.subtract(1, sigmoid_c, out=d_c)
-        d_c *= cse_0
-        d_c *= d_h
-        d_c *= o
+        np.multiply(coef_step[2], d_h, out=d_c)
         d_c += din_c
-        # (11) d_o = d_h*(2*sigmoid_c - 1)
-        np.copyto(d_o, cse_0)
-        d_o -= 1
-        d_o *= d_h
-        # (12) d_g = d_c*i
-        np.multiply(d_c, i, out=d_g)
-        # (13) d_i = d_c*g
-        np.multiply(d_c, g, out=d_i)
+        # (11) d_o = d_h*(2*sigmoid_c - 1): folded into the coefficients
+        # (12) d_g = d_c*i: folded into the coefficients
+        # (13) d_i = d_c*g: folded into the coefficients
         # (14) d_a_o = d_o*o*(1 - o)
         d_a_o = d_buf_W_ih[2]
-        np.subtract(1, o, out=d_a_o)
-        d_a_o *= d_o
-        d_a_o *= o
+        np.multiply(coef_step[3], d_h, out=d_a_o)
         # (15) d_a_g = 4*d_g*sigmoid_a_g*(1 - sigmoid_a_g)
-        d_a_g = d_buf_W_ih[1]
-        np.subtract(1, sigmoid_a_g, out=d_a_g)
-        d_a_g *= d_g
-        d_a_g *= sigmoid_a_g
-        d_a_g *= 4
         # (16) d_a_i = d_i*i*(1 - i)
-        d_a_i = d_buf_W_ih[0]
-        np.subtract(1, i, out=d_a_i)
-        d_a_i *= d_i
-        d_a_i *= i
+        np.multiply(coef_step[0:2], d_c, out=d_buf_W_ih[0:2])
         # (18) d_h_prev = W_hi^T d_a_i + W_hg^T d_a_g + W_ho^T d_a_o
         np.copyto(d_rows_W_ih_g[t], d_buf_W_ih)
         np.matmul(d_rows_W_ih[t], W_hh, out=d_h_prev)

@@ -215,45 +215,61 @@ def backward(params, cache, dy, dstate=None, *, check_finite=False):
     d_buf_W_hn = d_rows_W_hn.reshape(T, 1, B, H)
     d_h_prev = np.zeros((B, H), dtype=dtype) if dstate is None else dstate[0].copy()
     din_h = np.empty((B, H), dtype=dtype)
-    d_gates_W_ih = np.empty((2, B, H), dtype=dtype)
-    d_n = d_gates_W_ih[1]
     d_fh = np.empty((B, H), dtype=dtype)
+    d_gates_W_ih = np.empty((2, B, H), dtype=dtype)
     d_f = d_gates_W_ih[0]
-    cse_0 = np.empty((B, H), dtype=dtype)
+    # Coefficients of the adjoints (forward values only), computed for chunks of steps at once,
+    # outside the recurrence: at most 4096 numbers per coefficient and chunk, or one step.
+    coef_steps = max(1, min(T, 4096 // max(B * H, 1)))
+    coef_buf = np.empty((coef_steps, 4, B, H), dtype=dtype)
+    coef_t0 = T
     buf_0 = np.empty((B, H), dtype=dtype)
     f_seq = buf_W_ih[:, 0]
-    n_seq = buf_W_ih[:, 1]
     for t in range(T - 1, -1, -1):
+        if t < coef_t0:  # the next chunk of steps: its coefficients of the adjoints, all at once
+            coef_t0 = max(0, t + 1 - coef_steps)
+            coef_n = t + 1 - coef_t0
+            coef_of_f = buf_W_ih[coef_t0 : t + 1, 0]
+            coef_of_h_prev = seq_h[coef_t0 : t + 1]
+            coef_of_n = buf_W_ih[coef_t0 : t + 1, 1]
+            coef_3 = coef_buf[:coef_n, 3]
+            np.subtract(1, coef_of_f, out=coef_3)
+            # coef 0 = f*(1 - n**2)
+            coef_0 = coef_buf[:coef_n, 0]
+            np.square(coef_of_n, out=coef_0)
+            np.subtract(1, coef_0, out=coef_0)
+            coef_0 *= coef_of_f
+            # coef 1 = -h_prev + n
+            coef_1 = coef_buf[:coef_n, 1]
+            np.subtract(coef_of_n, coef_of_h_prev, out=coef_1)
+            # coef 2 = f*(1 - f)
+            coef_2 = coef_buf[:coef_n, 2]
+            np.multiply(coef_3, coef_of_f, out=coef_2)
+            # coef 3 = 1 - f
+        coef_step = coef_buf[t - coef_t0]
         h_prev = seq_h[t]
         f = f_seq[t]
-        n = n_seq[t]
         # Gradients arriving at this step's outputs: the loss at t and the later steps.
         np.add(dy[t], d_h_prev, out=din_h)
         # (7) d_h = din_h
         d_h = din_h
-        # (8) d_n = d_h*f
-        np.multiply(d_h, f, out=d_n)
+        # (8) d_n = d_h*f: folded into the coefficients
         # (9) d_a_n = d_n*(1 - n**2)
         d_a_n = d_buf_W_ih[1]
-        np.square(n, out=d_a_n)
-        np.subtract(1, d_a_n, out=d_a_n)
-        d_a_n *= d_n
+        np.multiply(coef_step[0], d_h, out=d_a_n)
         # (10) d_fh = W_hn^T d_a_n
         d_buf_W_hn[t, 0] = d_buf_W_ih[1]
         np.matmul(d_rows_W_hn[t], W_hn, out=d_fh)
         # (11) d_f = d_fh*h_prev + d_h*(-h_prev + n)
-        np.multiply(d_fh, h_prev, out=d_f)
-        np.subtract(n, h_prev, out=buf_0)
-        buf_0 *= d_h
+        np.multiply(coef_step[1], d_h, out=d_f)
+        np.multiply(d_fh, h_prev, out=buf_0)
         d_f += buf_0
         # (12) d_a_f = d_f*f*(1 - f)
-        np.subtract(1, f, out=cse_0)
         d_a_f = d_buf_W_ih[0]
-        np.multiply(cse_0, d_f, out=d_a_f)
-        d_a_f *= f
+        np.multiply(coef_step[2], d_f, out=d_a_f)
         # (14) d_h_prev = d_fh*f + d_h*(1 - f) + W_hf^T d_a_f
         d_buf_W_hf[t, 0] = d_buf_W_ih[0]
-        np.multiply(cse_0, d_h, out=d_h_prev)
+        np.multiply(coef_step[3], d_h, out=d_h_prev)
         np.multiply(d_fh, f, out=buf_0)
         d_h_prev += buf_0
         np.matmul(d_rows_W_hf[t], W_hf, out=buf_0)

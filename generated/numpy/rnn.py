@@ -167,18 +167,29 @@ def backward(params, cache, dy, dstate=None, *, check_finite=False):
     d_buf_W_ih = d_rows_W_ih.reshape(T, 1, B, H)
     d_h_prev = np.zeros((B, H), dtype=dtype) if dstate is None else dstate[0].copy()
     din_h = np.empty((B, H), dtype=dtype)
+    # Coefficients of the adjoints (forward values only), computed for chunks of steps at once,
+    # outside the recurrence: at most 4096 numbers per coefficient and chunk, or one step.
+    coef_steps = max(1, min(T, 4096 // max(B * H, 1)))
+    coef_buf = np.empty((coef_steps, 1, B, H), dtype=dtype)
+    coef_t0 = T
     d_a_seq = d_buf_W_ih[:, 0]
     for t in range(T - 1, -1, -1):
-        h = seq_h[t + 1]
+        if t < coef_t0:  # the next chunk of steps: its coefficients of the adjoints, all at once
+            coef_t0 = max(0, t + 1 - coef_steps)
+            coef_n = t + 1 - coef_t0
+            coef_of_h = seq_h[coef_t0 + 1 : t + 2]
+            # coef 0 = 1 - h**2
+            coef_0 = coef_buf[:coef_n, 0]
+            np.square(coef_of_h, out=coef_0)
+            np.subtract(1, coef_0, out=coef_0)
+        coef_step = coef_buf[t - coef_t0]
         # Gradients arriving at this step's outputs: the loss at t and the later steps.
         np.add(dy[t], d_h_prev, out=din_h)
         # (3) d_h = din_h
         d_h = din_h
         # (4) d_a = d_h*(1 - h**2)
         d_a = d_a_seq[t]
-        np.square(h, out=d_a)
-        np.subtract(1, d_a, out=d_a)
-        d_a *= d_h
+        np.multiply(coef_step[0], d_h, out=d_a)
         # (6) d_h_prev = W_hh^T d_a
         np.matmul(d_rows_W_ih[t], W_hh, out=d_h_prev)
     # Weight gradients of all steps at once: one GEMM per fused weight.
