@@ -267,30 +267,8 @@ class _Planner:
         emit = InplaceEmitter(self.p, pool)
         state_node = {node: st for st, node in s.updates}
         setup += self._prescale_lines()
-        for lay in self.layouts.values():
-            if lay.kind == "input":
-                G = lay.blocks
-                if G == 1:
-                    setup.append(f"# Input projection of all {lay.name} blocks for every step: one GEMM.")
-                    setup.append(
-                        f"buf_{lay.name} = np.matmul(x.reshape(T * B, I), {lay.name}.T).reshape(T, 1, B, H)"
-                    )
-                    continue
-                setup += [
-                    f"# Input projection of all {lay.name} blocks for every step, stored (T, gate, B, H) so",
-                    "# that every gate block and run of blocks is contiguous: one GEMM per chunk of steps",
-                    "# (256 rows, or one step) into a scratch that stays in cache, copied into place.",
-                    f"buf_{lay.name} = np.empty((T, {G}, B, H), dtype=dtype)",
-                    "buf_steps = max(1, min(T, 256 // max(B, 1)))",
-                    f"buf_proj = np.empty((buf_steps * B, {G} * H), dtype=dtype)",
-                    "for t in range(0, T, buf_steps):",
-                    "    buf_x = x[t : t + buf_steps]",
-                    "    buf_rows = buf_proj[: len(buf_x) * B]",
-                    f"    np.matmul(buf_x.reshape(-1, I), {lay.name}.T, out=buf_rows)",
-                    f"    buf_rows = buf_rows.reshape(len(buf_x), B, {G}, H).transpose(0, 2, 1, 3)",
-                    f"    np.copyto(buf_{lay.name}[t : t + buf_steps], buf_rows)",
-                ]
-        # Biases of nodes whose home is an input projection are added once, before the loop.
+        # Biases of nodes whose home is an input projection are added once, outside the loop: for a
+        # projection done in chunks, on the way from the chunk's GEMM output into the gate buffer.
         per_step_bias = []
         bias_ops = []
         for n in s.nodes:
@@ -300,6 +278,42 @@ class _Planner:
                     blay = s.group_of(b)
                     op = (lay, k, blay, blay.members.index(b))
                     (bias_ops if lay.kind == "input" else per_step_bias).append(op)
+        for lay in self.layouts.values():
+            if lay.kind == "input":
+                G = lay.blocks
+                biases = [op for op in bias_ops if op[0] is lay]
+                bias_ops = [op for op in bias_ops if op[0] is not lay]
+                if biases:  # the sum of the biases added to each block, (G, 1, H)
+                    setup.append(f"buf_{lay.name}_bias = np.zeros(({G}, 1, H), dtype=dtype)")
+                    setup += self._merged_adds(
+                        biases, lambda lay: f"buf_{lay.name}_bias[", vector=True, rows=False
+                    )
+                if G == 1:
+                    setup.append(f"# Input projection of all {lay.name} blocks for every step: one GEMM.")
+                    setup.append(
+                        f"buf_{lay.name} = np.matmul(x.reshape(T * B, I), {lay.name}.T).reshape(T, 1, B, H)"
+                    )
+                    if biases:
+                        setup.append(f"buf_{lay.name} += buf_{lay.name}_bias")
+                    continue
+                into = f"buf_{lay.name}[t : t + buf_steps]"
+                setup += [
+                    f"# Input projection of all {lay.name} blocks for every step, stored (T, gate, B, H) so",
+                    "# that every gate block and run of blocks is contiguous: one GEMM per chunk of steps",
+                    "# (256 rows, or one step) into a scratch that stays in cache, moved into place",
+                    "# with the biases added." if biases else "# as it is.",
+                    f"buf_{lay.name} = np.empty((T, {G}, B, H), dtype=dtype)",
+                    "buf_steps = max(1, min(T, 256 // max(B, 1)))",
+                    f"buf_proj = np.empty((buf_steps * B, {G} * H), dtype=dtype)",
+                    "for t in range(0, T, buf_steps):",
+                    "    buf_x = x[t : t + buf_steps]",
+                    "    buf_rows = buf_proj[: len(buf_x) * B]",
+                    f"    np.matmul(buf_x.reshape(-1, I), {lay.name}.T, out=buf_rows)",
+                    f"    buf_rows = buf_rows.reshape(len(buf_x), B, {G}, H).transpose(0, 2, 1, 3)",
+                    f"    np.add(buf_rows, buf_{lay.name}_bias, out={into})"
+                    if biases
+                    else f"    np.copyto({into}, buf_rows)",
+                ]
         for line in self._merged_adds(bias_ops, lambda lay: f"buf_{lay.name}[", vector=True):
             setup.append(line)
         for st in s.states:
@@ -345,7 +359,7 @@ class _Planner:
                 while i < len(nodes) and self._extends_run(run, nodes[i], inplace):
                     run.append(nodes[i])
                     i += 1
-                step += self._forward_inplace(run, inplace, emit)
+                step += self._forward_inplace(run, inplace, emit, setup)
                 continue
             n = nodes[i]
             i += 1
@@ -437,7 +451,9 @@ class _Planner:
     def _run_func(self, n: ElementwiseNode):
         return sp.tanh if n.name in self.prescaled() else n.expr.func
 
-    def _forward_inplace(self, run: list[ElementwiseNode], inplace, emit: InplaceEmitter) -> list[str]:
+    def _forward_inplace(
+        self, run: list[ElementwiseNode], inplace, emit: InplaceEmitter, setup: list[str]
+    ) -> list[str]:
         """`F(a)` over a run of adjacent blocks (or `F(a + rest)` for one), written over `a`."""
         lines = [f"# ({self.numbers[('fwd', n.name)]}) {n.name} = {sp.sstr(n.expr)}" for n in run]
         _, lay, k, rest = inplace[run[0].name]
@@ -450,13 +466,24 @@ class _Planner:
             emit.pool.release()
         lines += emit.emit(self._run_func(run[0])(sp.Symbol(name, real=True)), name)
         prescaled = self.prescaled()
+        flags = [n.name in prescaled for n in run]
+        if sum(a and not b for a, b in zip(flags, [False, *flags])) > 1:
+            # Sigmoid blocks on both sides of a tanh block ([i, f, g, o]): one scale and one shift over
+            # the whole run, 1 and 0 on the tanh blocks, instead of a pair of calls per sigmoid stretch.
+            scale = ", ".join("0.5" if f else "1.0" for f in flags)
+            shift = ", ".join("0.5" if f else "0.0" for f in flags)
+            suffix = name.removeprefix("gates_")
+            setup.append(f"buf_scale_{suffix} = np.array([{scale}], dtype=dtype).reshape({len(run)}, 1, 1)")
+            setup.append(f"buf_shift_{suffix} = np.array([{shift}], dtype=dtype).reshape({len(run)}, 1, 1)")
+            lines += [f"{name} *= buf_scale_{suffix}", f"{name} += buf_shift_{suffix}"]
+            flags = [False] * len(run)
         j = 0
         while j < len(run):  # finish the prescaled sigmoids: 0.5 * tanh(0.5 a) + 0.5
-            if run[j].name not in prescaled:
+            if not flags[j]:
                 j += 1
                 continue
             j1 = j
-            while j1 < len(run) and run[j1].name in prescaled:
+            while j1 < len(run) and flags[j1]:
                 j1 += 1
             view = name if j1 - j == len(run) else _index(self.buffer(lay), _bspan(k + j, k + j1, lay.blocks))
             lines += [f"{view} *= 0.5", f"{view} += 0.5"]
@@ -465,8 +492,11 @@ class _Planner:
             lines += [f"{n.name} = {self.block_view(lay, k + j)}" for j, n in enumerate(run)]
         return lines
 
-    def _merged_adds(self, ops, dst_prefix, vector: bool = False, src_prefix=None, verb: str = "+="):
-        """Print `dst[block k] += src[block j]` ops, merging consecutive blocks into one slice."""
+    def _merged_adds(
+        self, ops, dst_prefix, vector: bool = False, src_prefix=None, verb: str = "+=", rows: bool = True
+    ):
+        """Print `dst[block k] += src[block j]` ops, merging consecutive blocks into one slice.
+        `rows=False`: the destination of a vector is a (G, 1, H) array of blocks, not a gate buffer."""
         ops = sorted(ops, key=lambda o: (o[0].name, o[2].name, o[1]))
         lines, run = [], None
 
@@ -480,11 +510,13 @@ class _Planner:
             if vector:  # a bias (G*H,): a run of n blocks as (n, 1, H), against (.., n, B, H)
                 sspan = _span(j0, j0 + n, len(slay.members))
                 stext = f"{slay.name}[{sspan}]" if sspan else slay.name
-                if dlay.kind == "input":
+                if not rows:
+                    pass  # a (G, 1, H) array of blocks: indexed as it is
+                elif dlay.kind == "input":
                     dtext = f"buf_{dlay.name}[:, {dspan}]" if dspan else f"buf_{dlay.name}"
                 elif not dspan:
                     dtext = f"buf_{dlay.name}"  # all blocks of a step's (B, G*H) GEMM output
-                if n > 1 and (dspan or dlay.kind == "input"):
+                if n > 1 and (dspan or dlay.kind == "input" or not rows):
                     stext += f".reshape({n}, 1, H)"
             else:
                 stext = _index(src_prefix(slay), _bspan(j0, j0 + n, slay.blocks))
@@ -964,6 +996,7 @@ class _Planner:
         s = self.spec
         lines = ["# Bias gradients: sums of the pre-activation adjoints over time and batch."]
         elementwise_only = {g.param for g in elem_params}
+        totals: dict[str, str] = {}  # d_rows_<W> -> the bias gradient that holds its sum over time and batch
         for g in s.groups:
             if s.param(g.members[0]).is_matrix or all(m in elementwise_only for m in g.members):
                 continue
@@ -975,7 +1008,12 @@ class _Planner:
                         ops.append((j, self.grad_buffer_of(lay), k))
             glay = ops[0][1]
             if glay.blocks == len(g.members) and all(o[1] is glay and o[0] == o[2] for o in ops):
-                lines.append(f"d_{g.name} = d_rows_{glay.name}.sum(axis=(0, 1))")
+                rows = f"d_rows_{glay.name}"
+                if rows in totals:  # the same sum (LSTM's b_ih and b_hh): computed once
+                    lines.append(f"d_{g.name} = {totals[rows]}.copy()")
+                else:
+                    lines.append(f"d_{g.name} = {rows}.sum(axis=(0, 1))")
+                    totals[rows] = f"d_{g.name}"
                 continue
             lines.append(f"d_{g.name} = np.empty({self.group_shape(g)}, dtype=dtype)")
             runs: list[list] = []  # [j0, layout, k0, count]: consecutive blocks summed at once
@@ -989,6 +1027,11 @@ class _Planner:
                 span = _span(j, j + count, len(g.members))
                 dst = f"d_{g.name}[{span}]" if span else f"d_{g.name}[...]"
                 src_span = _span(k, k + count, lay.blocks)
+                total = totals.get(f"d_rows_{lay.name}")
+                if total is not None:
+                    src = f"{total}[{src_span}]" if src_span else total
+                    lines.append(f"{dst} = {src}")
+                    continue
                 src = f"d_rows_{lay.name}[..., {src_span}]" if src_span else f"d_rows_{lay.name}"
                 lines.append(f"{dst} = {src}.sum(axis=(0, 1))")
         return lines

@@ -27,7 +27,9 @@ def test_one_tanh_covers_all_lstm_gates(plans):
     step = plans["lstm"].forward_step
     assert _count(step, "np.tanh(") == 2  # the four gates at once, then tanh(c)
     assert "gates_i_f_g_o = buf_W_ih[t]" in step
-    assert _count(step, "*= 0.5") == 2 and _count(step, "+= 0.5") == 2  # [i, f] and [o]
+    # 0.5 * tanh + 0.5 on [i, f] and [o], identity on g: one scale and one shift over the four blocks
+    assert "gates_i_f_g_o *= buf_scale_i_f_g_o" in step and "gates_i_f_g_o += buf_shift_i_f_g_o" in step
+    assert _count(step, "0.5") == 0
     setup = plans["lstm"].forward_setup
     assert "W_hh[: 2 * H] *= 0.5" in setup and "W_hh[3 * H :] *= 0.5" in setup
     assert not any("W_hh[2 * H : 3 * H]" in line for line in setup)  # g is a tanh gate: unscaled

@@ -97,9 +97,11 @@ def forward(params, x, state0=None, *, check_finite=False):
     W_ih = params["W_ih"]
     W_hh = params["W_hh"]
     b = params["b"]
+    buf_W_ih_bias = np.zeros((1, 1, H), dtype=dtype)
+    buf_W_ih_bias[0] += b
     # Input projection of all W_ih blocks for every step: one GEMM.
     buf_W_ih = np.matmul(x.reshape(T * B, I), W_ih.T).reshape(T, 1, B, H)
-    buf_W_ih[:, 0] += b
+    buf_W_ih += buf_W_ih_bias
     seq_h = np.empty((T + 1, B, H), dtype=dtype)
     seq_h[0] = h0
     seq_c = np.empty((T + 1, B, H), dtype=dtype)

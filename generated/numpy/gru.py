@@ -119,9 +119,13 @@ def forward(params, x, state0=None, *, check_finite=False):
     b_ih[: 2 * H] *= 0.5
     b_hh = b_hh.copy()
     b_hh[: 2 * H] *= 0.5
+    buf_W_ih_bias = np.zeros((3, 1, H), dtype=dtype)
+    buf_W_ih_bias[0:2] += b_hh[: 2 * H].reshape(2, 1, H)
+    buf_W_ih_bias += b_ih.reshape(3, 1, H)
     # Input projection of all W_ih blocks for every step, stored (T, gate, B, H) so
     # that every gate block and run of blocks is contiguous: one GEMM per chunk of steps
-    # (256 rows, or one step) into a scratch that stays in cache, copied into place.
+    # (256 rows, or one step) into a scratch that stays in cache, moved into place
+    # with the biases added.
     buf_W_ih = np.empty((T, 3, B, H), dtype=dtype)
     buf_steps = max(1, min(T, 256 // max(B, 1)))
     buf_proj = np.empty((buf_steps * B, 3 * H), dtype=dtype)
@@ -130,9 +134,7 @@ def forward(params, x, state0=None, *, check_finite=False):
         buf_rows = buf_proj[: len(buf_x) * B]
         np.matmul(buf_x.reshape(-1, I), W_ih.T, out=buf_rows)
         buf_rows = buf_rows.reshape(len(buf_x), B, 3, H).transpose(0, 2, 1, 3)
-        np.copyto(buf_W_ih[t : t + buf_steps], buf_rows)
-    buf_W_ih[:, 0:2] += b_hh[: 2 * H].reshape(2, 1, H)
-    buf_W_ih += b_ih.reshape(3, 1, H)
+        np.add(buf_rows, buf_W_ih_bias, out=buf_W_ih[t : t + buf_steps])
     seq_h = np.empty((T + 1, B, H), dtype=dtype)
     seq_h[0] = h0
     cache_u_n = np.empty((T, B, H), dtype=dtype)
@@ -300,7 +302,7 @@ def backward(params, cache, dy, dstate=None, *, check_finite=False):
     # Bias gradients: sums of the pre-activation adjoints over time and batch.
     d_b_ih = d_rows_W_ih.sum(axis=(0, 1))
     d_b_hh = np.empty((3 * H,), dtype=dtype)
-    d_b_hh[: 2 * H] = d_rows_W_ih[..., : 2 * H].sum(axis=(0, 1))
+    d_b_hh[: 2 * H] = d_b_ih[: 2 * H]
     d_b_hh[2 * H :] = d_rows_W_hh[..., 2 * H :].sum(axis=(0, 1))
     dparams = {"W_ih": d_W_ih, "W_hh": d_W_hh, "b_ih": d_b_ih, "b_hh": d_b_hh}
     dstate0 = (d_h_prev,)

@@ -98,9 +98,12 @@ def forward(params, x, state0=None, *, check_finite=False):
     W_ih = params["W_ih"]
     W_hh = params["W_hh"]
     b = params["b"]
+    buf_W_ih_bias = np.zeros((2, 1, H), dtype=dtype)
+    buf_W_ih_bias += b.reshape(2, 1, H)
     # Input projection of all W_ih blocks for every step, stored (T, gate, B, H) so
     # that every gate block and run of blocks is contiguous: one GEMM per chunk of steps
-    # (256 rows, or one step) into a scratch that stays in cache, copied into place.
+    # (256 rows, or one step) into a scratch that stays in cache, moved into place
+    # with the biases added.
     buf_W_ih = np.empty((T, 2, B, H), dtype=dtype)
     buf_steps = max(1, min(T, 256 // max(B, 1)))
     buf_proj = np.empty((buf_steps * B, 2 * H), dtype=dtype)
@@ -109,8 +112,7 @@ def forward(params, x, state0=None, *, check_finite=False):
         buf_rows = buf_proj[: len(buf_x) * B]
         np.matmul(buf_x.reshape(-1, I), W_ih.T, out=buf_rows)
         buf_rows = buf_rows.reshape(len(buf_x), B, 2, H).transpose(0, 2, 1, 3)
-        np.copyto(buf_W_ih[t : t + buf_steps], buf_rows)
-    buf_W_ih += b.reshape(2, 1, H)
+        np.add(buf_rows, buf_W_ih_bias, out=buf_W_ih[t : t + buf_steps])
     seq_h = np.empty((T + 1, B, H), dtype=dtype)
     seq_h[0] = h0
     cache_f = np.empty((T, B, H), dtype=dtype)

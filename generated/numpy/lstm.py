@@ -125,9 +125,13 @@ def forward(params, x, state0=None, *, check_finite=False):
     b_hh = b_hh.copy()
     b_hh[: 2 * H] *= 0.5
     b_hh[3 * H :] *= 0.5
+    buf_W_ih_bias = np.zeros((4, 1, H), dtype=dtype)
+    buf_W_ih_bias += b_hh.reshape(4, 1, H)
+    buf_W_ih_bias += b_ih.reshape(4, 1, H)
     # Input projection of all W_ih blocks for every step, stored (T, gate, B, H) so
     # that every gate block and run of blocks is contiguous: one GEMM per chunk of steps
-    # (256 rows, or one step) into a scratch that stays in cache, copied into place.
+    # (256 rows, or one step) into a scratch that stays in cache, moved into place
+    # with the biases added.
     buf_W_ih = np.empty((T, 4, B, H), dtype=dtype)
     buf_steps = max(1, min(T, 256 // max(B, 1)))
     buf_proj = np.empty((buf_steps * B, 4 * H), dtype=dtype)
@@ -136,9 +140,7 @@ def forward(params, x, state0=None, *, check_finite=False):
         buf_rows = buf_proj[: len(buf_x) * B]
         np.matmul(buf_x.reshape(-1, I), W_ih.T, out=buf_rows)
         buf_rows = buf_rows.reshape(len(buf_x), B, 4, H).transpose(0, 2, 1, 3)
-        np.copyto(buf_W_ih[t : t + buf_steps], buf_rows)
-    buf_W_ih += b_hh.reshape(4, 1, H)
-    buf_W_ih += b_ih.reshape(4, 1, H)
+        np.add(buf_rows, buf_W_ih_bias, out=buf_W_ih[t : t + buf_steps])
     seq_h = np.empty((T + 1, B, H), dtype=dtype)
     seq_h[0] = h0
     seq_c = np.empty((T + 1, B, H), dtype=dtype)
@@ -146,6 +148,8 @@ def forward(params, x, state0=None, *, check_finite=False):
     cache_tanh_c = np.empty((T, B, H), dtype=dtype)
     buf_W_hh = np.empty((B, 4 * H), dtype=dtype)
     buf_W_hh_g = buf_W_hh.reshape(B, 4, H).transpose(1, 0, 2)
+    buf_scale_i_f_g_o = np.array([0.5, 0.5, 1.0, 0.5], dtype=dtype).reshape(4, 1, 1)
+    buf_shift_i_f_g_o = np.array([0.5, 0.5, 0.0, 0.5], dtype=dtype).reshape(4, 1, 1)
     buf_0 = np.empty((B, H), dtype=dtype)
     i_seq = buf_W_ih[:, 0]
     f_seq = buf_W_ih[:, 1]
@@ -166,10 +170,8 @@ def forward(params, x, state0=None, *, check_finite=False):
         # (8) o = sigmoid(a_o)
         gates_i_f_g_o = buf_W_ih[t]
         np.tanh(gates_i_f_g_o, out=gates_i_f_g_o)
-        buf_W_ih[t, 0:2] *= 0.5
-        buf_W_ih[t, 0:2] += 0.5
-        buf_W_ih[t, 3] *= 0.5
-        buf_W_ih[t, 3] += 0.5
+        gates_i_f_g_o *= buf_scale_i_f_g_o
+        gates_i_f_g_o += buf_shift_i_f_g_o
         i = i_seq[t]
         f = f_seq[t]
         g = g_seq[t]
@@ -322,7 +324,7 @@ def backward(params, cache, dy, dstate=None, *, check_finite=False):
     dx = np.matmul(d_rows_W_ih.reshape(T * B, 4 * H), W_ih).reshape(T, B, I)
     # Bias gradients: sums of the pre-activation adjoints over time and batch.
     d_b_ih = d_rows_W_ih.sum(axis=(0, 1))
-    d_b_hh = d_rows_W_ih.sum(axis=(0, 1))
+    d_b_hh = d_b_ih.copy()
     dparams = {"W_ih": d_W_ih, "W_hh": d_W_hh, "b_ih": d_b_ih, "b_hh": d_b_hh}
     dstate0 = (d_h_prev, d_c_prev)
     if check_finite:

@@ -112,9 +112,12 @@ def forward(params, x, state0=None, *, check_finite=False):
     b = b.copy()
     b[:H] *= 0.5
     b[2 * H :] *= 0.5
+    buf_W_ih_bias = np.zeros((3, 1, H), dtype=dtype)
+    buf_W_ih_bias += b.reshape(3, 1, H)
     # Input projection of all W_ih blocks for every step, stored (T, gate, B, H) so
     # that every gate block and run of blocks is contiguous: one GEMM per chunk of steps
-    # (256 rows, or one step) into a scratch that stays in cache, copied into place.
+    # (256 rows, or one step) into a scratch that stays in cache, moved into place
+    # with the biases added.
     buf_W_ih = np.empty((T, 3, B, H), dtype=dtype)
     buf_steps = max(1, min(T, 256 // max(B, 1)))
     buf_proj = np.empty((buf_steps * B, 3 * H), dtype=dtype)
@@ -123,8 +126,7 @@ def forward(params, x, state0=None, *, check_finite=False):
         buf_rows = buf_proj[: len(buf_x) * B]
         np.matmul(buf_x.reshape(-1, I), W_ih.T, out=buf_rows)
         buf_rows = buf_rows.reshape(len(buf_x), B, 3, H).transpose(0, 2, 1, 3)
-        np.copyto(buf_W_ih[t : t + buf_steps], buf_rows)
-    buf_W_ih += b.reshape(3, 1, H)
+        np.add(buf_rows, buf_W_ih_bias, out=buf_W_ih[t : t + buf_steps])
     seq_h = np.empty((T + 1, B, H), dtype=dtype)
     seq_h[0] = h0
     seq_c = np.empty((T + 1, B, H), dtype=dtype)

@@ -103,10 +103,12 @@ def forward(params, x, state0=None, *, check_finite=False):
     W_hh = params["W_hh"]
     b_ih = params["b_ih"]
     b_hh = params["b_hh"]
+    buf_W_ih_bias = np.zeros((1, 1, H), dtype=dtype)
+    buf_W_ih_bias[0] += b_hh
+    buf_W_ih_bias[0] += b_ih
     # Input projection of all W_ih blocks for every step: one GEMM.
     buf_W_ih = np.matmul(x.reshape(T * B, I), W_ih.T).reshape(T, 1, B, H)
-    buf_W_ih[:, 0] += b_hh
-    buf_W_ih[:, 0] += b_ih
+    buf_W_ih += buf_W_ih_bias
     seq_h = np.empty((T + 1, B, H), dtype=dtype)
     seq_h[0] = h0
     buf_W_hh = np.empty((B, 1 * H), dtype=dtype)
@@ -201,7 +203,7 @@ def backward(params, cache, dy, dstate=None, *, check_finite=False):
     dx = np.matmul(d_rows_W_ih.reshape(T * B, 1 * H), W_ih).reshape(T, B, I)
     # Bias gradients: sums of the pre-activation adjoints over time and batch.
     d_b_ih = d_rows_W_ih.sum(axis=(0, 1))
-    d_b_hh = d_rows_W_ih.sum(axis=(0, 1))
+    d_b_hh = d_b_ih.copy()
     dparams = {"W_ih": d_W_ih, "W_hh": d_W_hh, "b_ih": d_b_ih, "b_hh": d_b_hh}
     dstate0 = (d_h_prev,)
     if check_finite:
