@@ -1113,7 +1113,12 @@ def _hoist_views(setup: list[str], step: list[str]) -> None:
     before it: a plain index costs less than a tuple index, which counts at B = 1. A view of a step's
     adjoint scratch (`d_a_o = d_buf_W_ih[3]`) is the same every step: made once before the loop."""
     targets = [m.group(1) for m in map(_VIEW.match, step) if m]
-    targets_of = [re.findall(r"\w+", line.split(" = ")[0]) if " = " in line else [] for line in step]
+    targets_of = [
+        re.findall(r"\w+", line.split(" = ")[0])
+        if " = " in line and not line.lstrip().startswith("#")
+        else []
+        for line in step
+    ]
     for line in [line for line in step if _FIXED_VIEW.match(line)]:
         name = _FIXED_VIEW.match(line).group(1)
         if sum(name in names for names in targets_of) == 1:  # assigned once: the same view every step

@@ -327,6 +327,10 @@ def backward(params, cache, dy, dstate=None, *, check_finite=False):
     coef_buf = np.empty((coef_steps, 8, B, H), dtype=dtype)
     coef_t0 = T
     buf_0 = np.empty((B, H), dtype=dtype)
+    d_a_o = d_buf_W_ih[3]
+    d_a_z = d_buf_W_ih[2]
+    d_a_f = d_buf_W_ih[1]
+    d_a_i = d_buf_W_ih[0]
     z_seq = buf_W_ih[:, 2]
     for t in range(T - 1, -1, -1):
         if t < coef_t0:  # the next chunk of steps: its coefficients of the adjoints, all at once
@@ -400,16 +404,12 @@ def backward(params, cache, dy, dstate=None, *, check_finite=False):
         d_i += din_i
         # (16) d_z = d_c*i: folded into the coefficients
         # (17) d_a_o = d_o*o*(1 - o)
-        d_a_o = d_buf_W_ih[3]
         np.multiply(coef_step[2], d_o, out=d_a_o)
         # (18) d_a_z = d_z*(1 - z**2)
-        d_a_z = d_buf_W_ih[2]
         np.multiply(coef_step[3], d_c, out=d_a_z)
         # (19) d_a_f = d_f*f*(1 - f)
-        d_a_f = d_buf_W_ih[1]
         np.multiply(coef_step[4], d_f, out=d_a_f)
         # (20) d_a_i = d_i*i*(1 - i)
-        d_a_i = d_buf_W_ih[0]
         np.multiply(coef_step[5], d_i, out=d_a_i)
         # (22) d_h_prev = W_hi^T d_a_i + W_hf^T d_a_f + W_hz^T d_a_z + W_ho^T d_a_o
         np.copyto(d_rows_W_ih_g[t], d_buf_W_ih)

@@ -239,6 +239,7 @@ def backward(params, cache, dy, dstate=None, *, check_finite=False):
     coef_t0 = T
     buf_0 = np.empty((B, H), dtype=dtype)
     buf_1 = np.empty((B, H), dtype=dtype)
+    d_a_o = d_buf_W_ih[2]
     f_seq = buf_W_ih[:, 0]
     o_seq = buf_W_ih[:, 2]
     for t in range(T - 1, -1, -1):
@@ -294,7 +295,6 @@ def backward(params, cache, dy, dstate=None, *, check_finite=False):
         # (12) d_f = c_prev*d_c: folded into the coefficients
         # (13) d_z = d_c: folded into the coefficients
         # (14) d_a_o = d_o*o*(1 - o)
-        d_a_o = d_buf_W_ih[2]
         np.multiply(coef_step[3], d_h, out=d_a_o)
         # (15) d_a_z = d_z*(1 - z**2)
         # (16) d_a_f = d_f*f*(1 - f)

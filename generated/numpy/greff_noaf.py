@@ -250,6 +250,7 @@ def backward(params, cache, dy, dstate=None, *, check_finite=False):
     coef_t0 = T
     buf_0 = np.empty((B, H), dtype=dtype)
     buf_1 = np.empty((B, H), dtype=dtype)
+    d_a_o = d_buf_W_ih[3]
     z_seq = buf_W_ih[:, 2]
     i_seq = buf_W_ih[:, 0]
     f_seq = buf_W_ih[:, 1]
@@ -315,7 +316,6 @@ def backward(params, cache, dy, dstate=None, *, check_finite=False):
         # (15) d_i = d_c*z: folded into the coefficients
         # (16) d_z = d_c*i: folded into the coefficients
         # (17) d_a_o = d_o*o*(1 - o)
-        d_a_o = d_buf_W_ih[3]
         np.multiply(coef_step[4], d_h, out=d_a_o)
         # (18) d_a_z = d_z*(1 - z**2)
         # (19) d_a_f = d_f*f*(1 - f)

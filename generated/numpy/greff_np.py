@@ -241,6 +241,7 @@ def backward(params, cache, dy, dstate=None, *, check_finite=False):
     coef_steps = max(1, min(T, 4096 // max(B * H, 1)))
     coef_buf = np.empty((coef_steps, 5, B, H), dtype=dtype)
     coef_t0 = T
+    d_a_o = d_buf_W_ih[3]
     f_seq = buf_W_ih[:, 1]
     for t in range(T - 1, -1, -1):
         if t < coef_t0:  # the next chunk of steps: its coefficients of the adjoints, all at once
@@ -292,7 +293,6 @@ def backward(params, cache, dy, dstate=None, *, check_finite=False):
         # (15) d_i = d_c*z: folded into the coefficients
         # (16) d_z = d_c*i: folded into the coefficients
         # (17) d_a_o = d_o*o*(1 - o)
-        d_a_o = d_buf_W_ih[3]
         np.multiply(coef_step[4], d_h, out=d_a_o)
         # (18) d_a_z = d_z*(1 - z**2)
         # (19) d_a_f = d_f*f*(1 - f)

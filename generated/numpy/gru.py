@@ -235,6 +235,7 @@ def backward(params, cache, dy, dstate=None, *, check_finite=False):
     coef_cse_0_all = np.empty((coef_steps, B, H), dtype=dtype)
     coef_t0 = T
     buf_0 = np.empty((B, H), dtype=dtype)
+    d_u_n = d_buf_W_hh[2]
     z_seq = buf_W_ih[:, 1]
     for t in range(T - 1, -1, -1):
         if t < coef_t0:  # the next chunk of steps: its coefficients of the adjoints, all at once
@@ -275,7 +276,6 @@ def backward(params, cache, dy, dstate=None, *, check_finite=False):
         # (11) d_z = d_h*(h_prev - n): folded into the coefficients
         # (12) d_r = d_n*u_n*(1 - n**2): folded into the coefficients
         # (13) d_u_n = d_n*r*(1 - n**2)
-        d_u_n = d_buf_W_hh[2]
         np.multiply(coef_step[3], d_h, out=d_u_n)
         # (14) d_a_n = d_n*(1 - n**2)
         # (15) d_a_z = d_z*z*(1 - z)

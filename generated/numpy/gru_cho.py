@@ -237,6 +237,9 @@ def backward(params, cache, dy, dstate=None, *, check_finite=False):
     coef_cse_0_all = np.empty((coef_steps, B, H), dtype=dtype)
     coef_t0 = T
     buf_0 = np.empty((B, H), dtype=dtype)
+    d_a_n = d_buf_W_ih[2]
+    d_a_z = d_buf_W_ih[1]
+    d_a_r = d_buf_W_ih[0]
     d_buf_W_hh = d_buf_W_ih[0:2]
     r_seq = buf_W_ih[:, 0]
     z_seq = buf_W_ih[:, 1]
@@ -274,7 +277,6 @@ def backward(params, cache, dy, dstate=None, *, check_finite=False):
         d_h = din_h
         # (10) d_n = d_h*(1 - z): folded into the coefficients
         # (11) d_a_n = d_n*(1 - n**2)
-        d_a_n = d_buf_W_ih[2]
         np.multiply(coef_step[0], d_h, out=d_a_n)
         # (12) d_rh = W_hn^T d_a_n
         d_buf_W_hn[t, 0] = d_buf_W_ih[2]
@@ -282,10 +284,8 @@ def backward(params, cache, dy, dstate=None, *, check_finite=False):
         # (13) d_z = d_h*(h_prev - n): folded into the coefficients
         # (14) d_r = d_rh*h_prev: folded into the coefficients
         # (15) d_a_z = d_z*z*(1 - z)
-        d_a_z = d_buf_W_ih[1]
         np.multiply(coef_step[1], d_h, out=d_a_z)
         # (16) d_a_r = d_r*r*(1 - r)
-        d_a_r = d_buf_W_ih[0]
         np.multiply(coef_step[2], d_rh, out=d_a_r)
         # (18) d_h_prev = d_h*z + d_rh*r + W_hr^T d_a_r + W_hz^T d_a_z
         np.multiply(d_h, z, out=d_h_prev)

@@ -247,6 +247,7 @@ def backward(params, cache, dy, dstate=None, *, check_finite=False):
     coef_steps = max(1, min(T, 4096 // max(B * H, 1)))
     coef_buf = np.empty((coef_steps, 5, B, H), dtype=dtype)
     coef_t0 = T
+    d_a_o = d_buf_W_ih[3]
     f_seq = buf_W_ih[:, 1]
     for t in range(T - 1, -1, -1):
         if t < coef_t0:  # the next chunk of steps: its coefficients of the adjoints, all at once
@@ -298,7 +299,6 @@ def backward(params, cache, dy, dstate=None, *, check_finite=False):
         # (15) d_f = c_prev*d_c: folded into the coefficients
         # (16) d_i = d_c*g: folded into the coefficients
         # (17) d_a_o = d_o*o*(1 - o)
-        d_a_o = d_buf_W_ih[3]
         np.multiply(coef_step[4], d_h, out=d_a_o)
         # (18) d_a_g = d_g*(1 - g**2)
         # (19) d_a_f = d_f*f*(1 - f)

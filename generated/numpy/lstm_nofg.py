@@ -249,6 +249,7 @@ def backward(params, cache, dy, dstate=None, *, check_finite=False):
     coef_tmp_0_all = np.empty((coef_steps, B, H), dtype=dtype)
     coef_cse_0_all = np.empty((coef_steps, B, H), dtype=dtype)
     coef_t0 = T
+    d_a_o = d_buf_W_ih[2]
     for t in range(T - 1, -1, -1):
         if t < coef_t0:  # the next chunk of steps: its coefficients of the adjoints, all at once
             coef_t0 = max(0, t + 1 - coef_steps)
@@ -298,7 +299,6 @@ def backward(params, cache, dy, dstate=None, *, check_finite=False):
         # (12) d_g = d_c*i: folded into the coefficients
         # (13) d_i = d_c*g: folded into the coefficients
         # (14) d_a_o = d_o*o*(1 - o)
-        d_a_o = d_buf_W_ih[2]
         np.multiply(coef_step[3], d_h, out=d_a_o)
         # (15) d_a_g = 4*d_g*sigmoid_a_g*(1 - sigmoid_a_g)
         # (16) d_a_i = d_i*i*(1 - i)

@@ -226,6 +226,8 @@ def backward(params, cache, dy, dstate=None, *, check_finite=False):
     coef_buf = np.empty((coef_steps, 4, B, H), dtype=dtype)
     coef_t0 = T
     buf_0 = np.empty((B, H), dtype=dtype)
+    d_a_n = d_buf_W_ih[1]
+    d_a_f = d_buf_W_ih[0]
     f_seq = buf_W_ih[:, 0]
     for t in range(T - 1, -1, -1):
         if t < coef_t0:  # the next chunk of steps: its coefficients of the adjoints, all at once
@@ -257,7 +259,6 @@ def backward(params, cache, dy, dstate=None, *, check_finite=False):
         d_h = din_h
         # (8) d_n = d_h*f: folded into the coefficients
         # (9) d_a_n = d_n*(1 - n**2)
-        d_a_n = d_buf_W_ih[1]
         np.multiply(coef_step[0], d_h, out=d_a_n)
         # (10) d_fh = W_hn^T d_a_n
         d_buf_W_hn[t, 0] = d_buf_W_ih[1]
@@ -267,7 +268,6 @@ def backward(params, cache, dy, dstate=None, *, check_finite=False):
         np.multiply(d_fh, h_prev, out=buf_0)
         d_f += buf_0
         # (12) d_a_f = d_f*f*(1 - f)
-        d_a_f = d_buf_W_ih[0]
         np.multiply(coef_step[2], d_f, out=d_a_f)
         # (14) d_h_prev = d_fh*f + d_h*(1 - f) + W_hf^T d_a_f
         d_buf_W_hf[t, 0] = d_buf_W_ih[0]
