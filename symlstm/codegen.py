@@ -520,6 +520,8 @@ class _Planner:
                     stext += f".reshape({n}, 1, H)"
             else:
                 stext = _index(src_prefix(slay), _bspan(j0, j0 + n, slay.blocks))
+            if verb == "=" and not dtext.endswith("]"):
+                dtext += "[...]"  # into the array, not a new binding of its name
             lines.append(f"{dtext} {verb} {stext}")
 
         for dlay, k, slay, j in ops:
@@ -751,7 +753,6 @@ class _Planner:
             if G == 1:
                 setup.append(f"d_buf_{lay.name} = d_rows_{lay.name}.reshape(T, 1, B, H)")
             else:
-                setup.append(f"d_buf_{lay.name} = np.empty(({G}, B, H), dtype=dtype)")
                 setup.append(
                     f"d_rows_{lay.name}_g = d_rows_{lay.name}.reshape(T, B, {G}, H).transpose(0, 2, 1, 3)"
                 )
@@ -790,6 +791,11 @@ class _Planner:
         # -- one step, in reverse --
         coef_pool: list[int] = []
         step += self._coefficient_lines(coef_pool)
+        # A step's adjoints are written straight into their row of d_rows_<W>, through a (G, B, H) view:
+        # the operand of the step's recurrent GEMM and, after the loop, of the weight-gradient GEMMs.
+        step += [
+            f"d_buf_{g.name} = d_rows_{g.name}_g[t]" for g in self.grad_layouts().values() if g.blocks > 1
+        ]
         setup += self._coefficient_setup(coef_pool[0] if coef_pool else 0)
         for st in s.states:
             if f"{st}_prev" in need:
@@ -808,7 +814,6 @@ class _Planner:
         if s.output not in state_node:
             step.append(f"din_{s.output} = dy[t]")
         synced: set[str] = set()
-        rows: set[str] = set()
         reduced, emit_temps, hoisted = self._backward_cse(aliases, emit, setup)
         for a in d.vjp:
             v = a.vector
@@ -847,7 +852,6 @@ class _Planner:
             for j, gname in enumerate(gemms):
                 lay = self.layouts[gname]
                 glay = self.grad_buffer_of(lay)
-                step += self._store_rows(glay, rows)
                 product = f"d_rows_{glay.name}[t], {gname}"
                 if total == 0 and j == 0:
                     step.append(f"np.matmul({product}, out={target})")
@@ -859,8 +863,6 @@ class _Planner:
             if total == 0 and not gemms:
                 step.append(f"{target}.fill(0)")
         step += self._sync(list(self.layouts), synced)
-        for glay in self.grad_layouts().values():
-            step += self._store_rows(glay, rows)
         if x_elementwise:
             step += emit.emit(x_adjoint, "dx[t]")
         for g in elem_params:
@@ -903,15 +905,6 @@ class _Planner:
         end.append("dparams = {" + ", ".join(f'"{g.name}": d_{g.name}' for g in s.groups) + "}")
         end.append("dstate0 = " + _tuple([f"d_{st}_prev" for st in s.states], quote=False))
         _hoist_views(setup, step)
-
-    @staticmethod
-    def _store_rows(glay: Layout, stored: set[str]) -> list[str]:
-        """Copy the step's (G, B, H) adjoints, once, into their (B, G*H) row of `d_rows_<W>`: the
-        operand of the step's recurrent GEMM and, after the loop, of the weight-gradient GEMMs."""
-        if glay.blocks == 1 or glay.name in stored:
-            return []  # a single block is written in place into its rows
-        stored.add(glay.name)
-        return [f"np.copyto(d_rows_{glay.name}_g[t], d_buf_{glay.name})"]
 
     def _backward_cse(self, aliases: set[str], emit: InplaceEmitter, setup: list[str]):
         """Common subexpressions of the step's adjoint expressions, each computed once.
@@ -1105,13 +1098,13 @@ def plan_numpy(d: Derivation) -> NumpyModule:
 
 
 _VIEW = re.compile(r"^(\w+) = (\w+)\[t, (\d+)\]$")
-_FIXED_VIEW = re.compile(r"^(\w+) = (d_(?:buf|gates)_\w+)\[\d+(:\d+)?\]$")
+_FIXED_VIEW = re.compile(r"^(\w+) = (d_gates_\w+)\[\d+(:\d+)?\]$")
 
 
 def _hoist_views(setup: list[str], step: list[str]) -> None:
     """`i = buf_W_ih[t, 0]` in the loop becomes `i = i_seq[t]` with `i_seq = buf_W_ih[:, 0]` made once
-    before it: a plain index costs less than a tuple index, which counts at B = 1. A view of a step's
-    adjoint scratch (`d_a_o = d_buf_W_ih[3]`) is the same every step: made once before the loop."""
+    before it: a plain index costs less than a tuple index, which counts at B = 1. A view of a gate
+    adjoint scratch (`d_o = d_gates_W_ih[3]`) is the same every step: made once before the loop."""
     targets = [m.group(1) for m in map(_VIEW.match, step) if m]
     targets_of = [
         re.findall(r"\w+", line.split(" = ")[0])

@@ -59,11 +59,14 @@ def test_gru_backward_step_is_one_multiply_per_adjoint_buffer(plans):
     assert sum(line.strip().startswith("np.square(coef_of_n") for line in step) == 1
 
 
-def test_lstm_backward_step_makes_eight_calls(plans):
-    """d_h, d_c, [d_a_i, d_a_f, d_a_g] at once, d_a_o, the row copy, the recurrent GEMM, d_c_prev."""
-    calls = _loop_calls(plans["lstm"].backward_step)
+def test_lstm_backward_step_makes_seven_calls(plans):
+    """din_h, d_c (a multiply and an add), [d_a_i, d_a_f, d_a_g] at once, d_a_o, the recurrent GEMM,
+    d_c_prev. The adjoints are written straight into their row of d_rows_W_ih: no copy per step."""
+    step = plans["lstm"].backward_step
+    calls = _loop_calls(step)
     assert "np.multiply(coef_step[0:3], d_c, out=d_buf_W_ih[0:3])" in calls
-    assert len(calls) == 8, calls
+    assert "d_buf_W_ih = d_rows_W_ih_g[t]" in step
+    assert len(calls) == 7, calls
 
 
 def test_block_views_are_made_before_the_loops(plans):

@@ -298,10 +298,8 @@ def backward(params, cache, dy, dstate=None, *, check_finite=False):
     p_f = p[H : 2 * H]
     p_o = p[2 * H :]
     d_rows_W_ih = np.empty((T, B, 4 * H), dtype=dtype)
-    d_buf_W_ih = np.empty((4, B, H), dtype=dtype)
     d_rows_W_ih_g = d_rows_W_ih.reshape(T, B, 4, H).transpose(0, 2, 1, 3)
     d_rows_R_i = np.empty((T, B, 3 * H), dtype=dtype)
-    d_buf_R_i = np.empty((3, B, H), dtype=dtype)
     d_rows_R_i_g = d_rows_R_i.reshape(T, B, 3, H).transpose(0, 2, 1, 3)
     d_h_prev = np.zeros((B, H), dtype=dtype) if dstate is None else dstate[0].copy()
     din_h = np.empty((B, H), dtype=dtype)
@@ -327,10 +325,6 @@ def backward(params, cache, dy, dstate=None, *, check_finite=False):
     coef_buf = np.empty((coef_steps, 8, B, H), dtype=dtype)
     coef_t0 = T
     buf_0 = np.empty((B, H), dtype=dtype)
-    d_a_o = d_buf_W_ih[3]
-    d_a_z = d_buf_W_ih[2]
-    d_a_f = d_buf_W_ih[1]
-    d_a_i = d_buf_W_ih[0]
     z_seq = buf_W_ih[:, 2]
     for t in range(T - 1, -1, -1):
         if t < coef_t0:  # the next chunk of steps: its coefficients of the adjoints, all at once
@@ -373,6 +367,8 @@ def backward(params, cache, dy, dstate=None, *, check_finite=False):
             coef_7 = coef_buf[:coef_n, 7]
             np.multiply(coef_5, p_i, out=coef_7)
         coef_step = coef_buf[t - coef_t0]
+        d_buf_W_ih = d_rows_W_ih_g[t]
+        d_buf_R_i = d_rows_R_i_g[t]
         c_prev = seq_c[t]
         c = seq_c[t + 1]
         i = seq_i[t + 1]
@@ -404,15 +400,18 @@ def backward(params, cache, dy, dstate=None, *, check_finite=False):
         d_i += din_i
         # (16) d_z = d_c*i: folded into the coefficients
         # (17) d_a_o = d_o*o*(1 - o)
+        d_a_o = d_buf_W_ih[3]
         np.multiply(coef_step[2], d_o, out=d_a_o)
         # (18) d_a_z = d_z*(1 - z**2)
+        d_a_z = d_buf_W_ih[2]
         np.multiply(coef_step[3], d_c, out=d_a_z)
         # (19) d_a_f = d_f*f*(1 - f)
+        d_a_f = d_buf_W_ih[1]
         np.multiply(coef_step[4], d_f, out=d_a_f)
         # (20) d_a_i = d_i*i*(1 - i)
+        d_a_i = d_buf_W_ih[0]
         np.multiply(coef_step[5], d_i, out=d_a_i)
         # (22) d_h_prev = W_hi^T d_a_i + W_hf^T d_a_f + W_hz^T d_a_z + W_ho^T d_a_o
-        np.copyto(d_rows_W_ih_g[t], d_buf_W_ih)
         np.matmul(d_rows_W_ih[t], W_hh, out=d_h_prev)
         # (23) d_c_prev = d_c*f + d_f*f*p_f*(1 - f) + d_i*i*p_i*(1 - i)
         np.multiply(coef_step[6], d_f, out=d_c_prev)
@@ -423,7 +422,6 @@ def backward(params, cache, dy, dstate=None, *, check_finite=False):
         # (24) d_i_prev = R_ii^T d_a_i + R_if^T d_a_f + R_io^T d_a_o
         d_buf_R_i[0:2] = d_buf_W_ih[0:2]
         d_buf_R_i[2] = d_buf_W_ih[3]
-        np.copyto(d_rows_R_i_g[t], d_buf_R_i)
         np.matmul(d_rows_R_i[t], R_i, out=d_i_prev)
         # (25) d_f_prev = R_fi^T d_a_i + R_ff^T d_a_f + R_fo^T d_a_o
         np.matmul(d_rows_R_i[t], R_f, out=d_f_prev)

@@ -221,7 +221,6 @@ def backward(params, cache, dy, dstate=None, *, check_finite=False):
     p_i = p[:H]
     p_o = p[H:]
     d_rows_W_ih = np.empty((T, B, 3 * H), dtype=dtype)
-    d_buf_W_ih = np.empty((3, B, H), dtype=dtype)
     d_rows_W_ih_g = d_rows_W_ih.reshape(T, B, 3, H).transpose(0, 2, 1, 3)
     d_h_prev = np.zeros((B, H), dtype=dtype) if dstate is None else dstate[0].copy()
     din_h = np.empty((B, H), dtype=dtype)
@@ -238,7 +237,6 @@ def backward(params, cache, dy, dstate=None, *, check_finite=False):
     coef_tmp_0_all = np.empty((coef_steps, B, H), dtype=dtype)
     coef_t0 = T
     buf_0 = np.empty((B, H), dtype=dtype)
-    d_a_o = d_buf_W_ih[2]
     z_seq = buf_W_ih[:, 1]
     i_seq = buf_W_ih[:, 0]
     o_seq = buf_W_ih[:, 2]
@@ -278,6 +276,7 @@ def backward(params, cache, dy, dstate=None, *, check_finite=False):
             np.multiply(coef_0, p_i, out=coef_4)
             coef_4 += 1
         coef_step = coef_buf[t - coef_t0]
+        d_buf_W_ih = d_rows_W_ih_g[t]
         c_prev = seq_c[t]
         c = seq_c[t + 1]
         tanh_c = cache_tanh_c[t]
@@ -296,12 +295,12 @@ def backward(params, cache, dy, dstate=None, *, check_finite=False):
         # (12) d_i = d_c*z: folded into the coefficients
         # (13) d_z = d_c*i: folded into the coefficients
         # (14) d_a_o = d_o*o*(1 - o)
+        d_a_o = d_buf_W_ih[2]
         np.multiply(coef_step[3], d_h, out=d_a_o)
         # (15) d_a_z = d_z*(1 - z**2)
         # (16) d_a_i = d_i*i*(1 - i)
         np.multiply(coef_step[0:2], d_c, out=d_buf_W_ih[0:2])
         # (18) d_h_prev = W_hi^T d_a_i + W_hz^T d_a_z + W_ho^T d_a_o
-        np.copyto(d_rows_W_ih_g[t], d_buf_W_ih)
         np.matmul(d_rows_W_ih[t], W_hh, out=d_h_prev)
         # (19) d_c_prev = d_c + d_i*i*p_i*(1 - i)
         np.multiply(coef_step[4], d_c, out=d_c_prev)

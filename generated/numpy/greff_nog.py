@@ -217,7 +217,6 @@ def backward(params, cache, dy, dstate=None, *, check_finite=False):
     p_i = p[:H]
     p_f = p[H:]
     d_rows_W_ih = np.empty((T, B, 3 * H), dtype=dtype)
-    d_buf_W_ih = np.empty((3, B, H), dtype=dtype)
     d_rows_W_ih_g = d_rows_W_ih.reshape(T, B, 3, H).transpose(0, 2, 1, 3)
     d_h_prev = np.zeros((B, H), dtype=dtype) if dstate is None else dstate[0].copy()
     din_h = np.empty((B, H), dtype=dtype)
@@ -274,6 +273,7 @@ def backward(params, cache, dy, dstate=None, *, check_finite=False):
             coef_4 += coef_tmp_0
             coef_4 += coef_of_f
         coef_step = coef_buf[t - coef_t0]
+        d_buf_W_ih = d_rows_W_ih_g[t]
         c_prev = seq_c[t]
         z = z_seq[t]
         i = i_seq[t]
@@ -294,7 +294,6 @@ def backward(params, cache, dy, dstate=None, *, check_finite=False):
         # (16) d_a_i = d_i*i*(1 - i)
         np.multiply(coef_step[0:3], d_c, out=d_buf_W_ih)
         # (18) d_h_prev = W_hi^T d_a_i + W_hf^T d_a_f + W_hz^T d_a_z
-        np.copyto(d_rows_W_ih_g[t], d_buf_W_ih)
         np.matmul(d_rows_W_ih[t], W_hh, out=d_h_prev)
         # (19) d_c_prev = d_c*f + d_f*f*p_f*(1 - f) + d_i*i*p_i*(1 - i)
         np.multiply(coef_step[4], d_c, out=d_c_prev)

@@ -221,10 +221,8 @@ def backward(params, cache, dy, dstate=None, *, check_finite=False):
     W_ih = params["W_ih"]
     W_hh = params["W_hh"]
     d_rows_W_ih = np.empty((T, B, 3 * H), dtype=dtype)
-    d_buf_W_ih = np.empty((3, B, H), dtype=dtype)
     d_rows_W_ih_g = d_rows_W_ih.reshape(T, B, 3, H).transpose(0, 2, 1, 3)
     d_rows_W_hh = np.empty((T, B, 3 * H), dtype=dtype)
-    d_buf_W_hh = np.empty((3, B, H), dtype=dtype)
     d_rows_W_hh_g = d_rows_W_hh.reshape(T, B, 3, H).transpose(0, 2, 1, 3)
     d_h_prev = np.zeros((B, H), dtype=dtype) if dstate is None else dstate[0].copy()
     din_h = np.empty((B, H), dtype=dtype)
@@ -235,7 +233,6 @@ def backward(params, cache, dy, dstate=None, *, check_finite=False):
     coef_cse_0_all = np.empty((coef_steps, B, H), dtype=dtype)
     coef_t0 = T
     buf_0 = np.empty((B, H), dtype=dtype)
-    d_u_n = d_buf_W_hh[2]
     z_seq = buf_W_ih[:, 1]
     for t in range(T - 1, -1, -1):
         if t < coef_t0:  # the next chunk of steps: its coefficients of the adjoints, all at once
@@ -267,6 +264,8 @@ def backward(params, cache, dy, dstate=None, *, check_finite=False):
             # coef 2 = (1 - n**2)*(1 - z)
             # coef 3 = r*(1 - n**2)*(1 - z)
         coef_step = coef_buf[t - coef_t0]
+        d_buf_W_ih = d_rows_W_ih_g[t]
+        d_buf_W_hh = d_rows_W_hh_g[t]
         z = z_seq[t]
         # Gradients arriving at this step's outputs: the loss at t and the later steps.
         np.add(dy[t], d_h_prev, out=din_h)
@@ -276,6 +275,7 @@ def backward(params, cache, dy, dstate=None, *, check_finite=False):
         # (11) d_z = d_h*(h_prev - n): folded into the coefficients
         # (12) d_r = d_n*u_n*(1 - n**2): folded into the coefficients
         # (13) d_u_n = d_n*r*(1 - n**2)
+        d_u_n = d_buf_W_hh[2]
         np.multiply(coef_step[3], d_h, out=d_u_n)
         # (14) d_a_n = d_n*(1 - n**2)
         # (15) d_a_z = d_z*z*(1 - z)
@@ -284,10 +284,8 @@ def backward(params, cache, dy, dstate=None, *, check_finite=False):
         # (18) d_h_prev = d_h*z + W_hr^T d_a_r + W_hz^T d_a_z + W_hn^T d_u_n
         d_buf_W_hh[0:2] = d_buf_W_ih[0:2]
         np.multiply(d_h, z, out=d_h_prev)
-        np.copyto(d_rows_W_hh_g[t], d_buf_W_hh)
         np.matmul(d_rows_W_hh[t], W_hh, out=buf_0)
         d_h_prev += buf_0
-        np.copyto(d_rows_W_ih_g[t], d_buf_W_ih)
     # Weight gradients of all steps at once: one GEMM per fused weight.
     # (19) d_W_ir = sum over t of d_a_r x^T
     # (20) d_W_hr = sum over t of d_a_r h_prev^T

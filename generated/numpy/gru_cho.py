@@ -220,10 +220,8 @@ def backward(params, cache, dy, dstate=None, *, check_finite=False):
     W_hh = params["W_hh"]
     W_hn = params["W_hn"]
     d_rows_W_ih = np.empty((T, B, 3 * H), dtype=dtype)
-    d_buf_W_ih = np.empty((3, B, H), dtype=dtype)
     d_rows_W_ih_g = d_rows_W_ih.reshape(T, B, 3, H).transpose(0, 2, 1, 3)
     d_rows_W_hh = np.empty((T, B, 2 * H), dtype=dtype)
-    d_buf_W_hh = np.empty((2, B, H), dtype=dtype)
     d_rows_W_hh_g = d_rows_W_hh.reshape(T, B, 2, H).transpose(0, 2, 1, 3)
     d_rows_W_hn = np.empty((T, B, 1 * H), dtype=dtype)
     d_buf_W_hn = d_rows_W_hn.reshape(T, 1, B, H)
@@ -237,10 +235,6 @@ def backward(params, cache, dy, dstate=None, *, check_finite=False):
     coef_cse_0_all = np.empty((coef_steps, B, H), dtype=dtype)
     coef_t0 = T
     buf_0 = np.empty((B, H), dtype=dtype)
-    d_a_n = d_buf_W_ih[2]
-    d_a_z = d_buf_W_ih[1]
-    d_a_r = d_buf_W_ih[0]
-    d_buf_W_hh = d_buf_W_ih[0:2]
     r_seq = buf_W_ih[:, 0]
     z_seq = buf_W_ih[:, 1]
     for t in range(T - 1, -1, -1):
@@ -269,6 +263,8 @@ def backward(params, cache, dy, dstate=None, *, check_finite=False):
             coef_2 *= coef_of_h_prev
             coef_2 *= coef_of_r
         coef_step = coef_buf[t - coef_t0]
+        d_buf_W_ih = d_rows_W_ih_g[t]
+        d_buf_W_hh = d_rows_W_hh_g[t]
         r = r_seq[t]
         z = z_seq[t]
         # Gradients arriving at this step's outputs: the loss at t and the later steps.
@@ -277,6 +273,7 @@ def backward(params, cache, dy, dstate=None, *, check_finite=False):
         d_h = din_h
         # (10) d_n = d_h*(1 - z): folded into the coefficients
         # (11) d_a_n = d_n*(1 - n**2)
+        d_a_n = d_buf_W_ih[2]
         np.multiply(coef_step[0], d_h, out=d_a_n)
         # (12) d_rh = W_hn^T d_a_n
         d_buf_W_hn[t, 0] = d_buf_W_ih[2]
@@ -284,17 +281,18 @@ def backward(params, cache, dy, dstate=None, *, check_finite=False):
         # (13) d_z = d_h*(h_prev - n): folded into the coefficients
         # (14) d_r = d_rh*h_prev: folded into the coefficients
         # (15) d_a_z = d_z*z*(1 - z)
+        d_a_z = d_buf_W_ih[1]
         np.multiply(coef_step[1], d_h, out=d_a_z)
         # (16) d_a_r = d_r*r*(1 - r)
+        d_a_r = d_buf_W_ih[0]
         np.multiply(coef_step[2], d_rh, out=d_a_r)
         # (18) d_h_prev = d_h*z + d_rh*r + W_hr^T d_a_r + W_hz^T d_a_z
+        d_buf_W_hh[...] = d_buf_W_ih[0:2]
         np.multiply(d_h, z, out=d_h_prev)
         np.multiply(d_rh, r, out=buf_0)
         d_h_prev += buf_0
-        np.copyto(d_rows_W_hh_g[t], d_buf_W_hh)
         np.matmul(d_rows_W_hh[t], W_hh, out=buf_0)
         d_h_prev += buf_0
-        np.copyto(d_rows_W_ih_g[t], d_buf_W_ih)
     # Weight gradients of all steps at once: one GEMM per fused weight.
     # (19) d_W_ir = sum over t of d_a_r x^T
     # (20) d_W_hr = sum over t of d_a_r h_prev^T

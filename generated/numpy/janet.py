@@ -200,7 +200,6 @@ def backward(params, cache, dy, dstate=None, *, check_finite=False):
     W_ih = params["W_ih"]
     W_hh = params["W_hh"]
     d_rows_W_ih = np.empty((T, B, 2 * H), dtype=dtype)
-    d_buf_W_ih = np.empty((2, B, H), dtype=dtype)
     d_rows_W_ih_g = d_rows_W_ih.reshape(T, B, 2, H).transpose(0, 2, 1, 3)
     d_h_prev = np.zeros((B, H), dtype=dtype) if dstate is None else dstate[0].copy()
     din_h = np.empty((B, H), dtype=dtype)
@@ -237,6 +236,7 @@ def backward(params, cache, dy, dstate=None, *, check_finite=False):
             np.subtract(1, coef_1, out=coef_1)
             coef_1 *= coef_cse_0
         coef_step = coef_buf[t - coef_t0]
+        d_buf_W_ih = d_rows_W_ih_g[t]
         f = cache_f[t]
         # Gradients arriving at this step's outputs: the loss at t and the later steps.
         np.add(dy[t], d_h_prev, out=din_h)
@@ -249,7 +249,6 @@ def backward(params, cache, dy, dstate=None, *, check_finite=False):
         np.multiply(coef_step[0:2], d_h, out=d_buf_W_ih)
         # (12) d_h_prev = d_h*f + W_hf^T d_s + W_hg^T d_a_g
         np.multiply(d_h, f, out=d_h_prev)
-        np.copyto(d_rows_W_ih_g[t], d_buf_W_ih)
         np.matmul(d_rows_W_ih[t], W_hh, out=buf_0)
         d_h_prev += buf_0
     # Weight gradients of all steps at once: one GEMM per fused weight.

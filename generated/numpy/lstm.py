@@ -235,7 +235,6 @@ def backward(params, cache, dy, dstate=None, *, check_finite=False):
     W_ih = params["W_ih"]
     W_hh = params["W_hh"]
     d_rows_W_ih = np.empty((T, B, 4 * H), dtype=dtype)
-    d_buf_W_ih = np.empty((4, B, H), dtype=dtype)
     d_rows_W_ih_g = d_rows_W_ih.reshape(T, B, 4, H).transpose(0, 2, 1, 3)
     d_h_prev = np.zeros((B, H), dtype=dtype) if dstate is None else dstate[0].copy()
     din_h = np.empty((B, H), dtype=dtype)
@@ -247,7 +246,6 @@ def backward(params, cache, dy, dstate=None, *, check_finite=False):
     coef_steps = max(1, min(T, 4096 // max(B * H, 1)))
     coef_buf = np.empty((coef_steps, 5, B, H), dtype=dtype)
     coef_t0 = T
-    d_a_o = d_buf_W_ih[3]
     f_seq = buf_W_ih[:, 1]
     for t in range(T - 1, -1, -1):
         if t < coef_t0:  # the next chunk of steps: its coefficients of the adjoints, all at once
@@ -285,6 +283,7 @@ def backward(params, cache, dy, dstate=None, *, check_finite=False):
             coef_4 *= coef_of_o
             coef_4 *= coef_of_tanh_c
         coef_step = coef_buf[t - coef_t0]
+        d_buf_W_ih = d_rows_W_ih_g[t]
         f = f_seq[t]
         # Gradients arriving at this step's outputs: the loss at t and the later steps.
         np.add(dy[t], d_h_prev, out=din_h)
@@ -299,13 +298,13 @@ def backward(params, cache, dy, dstate=None, *, check_finite=False):
         # (15) d_f = c_prev*d_c: folded into the coefficients
         # (16) d_i = d_c*g: folded into the coefficients
         # (17) d_a_o = d_o*o*(1 - o)
+        d_a_o = d_buf_W_ih[3]
         np.multiply(coef_step[4], d_h, out=d_a_o)
         # (18) d_a_g = d_g*(1 - g**2)
         # (19) d_a_f = d_f*f*(1 - f)
         # (20) d_a_i = d_i*i*(1 - i)
         np.multiply(coef_step[0:3], d_c, out=d_buf_W_ih[0:3])
         # (22) d_h_prev = W_hi^T d_a_i + W_hf^T d_a_f + W_hg^T d_a_g + W_ho^T d_a_o
-        np.copyto(d_rows_W_ih_g[t], d_buf_W_ih)
         np.matmul(d_rows_W_ih[t], W_hh, out=d_h_prev)
         # (23) d_c_prev = d_c*f
         np.multiply(d_c, f, out=d_c_prev)

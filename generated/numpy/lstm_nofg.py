@@ -235,7 +235,6 @@ def backward(params, cache, dy, dstate=None, *, check_finite=False):
     W_ih = params["W_ih"]
     W_hh = params["W_hh"]
     d_rows_W_ih = np.empty((T, B, 3 * H), dtype=dtype)
-    d_buf_W_ih = np.empty((3, B, H), dtype=dtype)
     d_rows_W_ih_g = d_rows_W_ih.reshape(T, B, 3, H).transpose(0, 2, 1, 3)
     d_h_prev = np.zeros((B, H), dtype=dtype) if dstate is None else dstate[0].copy()
     din_h = np.empty((B, H), dtype=dtype)
@@ -249,7 +248,6 @@ def backward(params, cache, dy, dstate=None, *, check_finite=False):
     coef_tmp_0_all = np.empty((coef_steps, B, H), dtype=dtype)
     coef_cse_0_all = np.empty((coef_steps, B, H), dtype=dtype)
     coef_t0 = T
-    d_a_o = d_buf_W_ih[2]
     for t in range(T - 1, -1, -1):
         if t < coef_t0:  # the next chunk of steps: its coefficients of the adjoints, all at once
             coef_t0 = max(0, t + 1 - coef_steps)
@@ -287,6 +285,7 @@ def backward(params, cache, dy, dstate=None, *, check_finite=False):
             coef_3 *= coef_tmp_0
             coef_3 *= coef_of_o
         coef_step = coef_buf[t - coef_t0]
+        d_buf_W_ih = d_rows_W_ih_g[t]
         # Gradients arriving at this step's outputs: the loss at t and the later steps.
         np.add(dy[t], d_h_prev, out=din_h)
         din_c, d_c_prev = d_c_prev, din_c
@@ -299,12 +298,12 @@ def backward(params, cache, dy, dstate=None, *, check_finite=False):
         # (12) d_g = d_c*i: folded into the coefficients
         # (13) d_i = d_c*g: folded into the coefficients
         # (14) d_a_o = d_o*o*(1 - o)
+        d_a_o = d_buf_W_ih[2]
         np.multiply(coef_step[3], d_h, out=d_a_o)
         # (15) d_a_g = 4*d_g*sigmoid_a_g*(1 - sigmoid_a_g)
         # (16) d_a_i = d_i*i*(1 - i)
         np.multiply(coef_step[0:2], d_c, out=d_buf_W_ih[0:2])
         # (18) d_h_prev = W_hi^T d_a_i + W_hg^T d_a_g + W_ho^T d_a_o
-        np.copyto(d_rows_W_ih_g[t], d_buf_W_ih)
         np.matmul(d_rows_W_ih[t], W_hh, out=d_h_prev)
         # (19) d_c_prev = d_c
         np.copyto(d_c_prev, d_c)

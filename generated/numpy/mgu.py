@@ -209,7 +209,6 @@ def backward(params, cache, dy, dstate=None, *, check_finite=False):
     W_hf = params["W_hf"]
     W_hn = params["W_hn"]
     d_rows_W_ih = np.empty((T, B, 2 * H), dtype=dtype)
-    d_buf_W_ih = np.empty((2, B, H), dtype=dtype)
     d_rows_W_ih_g = d_rows_W_ih.reshape(T, B, 2, H).transpose(0, 2, 1, 3)
     d_rows_W_hf = np.empty((T, B, 1 * H), dtype=dtype)
     d_buf_W_hf = d_rows_W_hf.reshape(T, 1, B, H)
@@ -226,8 +225,6 @@ def backward(params, cache, dy, dstate=None, *, check_finite=False):
     coef_buf = np.empty((coef_steps, 4, B, H), dtype=dtype)
     coef_t0 = T
     buf_0 = np.empty((B, H), dtype=dtype)
-    d_a_n = d_buf_W_ih[1]
-    d_a_f = d_buf_W_ih[0]
     f_seq = buf_W_ih[:, 0]
     for t in range(T - 1, -1, -1):
         if t < coef_t0:  # the next chunk of steps: its coefficients of the adjoints, all at once
@@ -251,6 +248,7 @@ def backward(params, cache, dy, dstate=None, *, check_finite=False):
             np.multiply(coef_3, coef_of_f, out=coef_2)
             # coef 3 = 1 - f
         coef_step = coef_buf[t - coef_t0]
+        d_buf_W_ih = d_rows_W_ih_g[t]
         h_prev = seq_h[t]
         f = f_seq[t]
         # Gradients arriving at this step's outputs: the loss at t and the later steps.
@@ -259,6 +257,7 @@ def backward(params, cache, dy, dstate=None, *, check_finite=False):
         d_h = din_h
         # (8) d_n = d_h*f: folded into the coefficients
         # (9) d_a_n = d_n*(1 - n**2)
+        d_a_n = d_buf_W_ih[1]
         np.multiply(coef_step[0], d_h, out=d_a_n)
         # (10) d_fh = W_hn^T d_a_n
         d_buf_W_hn[t, 0] = d_buf_W_ih[1]
@@ -268,6 +267,7 @@ def backward(params, cache, dy, dstate=None, *, check_finite=False):
         np.multiply(d_fh, h_prev, out=buf_0)
         d_f += buf_0
         # (12) d_a_f = d_f*f*(1 - f)
+        d_a_f = d_buf_W_ih[0]
         np.multiply(coef_step[2], d_f, out=d_a_f)
         # (14) d_h_prev = d_fh*f + d_h*(1 - f) + W_hf^T d_a_f
         d_buf_W_hf[t, 0] = d_buf_W_ih[0]
@@ -276,7 +276,6 @@ def backward(params, cache, dy, dstate=None, *, check_finite=False):
         d_h_prev += buf_0
         np.matmul(d_rows_W_hf[t], W_hf, out=buf_0)
         d_h_prev += buf_0
-        np.copyto(d_rows_W_ih_g[t], d_buf_W_ih)
     # Weight gradients of all steps at once: one GEMM per fused weight.
     # (15) d_W_if = sum over t of d_a_f x^T
     # (16) d_W_hf = sum over t of d_a_f h_prev^T

@@ -236,7 +236,6 @@ def backward(params, cache, dy, dstate=None, *, check_finite=False):
     p_f = p[H : 2 * H]
     p_o = p[2 * H :]
     d_rows_W_ih = np.empty((T, B, 4 * H), dtype=dtype)
-    d_buf_W_ih = np.empty((4, B, H), dtype=dtype)
     d_rows_W_ih_g = d_rows_W_ih.reshape(T, B, 4, H).transpose(0, 2, 1, 3)
     d_h_prev = np.zeros((B, H), dtype=dtype) if dstate is None else dstate[0].copy()
     din_h = np.empty((B, H), dtype=dtype)
@@ -255,7 +254,6 @@ def backward(params, cache, dy, dstate=None, *, check_finite=False):
     coef_t0 = T
     buf_0 = np.empty((B, H), dtype=dtype)
     buf_1 = np.empty((B, H), dtype=dtype)
-    d_a_o = d_buf_W_ih[3]
     z_seq = buf_W_ih[:, 2]
     i_seq = buf_W_ih[:, 0]
     f_seq = buf_W_ih[:, 1]
@@ -305,6 +303,7 @@ def backward(params, cache, dy, dstate=None, *, check_finite=False):
             coef_5 += coef_tmp_0
             coef_5 += coef_of_f
         coef_step = coef_buf[t - coef_t0]
+        d_buf_W_ih = d_rows_W_ih_g[t]
         c_prev = seq_c[t]
         c = seq_c[t + 1]
         tanh_c = cache_tanh_c[t]
@@ -325,13 +324,13 @@ def backward(params, cache, dy, dstate=None, *, check_finite=False):
         # (15) d_i = d_c*z: folded into the coefficients
         # (16) d_z = d_c*i: folded into the coefficients
         # (17) d_a_o = d_o*o*(1 - o)
+        d_a_o = d_buf_W_ih[3]
         np.multiply(coef_step[4], d_h, out=d_a_o)
         # (18) d_a_z = d_z*(1 - z**2)
         # (19) d_a_f = d_f*f*(1 - f)
         # (20) d_a_i = d_i*i*(1 - i)
         np.multiply(coef_step[0:3], d_c, out=d_buf_W_ih[0:3])
         # (22) d_h_prev = W_hi^T d_a_i + W_hf^T d_a_f + W_hz^T d_a_z + W_ho^T d_a_o
-        np.copyto(d_rows_W_ih_g[t], d_buf_W_ih)
         np.matmul(d_rows_W_ih[t], W_hh, out=d_h_prev)
         # (23) d_c_prev = d_c*f + d_f*f*p_f*(1 - f) + d_i*i*p_i*(1 - i)
         np.multiply(coef_step[5], d_c, out=d_c_prev)
