@@ -549,6 +549,15 @@ class _Planner:
         seg_names = {n.name for n in seg}
         consumed_in_place = {hit[0] for hit in self.inplace_nodes().values()}
         bias = [op for op in per_step_bias if op[0].nodes[op[1]] in seg_names]
+        # A cached node with one bias and nothing else added to its block (GRU's u_n = W_hn h + b_hn):
+        # the bias is added on the way into the cache, one call instead of an add and a copy.
+        into_cache = {}
+        for op in bias:
+            node = op[0].nodes[op[1]]
+            alone = sum(o[:2] == op[:2] for o in bias) == 1 and not any(a[:2] == op[:2] for a in adds)
+            if node in cached and node not in consumed_in_place and alone:
+                into_cache[node] = op
+        bias = [op for op in bias if op not in into_cache.values()]
         lines += self._merged_adds(bias, lambda lay: self.buffer(lay), vector=True)
         lines += self._merged_adds(
             adds, lambda lay: self.buffer(lay), src_prefix=lambda lay: self.buffer(lay)
@@ -558,7 +567,13 @@ class _Planner:
             view = self.block_view(lay, k)
             if n.name in consumed_in_place:
                 continue  # the elementwise node that reads it writes over it
-            if n.name in cached:
+            if n.name in into_cache:
+                _, _, blay, j = into_cache[n.name]
+                span = _span(j, j + 1, len(blay.members))
+                src = f"{blay.name}[{span}]" if span else blay.name
+                lines.append(f"{n.name} = cache_{n.name}[t]")
+                lines.append(f"np.add({view}, {src}, out={n.name})")
+            elif n.name in cached:
                 lines.append(f"{n.name} = cache_{n.name}[t]")
                 lines.append(f"np.copyto({n.name}, {view})")
             else:

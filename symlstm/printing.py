@@ -110,7 +110,26 @@ class InplaceEmitter:
         self.pool = pool
 
     def emit(self, expr: sp.Expr, out: str) -> list[str]:
-        """Lines that leave `expr` in the array named `out` (which no symbol of `expr` may alias)."""
+        """Lines that leave `expr` in the array named `out` (which no symbol of `expr` may alias).
+
+        A sum is written in the form that takes the fewest calls among itself and its expansion
+        collected by each symbol: `h_prev*z + n*(1 - z)` (four calls) as `n + z*(h_prev - n)` (three).
+        """
+        expr = sp.sympify(expr)
+        if not expr.is_Add or sp.count_ops(expr) > 16:
+            return self._emit(expr, out)
+        expanded = sp.expand(expr)
+        forms = [expr, *(sp.collect(expanded, x) for x in sorted(expr.free_symbols, key=str))]
+        best = None
+        for form in forms:
+            in_use, size = self.pool.in_use, self.pool.size
+            lines = self._emit(form, out)
+            self.pool.in_use, self.pool.size = in_use, size
+            if best is None or len(lines) < len(best[1]):
+                best = (form, lines)
+        return self._emit(best[0], out)
+
+    def _emit(self, expr: sp.Expr, out: str) -> list[str]:
         expr = sp.sympify(expr)
         if expr.is_Number:
             return [f"{out}.fill({number(expr)})"]
@@ -132,14 +151,14 @@ class InplaceEmitter:
         if expr.is_Symbol:
             return self.p._print(expr), False
         buf = self.pool.acquire()
-        lines += self.emit(expr, buf)
+        lines += self._emit(expr, buf)
         return buf, True
 
     def _into(self, expr: sp.Expr, out: str, lines: list[str]) -> str:
         """Put `expr` in `out` unless it is a plain symbol, in which case return its name to read from."""
         if expr.is_Symbol:
             return self.p._print(expr)
-        lines += self.emit(expr, out)
+        lines += self._emit(expr, out)
         return out
 
     def _add(self, expr: sp.Expr, out: str) -> list[str]:
@@ -157,7 +176,7 @@ class InplaceEmitter:
                 lines.append(f"np.subtract({self.p._print(first)}, {self.p._print(negative[0])}, out={out})")
                 negative = negative[1:]
             else:
-                lines += self.emit(first, out)
+                lines += self._emit(first, out)
             for t in rest_pos:
                 name, temp = self._operand(t, lines)
                 lines.append(f"{out} += {name}")
@@ -194,13 +213,13 @@ class InplaceEmitter:
         lines: list[str] = []
         symbols = [f for f in factors if f.is_Symbol]
         if len(factors) == 1:
-            lines += self.emit(factors[0], out)
+            lines += self._emit(factors[0], out)
         elif len(symbols) == len(factors):
             lines.append(f"np.multiply({self.p._print(factors[0])}, {self.p._print(factors[1])}, out={out})")
             lines += [f"{out} *= {self.p._print(f)}" for f in factors[2:]]
         else:
             first, *rest = factors
-            lines += self.emit(first, out)
+            lines += self._emit(first, out)
             for f in rest:
                 name, temp = self._operand(f, lines)
                 lines.append(f"{out} *= {name}")

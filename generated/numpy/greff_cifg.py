@@ -154,10 +154,9 @@ def forward(params, x, state0=None, *, check_finite=False):
         i += 0.5
         # (6) c = c_prev*(1 - i) + i*z
         c = seq_c[t + 1]
-        np.subtract(1, i, out=c)
-        c *= c_prev
-        np.multiply(i, z, out=buf_0)
-        c += buf_0
+        np.subtract(z, c_prev, out=c)
+        c *= i
+        c += c_prev
         # (7) o = sigmoid(a_o + c*p_o)
         o = o_seq[t]
         np.multiply(c, p_o, out=buf_0)

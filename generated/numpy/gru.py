@@ -151,10 +151,9 @@ def forward(params, x, state0=None, *, check_finite=False):
         # (3) a_n = W_in @ x + b_in
         # (4) u_n = W_hn @ h_prev + b_hn
         np.matmul(h_prev, W_hh.T, out=buf_W_hh)
-        buf_W_hh_g[2] += b_hh[2 * H :]
         buf_W_ih[t, 0:2] += buf_W_hh_g[0:2]
         u_n = cache_u_n[t]
-        np.copyto(u_n, buf_W_hh_g[2])
+        np.add(buf_W_hh_g[2], b_hh[2 * H :], out=u_n)
         # (5) r = sigmoid(a_r)
         # (6) z = sigmoid(a_z)
         gates_r_z = buf_W_ih[t, 0:2]
@@ -170,10 +169,9 @@ def forward(params, x, state0=None, *, check_finite=False):
         np.tanh(n, out=n)
         # (8) h = h_prev*z + n*(1 - z)
         h = seq_h[t + 1]
-        np.multiply(h_prev, z, out=h)
-        np.subtract(1, z, out=buf_0)
-        buf_0 *= n
-        h += buf_0
+        np.subtract(h_prev, n, out=h)
+        h *= z
+        h += n
     y = seq_h[1:]
     state = (seq_h[T].copy(),)
     cache = {

@@ -139,7 +139,6 @@ def forward(params, x, state0=None, *, check_finite=False):
     buf_W_hh_g = buf_W_hh.reshape(B, 2, H).transpose(1, 0, 2)
     buf_W_hn = np.empty((B, 1 * H), dtype=dtype)
     buf_W_hn_g = buf_W_hn.reshape(B, 1, H).transpose(1, 0, 2)
-    buf_0 = np.empty((B, H), dtype=dtype)
     r_seq = buf_W_ih[:, 0]
     z_seq = buf_W_ih[:, 1]
     n_seq = buf_W_ih[:, 2]
@@ -168,10 +167,9 @@ def forward(params, x, state0=None, *, check_finite=False):
         np.tanh(n, out=n)
         # (8) h = h_prev*z + n*(1 - z)
         h = seq_h[t + 1]
-        np.multiply(h_prev, z, out=h)
-        np.subtract(1, z, out=buf_0)
-        buf_0 *= n
-        h += buf_0
+        np.subtract(h_prev, n, out=h)
+        h *= z
+        h += n
     y = seq_h[1:]
     state = (seq_h[T].copy(),)
     cache = {

@@ -133,7 +133,6 @@ def forward(params, x, state0=None, *, check_finite=False):
     buf_W_hf_g = buf_W_hf.reshape(B, 1, H).transpose(1, 0, 2)
     buf_W_hn = np.empty((B, 1 * H), dtype=dtype)
     buf_W_hn_g = buf_W_hn.reshape(B, 1, H).transpose(1, 0, 2)
-    buf_0 = np.empty((B, H), dtype=dtype)
     f_seq = buf_W_ih[:, 0]
     n_seq = buf_W_ih[:, 1]
     for t in range(T):
@@ -157,10 +156,9 @@ def forward(params, x, state0=None, *, check_finite=False):
         np.tanh(n, out=n)
         # (6) h = f*n + h_prev*(1 - f)
         h = seq_h[t + 1]
-        np.multiply(f, n, out=h)
-        np.subtract(1, f, out=buf_0)
-        buf_0 *= h_prev
-        h += buf_0
+        np.subtract(n, h_prev, out=h)
+        h *= f
+        h += h_prev
     y = seq_h[1:]
     state = (seq_h[T].copy(),)
     cache = {
