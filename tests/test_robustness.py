@@ -301,6 +301,10 @@ def test_backward_detects_a_foreign_or_stale_cache(mod):
         mod.backward(p, cache, dy)
     p[name][0] -= 1e-3
     _, _, cache = mod.forward(p, x, s)
+    p[name].flat[-1] = np.nextafter(p[name].flat[-1], np.inf)  # the smallest change there is: one ulp
+    with pytest.raises(ValueError, match=rf"\['{name}'\] changed in place"):
+        mod.backward(p, cache, dy)
+    _, _, cache = mod.forward(p, x, s)
     x[0, 0, 0] += 1.0  # the caller reused the input buffer
     with pytest.raises(ValueError, match=r"\['x'\] changed in place"):
         mod.backward(p, cache, dy)
