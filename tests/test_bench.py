@@ -63,3 +63,19 @@ def test_cache_is_the_minimum_backward_needs(quick_run):
         assert mem["min_bytes"] == per_step * B * H * 8
         assert mem["cache_bytes"] == mem["min_bytes"]
         assert mem["fwd_peak_bytes"] >= mem["cache_bytes"]
+
+
+def test_profile_script_ranks_the_lines_of_forward_and_backward():
+    pytest.importorskip("line_profiler")
+    script = ROOT / "bench" / "profile_cell.py"
+    cmd = [sys.executable, str(script), "gru", "--size", "tiny", "--calls", "2", "--top", "40"]
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    lines = proc.stdout.splitlines()
+    assert lines[0].startswith("gru tiny (B, T, I, H) = (2, 5, 4, 8) float64:")
+    rows = [line.split(None, 4) for line in lines[2:]]
+    times = [float(r[0]) for r in rows]
+    assert times == sorted(times, reverse=True) and len(rows) == 40
+    code = [r[4] for r in rows]
+    assert any("np.matmul(h_prev, W_hh.T" in c for c in code)  # forward's recurrent GEMM
+    assert any("np.matmul(d_rows_W_hh[t], W_hh" in c for c in code)  # backward's
