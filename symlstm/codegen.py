@@ -8,6 +8,9 @@ printed lines. The generated code is fast by construction:
   weight gradients are one GEMM each after the loop (the per-step adjoints are kept for that);
 * each time step writes into preallocated buffers with in-place ufuncs (`printing.InplaceEmitter`);
 * Jacobians are never formed: a product with diag(f) is `f * v`;
+* backward's step is folded and factored (`symlstm.folding`): the coefficients of the adjoints, which
+  read forward values only, are computed for chunks of steps outside the recurrence, and a step makes
+  one multiply per adjoint term, one for a run of adjacent gate blocks;
 * only what backward reads is cached.
 """
 
