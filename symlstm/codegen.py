@@ -303,8 +303,8 @@ class _Planner:
                 setup += [
                     f"# Input projection of all {lay.name} blocks for every step, stored (T, gate, B, H) so",
                     "# that every gate block and run of blocks is contiguous: one GEMM per chunk of steps",
-                    "# (256 rows, or one step) into a scratch that stays in cache, moved into place",
-                    "# with the biases added." if biases else "# as it is.",
+                    "# (256 rows, or one step) into a scratch that stays in cache, then into place"
+                    + (" with the biases added." if biases else "."),
                     f"buf_{lay.name} = np.empty((T, {G}, B, H), dtype=dtype)",
                     "buf_steps = max(1, min(T, 256 // max(B, 1)))",
                     f"buf_proj = np.empty((buf_steps * B, {G} * H), dtype=dtype)",
@@ -317,8 +317,6 @@ class _Planner:
                     if biases
                     else f"    np.copyto({into}, buf_rows)",
                 ]
-        for line in self._merged_adds(bias_ops, lambda lay: f"buf_{lay.name}[", vector=True):
-            setup.append(line)
         for st in s.states:
             setup.append(f"seq_{st} = np.empty((T + 1, B, H), dtype=dtype)")
             setup.append(f"seq_{st}[0] = {st}0")

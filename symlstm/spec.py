@@ -55,8 +55,11 @@ RESERVED = frozenset(
 )  # fmt: skip
 
 
-# Prefixes of the generated code's derived names: adjoints d_h, incoming adjoints din_h, tangents tan_h.
-RESERVED_PREFIXES = ("d_", "din_", "tan_", "cache_", "buf_")
+# Prefixes of the generated code's derived names: adjoints d_h, incoming adjoints din_h, tangents tan_h,
+# cached values cache_h, buffers buf_W_ih, coefficients coef_0, common subexpressions cse_0, gate runs
+# gates_i_f; and the suffix of a node's per-step view sequence, i_seq.
+RESERVED_PREFIXES = ("d_", "din_", "tan_", "cache_", "buf_", "coef_", "cse_", "gates_")
+RESERVED_SUFFIXES = ("_seq",)
 
 
 class SpecError(ValueError):
@@ -72,10 +75,11 @@ def check_identifier(name: object, what: str, cell: str = "?") -> str:
         )
     if keyword.iskeyword(name) or keyword.issoftkeyword(name) or hasattr(builtins, name):
         raise SpecError(f"cell {cell!r}: {what} name {name!r} is a Python keyword or builtin")
-    if name in RESERVED or name.startswith(RESERVED_PREFIXES):
+    if name in RESERVED or name.startswith(RESERVED_PREFIXES) or name.endswith(RESERVED_SUFFIXES):
         raise SpecError(
             f"cell {cell!r}: {what} name {name!r} is reserved by the generated code "
-            f"(reserved: {', '.join(sorted(RESERVED))}, and the prefixes {', '.join(RESERVED_PREFIXES)})"
+            f"(reserved: {', '.join(sorted(RESERVED))}, the prefixes {', '.join(RESERVED_PREFIXES)} "
+            f"and the suffix {', '.join(RESERVED_SUFFIXES)})"
         )
     return name
 

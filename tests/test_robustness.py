@@ -708,3 +708,13 @@ def test_a_failing_latexmk_run_reports_the_first_error_line_only(tmp_path):
     assert "\n" not in result.error and "alsomissing" not in result.error  # the first error, not the log
     log = tex.with_suffix(".log").read_text(errors="replace")
     assert len(result.error) < 200 < len(log)
+
+
+@pytest.mark.parametrize("name", ["coef_step", "cse_0", "gates_i_f", "i_seq", "buf_x", "d_h"])
+def test_names_the_generated_code_derives_are_reserved(name):
+    """`coef_step` is backward's coefficient row, `i_seq` the per-step view sequence of a node `i`:
+    a cell's own name may not shadow them."""
+    cell = Cell("c")
+    x, h = cell.input("x"), cell.state("h")
+    with pytest.raises(SpecError, match=rf"name '{name}' is reserved by the generated code"):
+        cell.linear(name, {"W_ih": x, "W_hh": h})

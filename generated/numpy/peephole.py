@@ -114,8 +114,7 @@ def forward(params, x, state0=None, *, check_finite=False):
     buf_W_ih_bias += b.reshape(4, 1, H)
     # Input projection of all W_ih blocks for every step, stored (T, gate, B, H) so
     # that every gate block and run of blocks is contiguous: one GEMM per chunk of steps
-    # (256 rows, or one step) into a scratch that stays in cache, moved into place
-    # with the biases added.
+    # (256 rows, or one step) into a scratch that stays in cache, then into place with the biases added.
     buf_W_ih = np.empty((T, 4, B, H), dtype=dtype)
     buf_steps = max(1, min(T, 256 // max(B, 1)))
     buf_proj = np.empty((buf_steps * B, 4 * H), dtype=dtype)
