@@ -718,3 +718,23 @@ def test_names_the_generated_code_derives_are_reserved(name):
     x, h = cell.input("x"), cell.state("h")
     with pytest.raises(SpecError, match=rf"name '{name}' is reserved by the generated code"):
         cell.linear(name, {"W_ih": x, "W_hh": h})
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_relu_derivative_as_printed_and_as_emitted(dtype):
+    """step(a): 0 for a <= 0 (and -inf), 1 for a > 0 (subnormals and inf included), NaN for NaN."""
+    import sympy as sp
+
+    from symlstm.activations import step
+    from symlstm.printing import InplaceEmitter, NumpyCodePrinter, ScratchPool
+
+    tiny = np.finfo(dtype).smallest_subnormal
+    a = np.array([np.nan, -np.inf, -2, -0.5, -0.0, 0.0, tiny, 0.3, 1, 5, np.inf], dtype=dtype)
+    expected = np.array([np.nan, 0, 0, 0, 0, 0, 1, 1, 1, 1, 1], dtype=dtype)
+    sym = sp.Symbol("a", real=True)
+    printed = eval(NumpyCodePrinter().doprint(step(sym)), {"np": np, "a": a})
+    out = np.empty_like(a)
+    for line in InplaceEmitter(NumpyCodePrinter(), ScratchPool()).emit(step(sym), "out"):
+        exec(line, {"np": np, "a": a, "out": out})
+    for got in (printed, out):
+        np.testing.assert_array_equal(got, expected)

@@ -182,8 +182,8 @@ def backward(params, cache, dy, dstate=None, *, check_finite=False):
             coef_of_h = seq_h[coef_t0 + 1 : t + 2]
             # coef 0 = step(h)
             coef_0 = coef_buf[:coef_n, 0]
-            np.maximum(coef_of_h, 0, out=coef_0)
-            np.sign(coef_0, out=coef_0)
+            np.clip(coef_of_h, 0, 1, out=coef_0)
+            np.ceil(coef_0, out=coef_0)
         coef_step = coef_buf[t - coef_t0]
         # Gradients arriving at this step's outputs: the loss at t and the later steps.
         np.add(dy[t], d_h_prev, out=din_h)
@@ -267,7 +267,7 @@ def jvp(params, x, state0=None, dparams=None, dx=None, dstate0=None, *, check_fi
         )
         # (2) h = relu(a)
         h = np.maximum(a, 0)
-        tan_h = tan_a * np.sign(np.maximum(h, 0))
+        tan_h = tan_a * np.ceil(np.clip(h, 0, 1))
         ys[t], tan_ys[t] = h, tan_h
         h_prev, tan_h_prev = h, tan_h
     state = (h_prev,)
