@@ -395,7 +395,8 @@ class _Planner:
         owns its weights and biases (no other node reads them), forward scales their rows by 0.5 once
         per call (O(parameters)), so the buffer holds 0.5 * a and one tanh call covers a run of
         sigmoid and tanh gates ([i, f, g, o] of the LSTM), followed by `*= 0.5; += 0.5` on the sigmoid
-        blocks. Returns node -> its pre-activation.
+        blocks (one scale and one shift over the run when sigmoid blocks lie on both sides of a tanh
+        block). Returns node -> its pre-activation.
         """
         s = self.spec
         uses: dict[str, int] = {}
