@@ -110,8 +110,9 @@ class _StepPlan:
     exprs: vector -> elementwise adjoint as sum of coefficient * adjoint, a precomputed coefficient
         being the symbol `coef_step[j]` (slot j of this step's row of the coefficient buffer);
     coefficients: slot j -> its expression in forward values;
-    runs: first vector of a run -> (vectors in VJP order, adjoint factor, layout, lowest block, lowest
-        slot), other members -> None: linear-node adjoints d_c * coefficient in adjacent blocks, one call.
+    runs: the run's vector that comes first in VJP order -> (vectors in block order, adjoint factor,
+        node of the lowest block, lowest slot), other members -> None: linear-node adjoints
+        d_w * coefficient in adjacent blocks of the adjoint buffer, one multiply.
     """
 
     folding: FoldedStep
@@ -180,13 +181,57 @@ class _Planner:
         return self.layout_of(node.terms[0][0])
 
     def buffer(self, lay: Layout, grad: bool = False) -> str:
-        name = f"{'d_' if grad else ''}buf_{lay.name}"
-        if grad:  # one step's (G, B, H) adjoints; a single block is a view of its (T, B, H) rows
-            return f"{name}[t" if lay.blocks == 1 else f"{name}["
+        if grad:  # one step's (U, B, H) adjoints; a single block is a view of its (T, B, H) rows
+            return "grad_step[t" if len(self.grad_order()) == 1 else "grad_step["
+        name = f"buf_{lay.name}"
         return f"{name}[t" if lay.kind == "input" else f"{name}_g["
 
     def block_view(self, lay: Layout, k: int, grad: bool = False) -> str:
-        return _index(self.buffer(lay, grad), _bspan(k, k + 1, lay.blocks))
+        if grad:
+            return self.grad_view(lay.nodes[k])
+        return _index(self.buffer(lay), _bspan(k, k + 1, lay.blocks))
+
+    def grad_view(self, node: str, n: int = 1) -> str:
+        """The adjoints of `n` linear nodes from `node` on, in the step's row of the adjoint buffer."""
+        order = self.grad_order()
+        u = order.index(node)
+        return _index(
+            self.buffer(self.layouts[next(iter(self.layouts))], grad=True), _bspan(u, u + n, len(order))
+        )
+
+    def grad_order(self) -> list[str]:
+        """The linear nodes in the order of the blocks of the adjoint buffer `grad_rows`, (T, B, U*H).
+
+        One buffer holds every linear node's adjoint once, even where two weight groups share nodes
+        (GRU's W_ih: a_r, a_z, a_n and W_hh: a_r, a_z, u_n), so no adjoint is copied between buffers.
+        The widest per-step (recurrent or inner) group's nodes come first and in its order, so its
+        per-step GEMM reads one column range; the other groups read one column range per run of
+        their blocks that the order keeps adjacent (`grad_runs`).
+        """
+        per_step = sorted(
+            (lay for lay in self.layouts.values() if lay.kind != "input"), key=lambda lay: -lay.blocks
+        )
+        order: list[str] = []
+        for lay in [*per_step, *self.layouts.values()]:
+            order += [n for n in lay.nodes if n not in order]
+        return order
+
+    def grad_runs(self, lay: Layout) -> list[tuple[int, int, int]]:
+        """(first block of `lay`, first block of the adjoint buffer, count) for each run of `lay`'s
+        blocks that lies adjacent and in order in the adjoint buffer."""
+        order = self.grad_order()
+        runs: list[list[int]] = []
+        for k, node in enumerate(lay.nodes):
+            u = order.index(node)
+            if runs and u == runs[-1][1] + runs[-1][2]:
+                runs[-1][2] += 1
+            else:
+                runs.append([k, u, 1])
+        return [tuple(r) for r in runs]
+
+    def grad_columns(self, u0: int, n: int) -> str:
+        """`grad_rows[..., H : 3 * H]`-style column span of blocks [u0, u0 + n) ('' for all)."""
+        return _span(u0, u0 + n, len(self.grad_order()))
 
     # -- what backward reads -------------------------------------------------------------------
     def backward_symbols(self) -> set[str]:
@@ -616,34 +661,34 @@ class _Planner:
                 self.chunk_source(x.name) is not None for x in c.free_symbols
             )
 
+        order_u = self.grad_order()
+
         def run_member(v: str) -> tuple | None:
             if v not in self._linear_names or len(terms[v]) != 1 or not chunked(terms[v][0][1]):
                 return None
-            lay, k = self.home(s.node(v))
-            return (terms[v][0][0], lay, k) if lay.blocks > 1 else None
+            return (terms[v][0][0], None, order_u.index(v)) if len(order_u) > 1 else None
 
         order = list(folding.kept)
         coefficients: list[sp.Expr] = []
         slot_of: dict[tuple[str, sp.Expr], int] = {}  # (vector, adjoint) -> slot
         runs: dict[str, tuple | None] = {}
-        j = 0
-        while j < len(order):
-            first = run_member(order[j])
-            run = [order[j]]
-            while first is not None and j + len(run) < len(order):
-                nxt = run_member(order[j + len(run)])
-                if nxt is None or nxt[:2] != first[:2] or nxt[2] != first[2] - len(run):
-                    break
-                run.append(order[j + len(run)])
-            if len(run) > 1:
-                w, lay, _ = first
-                low = first[2] - len(run) + 1
-                runs[run[0]] = (run, w, lay, low, len(coefficients))
-                runs.update({v: None for v in run[1:]})
-                for v in reversed(run):  # slots in block order
-                    slot_of[(v, w)] = len(coefficients)
-                    coefficients.append(terms[v][0][1])
-            j += len(run)
+        members = {v: m for v in order if (m := run_member(v)) is not None}
+        for w in dict.fromkeys(m[0] for m in members.values()):
+            blocks = sorted((m[2], v) for v, m in members.items() if m[0] == w)
+            j = 0
+            while j < len(blocks):  # runs of adjacent blocks, each one multiply by d_w
+                k = j + 1
+                while k < len(blocks) and blocks[k][0] == blocks[k - 1][0] + 1:
+                    k += 1
+                if k - j > 1:
+                    run = [v for _, v in blocks[j:k]]  # block order
+                    first = min(run, key=order.index)  # emitted where the first of them was due
+                    runs[first] = (run, w, run[0], len(coefficients))
+                    runs.update({v: None for v in run if v != first})
+                    for v in run:
+                        slot_of[(v, w)] = len(coefficients)
+                        coefficients.append(terms[v][0][1])
+                j = k
         seen: dict[sp.Expr, int] = {}
         exprs: dict[str, sp.Expr] = {}
         for v in order:
@@ -728,27 +773,18 @@ class _Planner:
         run = self.step_plan().runs[v]
         if run is None:
             return []  # done with the first member of its run
-        vectors, w, lay, low, slot = run
+        vectors, w, low, slot = run
         n = len(vectors)
+        vjp_order = [a.vector for a in self.d.vjp]
         lines = [
             f"# ({self.numbers[('adj', u)]}) {adjoint(u)} = {sp.sstr(self.d.adjoint(u).elementwise)}"
-            for u in vectors
+            for u in sorted(vectors, key=vjp_order.index)
         ]
-        target = _index(self.buffer(lay, grad=True), _bspan(low, low + n, lay.blocks))
+        target = self.grad_view(low, n)
         lines.append(f"np.multiply(coef_step[{slot}:{slot + n}], {self.p._print(w)}, out={target})")
         return lines
 
     # -- backward --------------------------------------------------------------------------------
-    def grad_layouts(self) -> dict[tuple[str, ...], Layout]:
-        """Adjoint buffers, one per distinct block layout (layouts with the same nodes share one)."""
-        out: dict[tuple[str, ...], Layout] = {}
-        for lay in self.layouts.values():
-            out.setdefault(lay.nodes, lay)
-        return out
-
-    def grad_buffer_of(self, lay: Layout) -> Layout:
-        return self.grad_layouts()[lay.nodes]
-
     def backward(self, mod: NumpyModule) -> None:
         s, d = self.spec, self.d
         setup, step, end = mod.backward_setup, mod.backward_step, mod.backward_end
@@ -764,15 +800,15 @@ class _Planner:
         step_exprs = [*plan.exprs.values(), *param_exprs.values(), x_adjoint]
         need = {x.name for e in step_exprs for x in e.free_symbols}
         linear_names = {n.name for n in s.nodes if isinstance(n, LinearNode)}
-        for lay in self.grad_layouts().values():
-            G = lay.blocks
-            setup.append(f"d_rows_{lay.name} = np.empty((T, B, {G} * H), dtype=dtype)")
-            if G == 1:
-                setup.append(f"d_buf_{lay.name} = d_rows_{lay.name}.reshape(T, 1, B, H)")
-            else:
-                setup.append(
-                    f"d_rows_{lay.name}_g = d_rows_{lay.name}.reshape(T, B, {G}, H).transpose(0, 2, 1, 3)"
-                )
+        U = len(self.grad_order())
+        setup.append(
+            f"# Adjoints of the linear nodes {', '.join(self.grad_order())}, one (B, {U} * H) row per step."
+        )
+        setup.append(f"grad_rows = np.empty((T, B, {U} * H), dtype=dtype)")
+        if U == 1:
+            setup.append("grad_step = grad_rows.reshape(T, 1, B, H)")
+        else:
+            setup.append(f"grad_rows_g = grad_rows.reshape(T, B, {U}, H).transpose(0, 2, 1, 3)")
         for k, st in enumerate(s.states):
             setup.append(
                 f"d_{st}_prev = np.zeros((B, H), dtype=dtype) if dstate is None else dstate[{k}].copy()"
@@ -808,11 +844,10 @@ class _Planner:
         # -- one step, in reverse --
         coef_pool: list[int] = []
         step += self._coefficient_lines(coef_pool)
-        # A step's adjoints are written straight into their row of d_rows_<W>, through a (G, B, H) view:
-        # the operand of the step's recurrent GEMM and, after the loop, of the weight-gradient GEMMs.
-        step += [
-            f"d_buf_{g.name} = d_rows_{g.name}_g[t]" for g in self.grad_layouts().values() if g.blocks > 1
-        ]
+        # A step's adjoints are written straight into their row of grad_rows, through a (U, B, H) view:
+        # the operand of the step's recurrent GEMMs and, after the loop, of the weight-gradient GEMMs.
+        if U > 1:
+            step.append("grad_step = grad_rows_g[t]")
         setup += self._coefficient_setup(coef_pool[0] if coef_pool else 0)
         for st in s.states:
             if f"{st}_prev" in need:
@@ -830,7 +865,6 @@ class _Planner:
                 step.append(f"din_{node}, d_{st}_prev = d_{st}_prev, din_{node}")
         if s.output not in state_node:
             step.append(f"din_{s.output} = dy[t]")
-        synced: set[str] = set()
         reduced, emit_temps, hoisted = self._backward_cse(aliases, emit, setup)
         for a in d.vjp:
             v = a.vector
@@ -861,25 +895,29 @@ class _Planner:
             if v in aliases:
                 step.append(f"{adjoint(v)} = din_{v}")
                 continue
-            step += self._sync(gemms, synced)
             target = adjoint(v)
             if total != 0:
                 step += emit_temps(reduced[v])
                 step += emit.emit(reduced[v], target)
-            for j, gname in enumerate(gemms):
-                lay = self.layouts[gname]
-                glay = self.grad_buffer_of(lay)
-                product = f"d_rows_{glay.name}[t], {gname}"
+            products = [
+                (
+                    f"grad_rows[t{', :, ' + cols if (cols := self.grad_columns(u0, n)) else ''}]",
+                    _rows(gname, k0, n, lay),
+                )
+                for gname in gemms
+                for lay in [self.layouts[gname]]
+                for k0, u0, n in self.grad_runs(lay)
+            ]
+            for j, (rows, weight) in enumerate(products):
                 if total == 0 and j == 0:
-                    step.append(f"np.matmul({product}, out={target})")
+                    step.append(f"np.matmul({rows}, {weight}, out={target})")
                 else:
                     buf = pool.acquire()
-                    step.append(f"np.matmul({product}, out={buf})")
+                    step.append(f"np.matmul({rows}, {weight}, out={buf})")
                     step.append(f"{target} += {buf}")
                     pool.release()
             if total == 0 and not gemms:
                 step.append(f"{target}.fill(0)")
-        step += self._sync(list(self.layouts), synced)
         if x_elementwise:
             step += emit.emit(x_adjoint, "dx[t]")
         for g in elem_params:
@@ -897,25 +935,36 @@ class _Planner:
             if g.kind == "weight":
                 number = self.numbers[("grad", g.param)]
                 end.append(f"# ({number}) d_{g.param} = sum over t of {adjoint(g.node)} {g.input}^T")
+        end.append(f"grad_all = grad_rows.reshape(T * B, {U} * H)")
         for lay in self.layouts.values():
-            glay = self.grad_buffer_of(lay)
             if lay.kind == "input":
                 src, n_in = "x", "I"
             elif lay.kind == "recurrent":
                 src, n_in = f"seq_{lay.input.removesuffix('_prev')}[:-1]", "H"
             else:
                 src, n_in = f"cache_{lay.input}", "H"
-            d_rows = f"d_rows_{glay.name}.reshape(T * B, {glay.blocks} * H)"
-            end.append(f"d_{lay.name} = np.matmul({d_rows}.T, {src}.reshape(T * B, {n_in}))")
+            runs = self.grad_runs(lay)
+            if len(runs) == 1:
+                end.append(
+                    f"d_{lay.name} = np.matmul({_grad_all(self, runs[0])}.T, {src}.reshape(T * B, {n_in}))"
+                )
+                continue
+            end.append(f"d_{lay.name} = np.empty({self.group_shape(lay.group)}, dtype=dtype)")
+            for run in runs:
+                k0, _, n = run
+                out = f"d_{lay.name}[{_span(k0, k0 + n, lay.blocks) or '...'}]"
+                end.append(f"np.matmul({_grad_all(self, run)}.T, {src}.reshape(T * B, {n_in}), out={out})")
         x_gemms = [lay for lay in self.layouts.values() if lay.kind == "input"]
         xa = d.adjoint(s.input)
         desc = " + ".join(f"{w}^T {adjoint(n)}" for w, n in xa.linear)
         end.append(f"# ({self.numbers[('adj', s.input)]}) {adjoint(s.input)} = {desc}, all steps at once")
-        for j, lay in enumerate(x_gemms):
-            glay = self.grad_buffer_of(lay)
-            d_rows = f"d_rows_{glay.name}.reshape(T * B, {glay.blocks} * H)"
-            product = f"np.matmul({d_rows}, {lay.name}).reshape(T, B, I)"
-            end.append(f"dx {'+=' if x_elementwise or j else '='} {product}")
+        j = 0
+        for lay in x_gemms:
+            for run in self.grad_runs(lay):
+                weight = _rows(lay.name, run[0], run[2], lay)
+                product = f"np.matmul({_grad_all(self, run)}, {weight}).reshape(T, B, I)"
+                end.append(f"dx {'+=' if x_elementwise or j else '='} {product}")
+                j += 1
         if not x_gemms and not x_elementwise:
             end.append("dx = np.zeros((T, B, I), dtype=dtype)")
         end += self._bias_gradients(elem_params)
@@ -986,64 +1035,44 @@ class _Planner:
 
         return reduced, emit_temps, hoisted
 
-    def _sync(self, layouts: list[str], synced: set[str]) -> list[str]:
-        """Copy linear-node adjoints from their home buffer into the other layouts that hold them."""
-        ops = []
-        for name in layouts:
-            glay = self.grad_buffer_of(self.layouts[name])
-            if glay.name in synced:
-                continue
-            synced.add(glay.name)
-            for k, node in enumerate(glay.nodes):
-                hlay, hk = self.home(self.spec.node(node))
-                src = self.grad_buffer_of(hlay)
-                if (src.name, hk) != (glay.name, k):
-                    ops.append((glay, k, src, hk))
-        grad = lambda lay: self.buffer(lay, grad=True)  # noqa: E731
-        return self._merged_adds(ops, grad, src_prefix=grad, verb="=")
-
     def _bias_gradients(self, elem_params) -> list[str]:
+        """Each bias gradient as slices of one sum of the adjoint buffer over time and batch."""
         s = self.spec
-        lines = ["# Bias gradients: sums of the pre-activation adjoints over time and batch."]
         elementwise_only = {g.param for g in elem_params}
-        totals: dict[str, str] = {}  # d_rows_<W> -> the bias gradient that holds its sum over time and batch
-        for g in s.groups:
-            if s.param(g.members[0]).is_matrix or all(m in elementwise_only for m in g.members):
-                continue
-            ops = []
+        order = self.grad_order()
+        groups = [
+            g
+            for g in s.groups
+            if not s.param(g.members[0]).is_matrix and not all(m in elementwise_only for m in g.members)
+        ]
+        if not groups:
+            return []
+        lines = [
+            "# Bias gradients: sums of the pre-activation adjoints over time and batch, one pass for all.",
+            "grad_sums = grad_all.sum(axis=0)",
+        ]
+        for g in groups:
+            ops = []  # (block of the group, block of the adjoint buffer)
             for j, m in enumerate(g.members):
                 for n in s.nodes:
                     if isinstance(n, LinearNode) and m in n.biases:
-                        lay, k = self.home(n)
-                        ops.append((j, self.grad_buffer_of(lay), k))
-            glay = ops[0][1]
-            if glay.blocks == len(g.members) and all(o[1] is glay and o[0] == o[2] for o in ops):
-                rows = f"d_rows_{glay.name}"
-                if rows in totals:  # the same sum (LSTM's b_ih and b_hh): computed once
-                    lines.append(f"d_{g.name} = {totals[rows]}.copy()")
+                        ops.append((j, order.index(n.name)))
+            runs: list[list[int]] = []  # [j0, u0, count]
+            for j, u in sorted(ops):
+                if runs and j == runs[-1][0] + runs[-1][2] and u == runs[-1][1] + runs[-1][2]:
+                    runs[-1][2] += 1
                 else:
-                    lines.append(f"d_{g.name} = {rows}.sum(axis=(0, 1))")
-                    totals[rows] = f"d_{g.name}"
+                    runs.append([j, u, 1])
+            if len(runs) == 1 and runs[0][0] == 0 and runs[0][2] == len(g.members):
+                cols = _span(runs[0][1], runs[0][1] + runs[0][2], len(order))
+                lines.append(f"d_{g.name} = grad_sums{f'[{cols}]' if cols else ''}.copy()")
                 continue
             lines.append(f"d_{g.name} = np.empty({self.group_shape(g)}, dtype=dtype)")
-            runs: list[list] = []  # [j0, layout, k0, count]: consecutive blocks summed at once
-            for j, lay, k in sorted(ops, key=lambda o: o[0]):
-                last = runs[-1] if runs else None
-                if last and last[1] is lay and j == last[0] + last[3] and k == last[2] + last[3]:
-                    last[3] += 1
-                else:
-                    runs.append([j, lay, k, 1])
-            for j, lay, k, count in runs:
+            for j, u, count in runs:
                 span = _span(j, j + count, len(g.members))
+                cols = _span(u, u + count, len(order))
                 dst = f"d_{g.name}[{span}]" if span else f"d_{g.name}[...]"
-                src_span = _span(k, k + count, lay.blocks)
-                total = totals.get(f"d_rows_{lay.name}")
-                if total is not None:
-                    src = f"{total}[{src_span}]" if src_span else total
-                    lines.append(f"{dst} = {src}")
-                    continue
-                src = f"d_rows_{lay.name}[..., {src_span}]" if src_span else f"d_rows_{lay.name}"
-                lines.append(f"{dst} = {src}.sum(axis=(0, 1))")
+                lines.append(f"{dst} = grad_sums{f'[{cols}]' if cols else ''}")
         return lines
 
     # -- parameters --------------------------------------------------------------------------------
@@ -1112,6 +1141,18 @@ def plan_numpy(d: Derivation) -> NumpyModule:
     mod.backward_params = [g.name for g in s.groups if _reads(bwd_body, g.name)]
     mod.backward_cache = [k for k in mod.cache_keys if _reads(bwd_body, k)]
     return mod
+
+
+def _rows(weight: str, k0: int, n: int, lay: Layout) -> str:
+    """The rows of blocks [k0, k0 + n) of a fused weight: `W_hh`, `W_hh[: 2 * H]`."""
+    span = _span(k0, k0 + n, lay.blocks)
+    return f"{weight}[{span}]" if span else weight
+
+
+def _grad_all(planner: _Planner, run: tuple[int, int, int]) -> str:
+    """The columns of a run of the (T * B, U * H) adjoint matrix: `grad_all`, `grad_all[:, H:]`."""
+    cols = planner.grad_columns(run[1], run[2])
+    return f"grad_all[:, {cols}]" if cols else "grad_all"
 
 
 _VIEW = re.compile(r"^(\w+) = (\w+)\[t, (\d+)\]$")

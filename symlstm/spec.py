@@ -57,8 +57,8 @@ RESERVED = frozenset(
 
 # Prefixes of the generated code's derived names: adjoints d_h, incoming adjoints din_h, tangents tan_h,
 # cached values cache_h, buffers buf_W_ih, coefficients coef_0, common subexpressions cse_0, gate runs
-# gates_i_f; and the suffix of a node's per-step view sequence, i_seq.
-RESERVED_PREFIXES = ("d_", "din_", "tan_", "cache_", "buf_", "coef_", "cse_", "gates_")
+# gates_i_f, the adjoint buffer grad_rows; and the suffix of a node's per-step view sequence, i_seq.
+RESERVED_PREFIXES = ("d_", "din_", "tan_", "cache_", "buf_", "coef_", "cse_", "gates_", "grad_")
 RESERVED_SUFFIXES = ("_seq",)
 
 

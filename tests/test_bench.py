@@ -78,4 +78,4 @@ def test_profile_script_ranks_the_lines_of_forward_and_backward():
     assert times == sorted(times, reverse=True) and len(rows) == 40
     code = [r[4] for r in rows]
     assert any("np.matmul(h_prev, W_hh.T" in c for c in code)  # forward's recurrent GEMM
-    assert any("np.matmul(d_rows_W_hh[t], W_hh" in c for c in code)  # backward's
+    assert any("np.matmul(grad_rows[t" in c for c in code)  # backward's

@@ -50,22 +50,29 @@ def _loop_calls(step: list[str]) -> list[str]:
     ]
 
 
-def test_gru_backward_step_is_one_multiply_per_adjoint_buffer(plans):
-    """All of GRU's adjoints are d_h times a coefficient of forward values: [d_a_r, d_a_z, d_a_n] is
-    one multiply into adjacent blocks, d_u_n another; (1 - n**2) is computed per chunk, not per step."""
+def test_gru_backward_step_is_one_multiply_for_all_adjoints(plans):
+    """All of GRU's linear-node adjoints are d_h times a coefficient of forward values, and one buffer
+    holds them once, W_hh's blocks [a_r, a_z, u_n] first: one multiply fills the step's row, the
+    recurrent GEMM reads its first three blocks, and nothing is copied between buffers. (1 - n**2) is
+    computed per chunk of steps, not per step."""
     step = plans["gru"].backward_step
-    assert "np.multiply(coef_step[0:3], d_h, out=d_buf_W_ih)" in step
-    assert all("np.square" not in line for line in _loop_calls(step))
+    calls = _loop_calls(step)
+    assert "np.multiply(coef_step[0:4], d_h, out=grad_step)" in calls
+    assert "np.matmul(grad_rows[t, :, : 3 * H], W_hh, out=buf_0)" in calls
+    assert len(calls) == 5, calls  # din_h, the multiply, d_h*z, the GEMM and its add
+    assert all("np.square" not in line for line in calls)
     assert sum(line.strip().startswith("np.square(coef_of_n") for line in step) == 1
+    end = plans["gru"].backward_end
+    assert "d_b_hh = grad_sums[: 3 * H].copy()" in end  # b_hh: W_hh's blocks, in order
 
 
 def test_lstm_backward_step_makes_seven_calls(plans):
     """din_h, d_c (a multiply and an add), [d_a_i, d_a_f, d_a_g] at once, d_a_o, the recurrent GEMM,
-    d_c_prev. The adjoints are written straight into their row of d_rows_W_ih: no copy per step."""
+    d_c_prev. The adjoints are written straight into their row of grad_rows: no copy per step."""
     step = plans["lstm"].backward_step
     calls = _loop_calls(step)
-    assert "np.multiply(coef_step[0:3], d_c, out=d_buf_W_ih[0:3])" in calls
-    assert "d_buf_W_ih = d_rows_W_ih_g[t]" in step
+    assert "np.multiply(coef_step[0:3], d_c, out=grad_step[0:3])" in calls
+    assert "grad_step = grad_rows_g[t]" in step
     assert len(calls) == 7, calls
 
 
@@ -100,9 +107,8 @@ def test_gate_buffers_are_gate_major(name):
             assert buf.ndim == 4 and buf.shape == (T, G, B, H), (key, buf.shape)
             runs = [(t, k, j) for t in range(T) for k in range(G) for j in range(k + 1, G + 1)]
             assert all(buf[t, k:j].flags.c_contiguous for t, k, j in runs)
-    for line in plan.backward_setup:  # a step's adjoints: one contiguous (G, B, H) scratch
-        if line.startswith("d_buf_") and "np.empty" in line:
-            assert re.search(r"np\.empty\(\(\d+, B, H\)", line), line
+    # a step's adjoints: one (B, U * H) row of one buffer, written through a (U, B, H) view
+    assert sum(line.startswith("grad_rows = np.empty((T, B, ") for line in plan.backward_setup) == 1
 
 
 @pytest.mark.parametrize("name", sorted(symlstm.CELLS))

@@ -43,8 +43,8 @@ def test_lstm_gate_adjoints_are_folded_and_its_carry_is_kept():
     assert plan.exprs["c_prev"] == _sym("d_c") * _sym("f")  # diag(f): a plain product, no coefficient
     o, tanh_c, g, i = (_sym(n) for n in ("o", "tanh_c", "g", "i"))
     assert o * (1 - tanh_c**2) in plan.coefficients and g * i * (1 - i) in plan.coefficients
-    run = plan.runs["a_g"]  # [a_g, a_f, a_i]: blocks g, f, i of W_ih, one multiply by d_c
-    assert run[0] == ["a_g", "a_f", "a_i"] and run[1] == _sym("d_c")
+    run = plan.runs["a_g"]  # blocks i, f, g of the adjoint buffer, one multiply by d_c, due at a_g
+    assert run[0] == ["a_i", "a_f", "a_g"] and run[1] == _sym("d_c")
 
 
 def test_factor_rejects_what_is_not_linear_in_the_adjoints():

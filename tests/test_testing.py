@@ -112,8 +112,8 @@ PLANTED = {
         lambda: _patched_lstm(
             ("for t in range(T - 1, -1, -1):", "for t in range(T - 1, 0, -1):"),
             (
-                "d_rows_W_ih = np.empty((T, B, 4 * H), dtype=dtype)",
-                "d_rows_W_ih = np.zeros((T, B, 4 * H), dtype=dtype)",
+                "grad_rows = np.empty((T, B, 4 * H), dtype=dtype)",
+                "grad_rows = np.zeros((T, B, 4 * H), dtype=dtype)",
             ),
             label="timestep",
         ),

@@ -296,10 +296,9 @@ def backward(params, cache, dy, dstate=None, *, check_finite=False):
     p_i = p[:H]
     p_f = p[H : 2 * H]
     p_o = p[2 * H :]
-    d_rows_W_ih = np.empty((T, B, 4 * H), dtype=dtype)
-    d_rows_W_ih_g = d_rows_W_ih.reshape(T, B, 4, H).transpose(0, 2, 1, 3)
-    d_rows_R_i = np.empty((T, B, 3 * H), dtype=dtype)
-    d_rows_R_i_g = d_rows_R_i.reshape(T, B, 3, H).transpose(0, 2, 1, 3)
+    # Adjoints of the linear nodes a_i, a_f, a_z, a_o, one (B, 4 * H) row per step.
+    grad_rows = np.empty((T, B, 4 * H), dtype=dtype)
+    grad_rows_g = grad_rows.reshape(T, B, 4, H).transpose(0, 2, 1, 3)
     d_h_prev = np.zeros((B, H), dtype=dtype) if dstate is None else dstate[0].copy()
     din_h = np.empty((B, H), dtype=dtype)
     d_c_prev = np.zeros((B, H), dtype=dtype) if dstate is None else dstate[1].copy()
@@ -366,8 +365,7 @@ def backward(params, cache, dy, dstate=None, *, check_finite=False):
             coef_7 = coef_buf[:coef_n, 7]
             np.multiply(coef_5, p_i, out=coef_7)
         coef_step = coef_buf[t - coef_t0]
-        d_buf_W_ih = d_rows_W_ih_g[t]
-        d_buf_R_i = d_rows_R_i_g[t]
+        grad_step = grad_rows_g[t]
         c_prev = seq_c[t]
         c = seq_c[t + 1]
         i = seq_i[t + 1]
@@ -399,19 +397,19 @@ def backward(params, cache, dy, dstate=None, *, check_finite=False):
         d_i += din_i
         # (16) d_z = d_c*i: folded into the coefficients
         # (17) d_a_o = d_o*o*(1 - o)
-        d_a_o = d_buf_W_ih[3]
+        d_a_o = grad_step[3]
         np.multiply(coef_step[2], d_o, out=d_a_o)
         # (18) d_a_z = d_z*(1 - z**2)
-        d_a_z = d_buf_W_ih[2]
+        d_a_z = grad_step[2]
         np.multiply(coef_step[3], d_c, out=d_a_z)
         # (19) d_a_f = d_f*f*(1 - f)
-        d_a_f = d_buf_W_ih[1]
+        d_a_f = grad_step[1]
         np.multiply(coef_step[4], d_f, out=d_a_f)
         # (20) d_a_i = d_i*i*(1 - i)
-        d_a_i = d_buf_W_ih[0]
+        d_a_i = grad_step[0]
         np.multiply(coef_step[5], d_i, out=d_a_i)
         # (22) d_h_prev = W_hi^T d_a_i + W_hf^T d_a_f + W_hz^T d_a_z + W_ho^T d_a_o
-        np.matmul(d_rows_W_ih[t], W_hh, out=d_h_prev)
+        np.matmul(grad_rows[t], W_hh, out=d_h_prev)
         # (23) d_c_prev = d_c*f + d_f*f*p_f*(1 - f) + d_i*i*p_i*(1 - i)
         np.multiply(coef_step[6], d_f, out=d_c_prev)
         np.multiply(coef_step[7], d_i, out=buf_0)
@@ -419,13 +417,17 @@ def backward(params, cache, dy, dstate=None, *, check_finite=False):
         np.multiply(d_c, f, out=buf_0)
         d_c_prev += buf_0
         # (24) d_i_prev = R_ii^T d_a_i + R_if^T d_a_f + R_io^T d_a_o
-        d_buf_R_i[0:2] = d_buf_W_ih[0:2]
-        d_buf_R_i[2] = d_buf_W_ih[3]
-        np.matmul(d_rows_R_i[t], R_i, out=d_i_prev)
+        np.matmul(grad_rows[t, :, : 2 * H], R_i[: 2 * H], out=d_i_prev)
+        np.matmul(grad_rows[t, :, 3 * H :], R_i[2 * H :], out=buf_0)
+        d_i_prev += buf_0
         # (25) d_f_prev = R_fi^T d_a_i + R_ff^T d_a_f + R_fo^T d_a_o
-        np.matmul(d_rows_R_i[t], R_f, out=d_f_prev)
+        np.matmul(grad_rows[t, :, : 2 * H], R_f[: 2 * H], out=d_f_prev)
+        np.matmul(grad_rows[t, :, 3 * H :], R_f[2 * H :], out=buf_0)
+        d_f_prev += buf_0
         # (26) d_o_prev = R_oi^T d_a_i + R_of^T d_a_f + R_oo^T d_a_o
-        np.matmul(d_rows_R_i[t], R_o, out=d_o_prev)
+        np.matmul(grad_rows[t, :, : 2 * H], R_o[: 2 * H], out=d_o_prev)
+        np.matmul(grad_rows[t, :, 3 * H :], R_o[2 * H :], out=buf_0)
+        d_o_prev += buf_0
         # (48) d_p_i += batch sum of c_prev*d_i*i*(1 - i)
         np.subtract(1, i, out=buf_0)
         buf_0 *= c_prev
@@ -462,15 +464,23 @@ def backward(params, cache, dy, dstate=None, *, check_finite=False):
     # (44) d_R_io = sum over t of d_a_o i_prev^T
     # (45) d_R_fo = sum over t of d_a_o f_prev^T
     # (46) d_R_oo = sum over t of d_a_o o_prev^T
-    d_W_ih = np.matmul(d_rows_W_ih.reshape(T * B, 4 * H).T, x.reshape(T * B, I))
-    d_W_hh = np.matmul(d_rows_W_ih.reshape(T * B, 4 * H).T, seq_h[:-1].reshape(T * B, H))
-    d_R_i = np.matmul(d_rows_R_i.reshape(T * B, 3 * H).T, seq_i[:-1].reshape(T * B, H))
-    d_R_f = np.matmul(d_rows_R_i.reshape(T * B, 3 * H).T, seq_f[:-1].reshape(T * B, H))
-    d_R_o = np.matmul(d_rows_R_i.reshape(T * B, 3 * H).T, seq_o[:-1].reshape(T * B, H))
+    grad_all = grad_rows.reshape(T * B, 4 * H)
+    d_W_ih = np.matmul(grad_all.T, x.reshape(T * B, I))
+    d_W_hh = np.matmul(grad_all.T, seq_h[:-1].reshape(T * B, H))
+    d_R_i = np.empty((3 * H, H), dtype=dtype)
+    np.matmul(grad_all[:, : 2 * H].T, seq_i[:-1].reshape(T * B, H), out=d_R_i[: 2 * H])
+    np.matmul(grad_all[:, 3 * H :].T, seq_i[:-1].reshape(T * B, H), out=d_R_i[2 * H :])
+    d_R_f = np.empty((3 * H, H), dtype=dtype)
+    np.matmul(grad_all[:, : 2 * H].T, seq_f[:-1].reshape(T * B, H), out=d_R_f[: 2 * H])
+    np.matmul(grad_all[:, 3 * H :].T, seq_f[:-1].reshape(T * B, H), out=d_R_f[2 * H :])
+    d_R_o = np.empty((3 * H, H), dtype=dtype)
+    np.matmul(grad_all[:, : 2 * H].T, seq_o[:-1].reshape(T * B, H), out=d_R_o[: 2 * H])
+    np.matmul(grad_all[:, 3 * H :].T, seq_o[:-1].reshape(T * B, H), out=d_R_o[2 * H :])
     # (21) d_x = W_ii^T d_a_i + W_if^T d_a_f + W_iz^T d_a_z + W_io^T d_a_o, all steps at once
-    dx = np.matmul(d_rows_W_ih.reshape(T * B, 4 * H), W_ih).reshape(T, B, I)
-    # Bias gradients: sums of the pre-activation adjoints over time and batch.
-    d_b = d_rows_W_ih.sum(axis=(0, 1))
+    dx = np.matmul(grad_all, W_ih).reshape(T, B, I)
+    # Bias gradients: sums of the pre-activation adjoints over time and batch, one pass for all.
+    grad_sums = grad_all.sum(axis=0)
+    d_b = grad_sums.copy()
     dparams = {"W_ih": d_W_ih, "W_hh": d_W_hh, "b": d_b, "R_i": d_R_i, "R_f": d_R_f, "R_o": d_R_o, "p": d_p}
     dstate0 = (d_h_prev, d_c_prev, d_i_prev, d_f_prev, d_o_prev)
     if check_finite:

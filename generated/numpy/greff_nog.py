@@ -215,8 +215,9 @@ def backward(params, cache, dy, dstate=None, *, check_finite=False):
     p = params["p"]
     p_i = p[:H]
     p_f = p[H:]
-    d_rows_W_ih = np.empty((T, B, 3 * H), dtype=dtype)
-    d_rows_W_ih_g = d_rows_W_ih.reshape(T, B, 3, H).transpose(0, 2, 1, 3)
+    # Adjoints of the linear nodes a_i, a_f, a_z, one (B, 3 * H) row per step.
+    grad_rows = np.empty((T, B, 3 * H), dtype=dtype)
+    grad_rows_g = grad_rows.reshape(T, B, 3, H).transpose(0, 2, 1, 3)
     d_h_prev = np.zeros((B, H), dtype=dtype) if dstate is None else dstate[0].copy()
     din_h = np.empty((B, H), dtype=dtype)
     d_c_prev = np.zeros((B, H), dtype=dtype) if dstate is None else dstate[1].copy()
@@ -272,7 +273,7 @@ def backward(params, cache, dy, dstate=None, *, check_finite=False):
             coef_4 += coef_tmp_0
             coef_4 += coef_of_f
         coef_step = coef_buf[t - coef_t0]
-        d_buf_W_ih = d_rows_W_ih_g[t]
+        grad_step = grad_rows_g[t]
         c_prev = seq_c[t]
         z = z_seq[t]
         i = i_seq[t]
@@ -291,9 +292,9 @@ def backward(params, cache, dy, dstate=None, *, check_finite=False):
         # (14) d_a_z = d_z*(1 - z**2)
         # (15) d_a_f = d_f*f*(1 - f)
         # (16) d_a_i = d_i*i*(1 - i)
-        np.multiply(coef_step[0:3], d_c, out=d_buf_W_ih)
+        np.multiply(coef_step[0:3], d_c, out=grad_step)
         # (18) d_h_prev = W_hi^T d_a_i + W_hf^T d_a_f + W_hz^T d_a_z
-        np.matmul(d_rows_W_ih[t], W_hh, out=d_h_prev)
+        np.matmul(grad_rows[t], W_hh, out=d_h_prev)
         # (19) d_c_prev = d_c*f + d_f*f*p_f*(1 - f) + d_i*i*p_i*(1 - i)
         np.multiply(coef_step[4], d_c, out=d_c_prev)
         # (29) d_p_i += batch sum of c_prev*d_i*i*(1 - i)
@@ -317,12 +318,14 @@ def backward(params, cache, dy, dstate=None, *, check_finite=False):
     # (24) d_W_hf = sum over t of d_a_f h_prev^T
     # (26) d_W_iz = sum over t of d_a_z x^T
     # (27) d_W_hz = sum over t of d_a_z h_prev^T
-    d_W_ih = np.matmul(d_rows_W_ih.reshape(T * B, 3 * H).T, x.reshape(T * B, I))
-    d_W_hh = np.matmul(d_rows_W_ih.reshape(T * B, 3 * H).T, seq_h[:-1].reshape(T * B, H))
+    grad_all = grad_rows.reshape(T * B, 3 * H)
+    d_W_ih = np.matmul(grad_all.T, x.reshape(T * B, I))
+    d_W_hh = np.matmul(grad_all.T, seq_h[:-1].reshape(T * B, H))
     # (17) d_x = W_ii^T d_a_i + W_if^T d_a_f + W_iz^T d_a_z, all steps at once
-    dx = np.matmul(d_rows_W_ih.reshape(T * B, 3 * H), W_ih).reshape(T, B, I)
-    # Bias gradients: sums of the pre-activation adjoints over time and batch.
-    d_b = d_rows_W_ih.sum(axis=(0, 1))
+    dx = np.matmul(grad_all, W_ih).reshape(T, B, I)
+    # Bias gradients: sums of the pre-activation adjoints over time and batch, one pass for all.
+    grad_sums = grad_all.sum(axis=0)
+    d_b = grad_sums.copy()
     dparams = {"W_ih": d_W_ih, "W_hh": d_W_hh, "b": d_b, "p": d_p}
     dstate0 = (d_h_prev, d_c_prev)
     if check_finite:

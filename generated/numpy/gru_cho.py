@@ -216,12 +216,9 @@ def backward(params, cache, dy, dstate=None, *, check_finite=False):
     W_ih = params["W_ih"]
     W_hh = params["W_hh"]
     W_hn = params["W_hn"]
-    d_rows_W_ih = np.empty((T, B, 3 * H), dtype=dtype)
-    d_rows_W_ih_g = d_rows_W_ih.reshape(T, B, 3, H).transpose(0, 2, 1, 3)
-    d_rows_W_hh = np.empty((T, B, 2 * H), dtype=dtype)
-    d_rows_W_hh_g = d_rows_W_hh.reshape(T, B, 2, H).transpose(0, 2, 1, 3)
-    d_rows_W_hn = np.empty((T, B, 1 * H), dtype=dtype)
-    d_buf_W_hn = d_rows_W_hn.reshape(T, 1, B, H)
+    # Adjoints of the linear nodes a_r, a_z, a_n, one (B, 3 * H) row per step.
+    grad_rows = np.empty((T, B, 3 * H), dtype=dtype)
+    grad_rows_g = grad_rows.reshape(T, B, 3, H).transpose(0, 2, 1, 3)
     d_h_prev = np.zeros((B, H), dtype=dtype) if dstate is None else dstate[0].copy()
     din_h = np.empty((B, H), dtype=dtype)
     d_rh = np.empty((B, H), dtype=dtype)
@@ -244,24 +241,23 @@ def backward(params, cache, dy, dstate=None, *, check_finite=False):
             coef_of_z = buf_W_ih[coef_t0 : t + 1, 1]
             coef_cse_0 = coef_cse_0_all[:coef_n]
             np.subtract(1, coef_of_z, out=coef_cse_0)
-            # coef 0 = (1 - n**2)*(1 - z)
+            # coef 0 = z*(1 - z)*(h_prev - n)
             coef_0 = coef_buf[:coef_n, 0]
-            np.square(coef_of_n, out=coef_0)
-            np.subtract(1, coef_0, out=coef_0)
+            np.subtract(coef_of_h_prev, coef_of_n, out=coef_0)
             coef_0 *= coef_cse_0
-            # coef 1 = z*(1 - z)*(h_prev - n)
+            coef_0 *= coef_of_z
+            # coef 1 = (1 - n**2)*(1 - z)
             coef_1 = coef_buf[:coef_n, 1]
-            np.subtract(coef_of_h_prev, coef_of_n, out=coef_1)
+            np.square(coef_of_n, out=coef_1)
+            np.subtract(1, coef_1, out=coef_1)
             coef_1 *= coef_cse_0
-            coef_1 *= coef_of_z
             # coef 2 = h_prev*r*(1 - r)
             coef_2 = coef_buf[:coef_n, 2]
             np.subtract(1, coef_of_r, out=coef_2)
             coef_2 *= coef_of_h_prev
             coef_2 *= coef_of_r
         coef_step = coef_buf[t - coef_t0]
-        d_buf_W_ih = d_rows_W_ih_g[t]
-        d_buf_W_hh = d_rows_W_hh_g[t]
+        grad_step = grad_rows_g[t]
         r = r_seq[t]
         z = z_seq[t]
         # Gradients arriving at this step's outputs: the loss at t and the later steps.
@@ -270,25 +266,20 @@ def backward(params, cache, dy, dstate=None, *, check_finite=False):
         d_h = din_h
         # (10) d_n = d_h*(1 - z): folded into the coefficients
         # (11) d_a_n = d_n*(1 - n**2)
-        d_a_n = d_buf_W_ih[2]
-        np.multiply(coef_step[0], d_h, out=d_a_n)
+        # (15) d_a_z = d_z*z*(1 - z)
+        np.multiply(coef_step[0:2], d_h, out=grad_step[1:3])
         # (12) d_rh = W_hn^T d_a_n
-        d_buf_W_hn[t, 0] = d_buf_W_ih[2]
-        np.matmul(d_rows_W_hn[t], W_hn, out=d_rh)
+        np.matmul(grad_rows[t, :, 2 * H :], W_hn, out=d_rh)
         # (13) d_z = d_h*(h_prev - n): folded into the coefficients
         # (14) d_r = d_rh*h_prev: folded into the coefficients
-        # (15) d_a_z = d_z*z*(1 - z)
-        d_a_z = d_buf_W_ih[1]
-        np.multiply(coef_step[1], d_h, out=d_a_z)
         # (16) d_a_r = d_r*r*(1 - r)
-        d_a_r = d_buf_W_ih[0]
+        d_a_r = grad_step[0]
         np.multiply(coef_step[2], d_rh, out=d_a_r)
         # (18) d_h_prev = d_h*z + d_rh*r + W_hr^T d_a_r + W_hz^T d_a_z
-        d_buf_W_hh[...] = d_buf_W_ih[0:2]
         np.multiply(d_h, z, out=d_h_prev)
         np.multiply(d_rh, r, out=buf_0)
         d_h_prev += buf_0
-        np.matmul(d_rows_W_hh[t], W_hh, out=buf_0)
+        np.matmul(grad_rows[t, :, : 2 * H], W_hh, out=buf_0)
         d_h_prev += buf_0
     # Weight gradients of all steps at once: one GEMM per fused weight.
     # (19) d_W_ir = sum over t of d_a_r x^T
@@ -297,13 +288,15 @@ def backward(params, cache, dy, dstate=None, *, check_finite=False):
     # (23) d_W_hz = sum over t of d_a_z h_prev^T
     # (25) d_W_in = sum over t of d_a_n x^T
     # (26) d_W_hn = sum over t of d_a_n rh^T
-    d_W_ih = np.matmul(d_rows_W_ih.reshape(T * B, 3 * H).T, x.reshape(T * B, I))
-    d_W_hh = np.matmul(d_rows_W_hh.reshape(T * B, 2 * H).T, seq_h[:-1].reshape(T * B, H))
-    d_W_hn = np.matmul(d_rows_W_hn.reshape(T * B, 1 * H).T, cache_rh.reshape(T * B, H))
+    grad_all = grad_rows.reshape(T * B, 3 * H)
+    d_W_ih = np.matmul(grad_all.T, x.reshape(T * B, I))
+    d_W_hh = np.matmul(grad_all[:, : 2 * H].T, seq_h[:-1].reshape(T * B, H))
+    d_W_hn = np.matmul(grad_all[:, 2 * H :].T, cache_rh.reshape(T * B, H))
     # (17) d_x = W_ir^T d_a_r + W_iz^T d_a_z + W_in^T d_a_n, all steps at once
-    dx = np.matmul(d_rows_W_ih.reshape(T * B, 3 * H), W_ih).reshape(T, B, I)
-    # Bias gradients: sums of the pre-activation adjoints over time and batch.
-    d_b = d_rows_W_ih.sum(axis=(0, 1))
+    dx = np.matmul(grad_all, W_ih).reshape(T, B, I)
+    # Bias gradients: sums of the pre-activation adjoints over time and batch, one pass for all.
+    grad_sums = grad_all.sum(axis=0)
+    d_b = grad_sums.copy()
     dparams = {"W_ih": d_W_ih, "W_hh": d_W_hh, "b": d_b, "W_hn": d_W_hn}
     dstate0 = (d_h_prev,)
     if check_finite:

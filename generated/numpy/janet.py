@@ -198,8 +198,9 @@ def backward(params, cache, dy, dstate=None, *, check_finite=False):
     cache_sigmoid_h = cache["cache_sigmoid_h"]
     W_ih = params["W_ih"]
     W_hh = params["W_hh"]
-    d_rows_W_ih = np.empty((T, B, 2 * H), dtype=dtype)
-    d_rows_W_ih_g = d_rows_W_ih.reshape(T, B, 2, H).transpose(0, 2, 1, 3)
+    # Adjoints of the linear nodes s, a_g, one (B, 2 * H) row per step.
+    grad_rows = np.empty((T, B, 2 * H), dtype=dtype)
+    grad_rows_g = grad_rows.reshape(T, B, 2, H).transpose(0, 2, 1, 3)
     d_h_prev = np.zeros((B, H), dtype=dtype) if dstate is None else dstate[0].copy()
     din_h = np.empty((B, H), dtype=dtype)
     # Coefficients of the adjoints (forward values only), computed for chunks of steps at once,
@@ -235,7 +236,7 @@ def backward(params, cache, dy, dstate=None, *, check_finite=False):
             np.subtract(1, coef_1, out=coef_1)
             coef_1 *= coef_cse_0
         coef_step = coef_buf[t - coef_t0]
-        d_buf_W_ih = d_rows_W_ih_g[t]
+        grad_step = grad_rows_g[t]
         f = cache_f[t]
         # Gradients arriving at this step's outputs: the loss at t and the later steps.
         np.add(dy[t], d_h_prev, out=din_h)
@@ -245,22 +246,24 @@ def backward(params, cache, dy, dstate=None, *, check_finite=False):
         # (8) d_f = d_h*h_prev: folded into the coefficients
         # (9) d_a_g = d_g*(1 - g**2)
         # (10) d_s = d_f*f*(1 - f) - d_h*g*sigmoid_h*(1 - sigmoid_h)
-        np.multiply(coef_step[0:2], d_h, out=d_buf_W_ih)
+        np.multiply(coef_step[0:2], d_h, out=grad_step)
         # (12) d_h_prev = d_h*f + W_hf^T d_s + W_hg^T d_a_g
         np.multiply(d_h, f, out=d_h_prev)
-        np.matmul(d_rows_W_ih[t], W_hh, out=buf_0)
+        np.matmul(grad_rows[t], W_hh, out=buf_0)
         d_h_prev += buf_0
     # Weight gradients of all steps at once: one GEMM per fused weight.
     # (13) d_W_if = sum over t of d_s x^T
     # (14) d_W_hf = sum over t of d_s h_prev^T
     # (16) d_W_ig = sum over t of d_a_g x^T
     # (17) d_W_hg = sum over t of d_a_g h_prev^T
-    d_W_ih = np.matmul(d_rows_W_ih.reshape(T * B, 2 * H).T, x.reshape(T * B, I))
-    d_W_hh = np.matmul(d_rows_W_ih.reshape(T * B, 2 * H).T, seq_h[:-1].reshape(T * B, H))
+    grad_all = grad_rows.reshape(T * B, 2 * H)
+    d_W_ih = np.matmul(grad_all.T, x.reshape(T * B, I))
+    d_W_hh = np.matmul(grad_all.T, seq_h[:-1].reshape(T * B, H))
     # (11) d_x = W_if^T d_s + W_ig^T d_a_g, all steps at once
-    dx = np.matmul(d_rows_W_ih.reshape(T * B, 2 * H), W_ih).reshape(T, B, I)
-    # Bias gradients: sums of the pre-activation adjoints over time and batch.
-    d_b = d_rows_W_ih.sum(axis=(0, 1))
+    dx = np.matmul(grad_all, W_ih).reshape(T, B, I)
+    # Bias gradients: sums of the pre-activation adjoints over time and batch, one pass for all.
+    grad_sums = grad_all.sum(axis=0)
+    d_b = grad_sums.copy()
     dparams = {"W_ih": d_W_ih, "W_hh": d_W_hh, "b": d_b}
     dstate0 = (d_h_prev,)
     if check_finite:

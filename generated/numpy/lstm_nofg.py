@@ -233,8 +233,9 @@ def backward(params, cache, dy, dstate=None, *, check_finite=False):
     cache_sigmoid_c = cache["cache_sigmoid_c"]
     W_ih = params["W_ih"]
     W_hh = params["W_hh"]
-    d_rows_W_ih = np.empty((T, B, 3 * H), dtype=dtype)
-    d_rows_W_ih_g = d_rows_W_ih.reshape(T, B, 3, H).transpose(0, 2, 1, 3)
+    # Adjoints of the linear nodes a_i, a_g, a_o, one (B, 3 * H) row per step.
+    grad_rows = np.empty((T, B, 3 * H), dtype=dtype)
+    grad_rows_g = grad_rows.reshape(T, B, 3, H).transpose(0, 2, 1, 3)
     d_h_prev = np.zeros((B, H), dtype=dtype) if dstate is None else dstate[0].copy()
     din_h = np.empty((B, H), dtype=dtype)
     d_c_prev = np.zeros((B, H), dtype=dtype) if dstate is None else dstate[1].copy()
@@ -284,7 +285,7 @@ def backward(params, cache, dy, dstate=None, *, check_finite=False):
             coef_3 *= coef_tmp_0
             coef_3 *= coef_of_o
         coef_step = coef_buf[t - coef_t0]
-        d_buf_W_ih = d_rows_W_ih_g[t]
+        grad_step = grad_rows_g[t]
         # Gradients arriving at this step's outputs: the loss at t and the later steps.
         np.add(dy[t], d_h_prev, out=din_h)
         din_c, d_c_prev = d_c_prev, din_c
@@ -297,13 +298,13 @@ def backward(params, cache, dy, dstate=None, *, check_finite=False):
         # (12) d_g = d_c*i: folded into the coefficients
         # (13) d_i = d_c*g: folded into the coefficients
         # (14) d_a_o = d_o*o*(1 - o)
-        d_a_o = d_buf_W_ih[2]
+        d_a_o = grad_step[2]
         np.multiply(coef_step[3], d_h, out=d_a_o)
         # (15) d_a_g = 4*d_g*sigmoid_a_g*(1 - sigmoid_a_g)
         # (16) d_a_i = d_i*i*(1 - i)
-        np.multiply(coef_step[0:2], d_c, out=d_buf_W_ih[0:2])
+        np.multiply(coef_step[0:2], d_c, out=grad_step[0:2])
         # (18) d_h_prev = W_hi^T d_a_i + W_hg^T d_a_g + W_ho^T d_a_o
-        np.matmul(d_rows_W_ih[t], W_hh, out=d_h_prev)
+        np.matmul(grad_rows[t], W_hh, out=d_h_prev)
         # (19) d_c_prev = d_c
         np.copyto(d_c_prev, d_c)
     # Weight gradients of all steps at once: one GEMM per fused weight.
@@ -313,12 +314,14 @@ def backward(params, cache, dy, dstate=None, *, check_finite=False):
     # (24) d_W_hg = sum over t of d_a_g h_prev^T
     # (26) d_W_io = sum over t of d_a_o x^T
     # (27) d_W_ho = sum over t of d_a_o h_prev^T
-    d_W_ih = np.matmul(d_rows_W_ih.reshape(T * B, 3 * H).T, x.reshape(T * B, I))
-    d_W_hh = np.matmul(d_rows_W_ih.reshape(T * B, 3 * H).T, seq_h[:-1].reshape(T * B, H))
+    grad_all = grad_rows.reshape(T * B, 3 * H)
+    d_W_ih = np.matmul(grad_all.T, x.reshape(T * B, I))
+    d_W_hh = np.matmul(grad_all.T, seq_h[:-1].reshape(T * B, H))
     # (17) d_x = W_ii^T d_a_i + W_ig^T d_a_g + W_io^T d_a_o, all steps at once
-    dx = np.matmul(d_rows_W_ih.reshape(T * B, 3 * H), W_ih).reshape(T, B, I)
-    # Bias gradients: sums of the pre-activation adjoints over time and batch.
-    d_b = d_rows_W_ih.sum(axis=(0, 1))
+    dx = np.matmul(grad_all, W_ih).reshape(T, B, I)
+    # Bias gradients: sums of the pre-activation adjoints over time and batch, one pass for all.
+    grad_sums = grad_all.sum(axis=0)
+    d_b = grad_sums.copy()
     dparams = {"W_ih": d_W_ih, "W_hh": d_W_hh, "b": d_b}
     dstate0 = (d_h_prev, d_c_prev)
     if check_finite:

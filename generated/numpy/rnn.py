@@ -165,8 +165,9 @@ def backward(params, cache, dy, dstate=None, *, check_finite=False):
     seq_h = cache["seq_h"]
     W_ih = params["W_ih"]
     W_hh = params["W_hh"]
-    d_rows_W_ih = np.empty((T, B, 1 * H), dtype=dtype)
-    d_buf_W_ih = d_rows_W_ih.reshape(T, 1, B, H)
+    # Adjoints of the linear nodes a, one (B, 1 * H) row per step.
+    grad_rows = np.empty((T, B, 1 * H), dtype=dtype)
+    grad_step = grad_rows.reshape(T, 1, B, H)
     d_h_prev = np.zeros((B, H), dtype=dtype) if dstate is None else dstate[0].copy()
     din_h = np.empty((B, H), dtype=dtype)
     # Coefficients of the adjoints (forward values only), computed for chunks of steps at once,
@@ -174,7 +175,7 @@ def backward(params, cache, dy, dstate=None, *, check_finite=False):
     coef_steps = max(1, min(T, 4096 // max(B * H, 1)))
     coef_buf = np.empty((coef_steps, 1, B, H), dtype=dtype)
     coef_t0 = T
-    d_a_seq = d_buf_W_ih[:, 0]
+    d_a_seq = grad_step[:, 0]
     for t in range(T - 1, -1, -1):
         if t < coef_t0:  # the next chunk of steps: its coefficients of the adjoints, all at once
             coef_t0 = max(0, t + 1 - coef_steps)
@@ -193,17 +194,19 @@ def backward(params, cache, dy, dstate=None, *, check_finite=False):
         d_a = d_a_seq[t]
         np.multiply(coef_step[0], d_h, out=d_a)
         # (6) d_h_prev = W_hh^T d_a
-        np.matmul(d_rows_W_ih[t], W_hh, out=d_h_prev)
+        np.matmul(grad_rows[t], W_hh, out=d_h_prev)
     # Weight gradients of all steps at once: one GEMM per fused weight.
     # (7) d_W_ih = sum over t of d_a x^T
     # (8) d_W_hh = sum over t of d_a h_prev^T
-    d_W_ih = np.matmul(d_rows_W_ih.reshape(T * B, 1 * H).T, x.reshape(T * B, I))
-    d_W_hh = np.matmul(d_rows_W_ih.reshape(T * B, 1 * H).T, seq_h[:-1].reshape(T * B, H))
+    grad_all = grad_rows.reshape(T * B, 1 * H)
+    d_W_ih = np.matmul(grad_all.T, x.reshape(T * B, I))
+    d_W_hh = np.matmul(grad_all.T, seq_h[:-1].reshape(T * B, H))
     # (5) d_x = W_ih^T d_a, all steps at once
-    dx = np.matmul(d_rows_W_ih.reshape(T * B, 1 * H), W_ih).reshape(T, B, I)
-    # Bias gradients: sums of the pre-activation adjoints over time and batch.
-    d_b_ih = d_rows_W_ih.sum(axis=(0, 1))
-    d_b_hh = d_b_ih.copy()
+    dx = np.matmul(grad_all, W_ih).reshape(T, B, I)
+    # Bias gradients: sums of the pre-activation adjoints over time and batch, one pass for all.
+    grad_sums = grad_all.sum(axis=0)
+    d_b_ih = grad_sums.copy()
+    d_b_hh = grad_sums.copy()
     dparams = {"W_ih": d_W_ih, "W_hh": d_W_hh, "b_ih": d_b_ih, "b_hh": d_b_hh}
     dstate0 = (d_h_prev,)
     if check_finite:
