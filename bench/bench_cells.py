@@ -87,13 +87,14 @@ def _generated(case: Case) -> tuple[dict[str, Callable[[], object]], dict]:
     from symlstm.codegen import _Planner
 
     mod, params, x, dy = _problem(case)
+    workspace = {} if os.environ.get("BENCH_WORKSPACE") == "1" else None  # --workspace
 
     def fwd():
-        return mod.forward(params, x)
+        return mod.forward(params, x, workspace=workspace)
 
     def fwd_bwd():
-        _, _, cache = mod.forward(params, x)
-        return mod.backward(params, cache, dy)
+        _, _, cache = mod.forward(params, x, workspace=workspace)
+        return mod.backward(params, cache, dy, workspace=workspace)
 
     tracemalloc.start()
     _, _, cache = mod.forward(params, x)
@@ -318,7 +319,13 @@ def main(argv: list[str] | None = None) -> int:
         "--gap-ms", type=float, default=None, help="idle time before each sample (default 300)"
     )
     parser.add_argument("--json", default=None, help="also write every sample to this JSON file")
+    parser.add_argument(
+        "--workspace",
+        action="store_true",
+        help="the generated code reuses one workspace dict across calls (forward/backward workspace=)",
+    )
     args = parser.parse_args(argv)
+    os.environ["BENCH_WORKSPACE"] = "1" if args.workspace else "0"  # read by the spawned workers
 
     import symlstm
 
@@ -386,6 +393,8 @@ def _environment() -> str:
     except Exception:  # importlib.metadata.PackageNotFoundError
         parts.append("torch not installed")
     parts.append(f"{os.cpu_count()} CPUs")
+    if os.environ.get("BENCH_WORKSPACE") == "1":
+        parts.append("generated code with workspace=")
     return "; ".join(parts)
 
 

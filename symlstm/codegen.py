@@ -338,8 +338,9 @@ class _Planner:
                     )
                 if G == 1:
                     setup.append(f"# Input projection of all {lay.name} blocks for every step: one GEMM.")
+                    setup.append(f"buf_{lay.name} = np.empty((T, 1, B, H), dtype=dtype)")
                     setup.append(
-                        f"buf_{lay.name} = np.matmul(x.reshape(T * B, I), {lay.name}.T).reshape(T, 1, B, H)"
+                        f"np.matmul(x.reshape(T * B, I), {lay.name}.T, out=buf_{lay.name}.reshape(T * B, H))"
                     )
                     if biases:
                         setup.append(f"buf_{lay.name} += buf_{lay.name}_bias")
@@ -1134,6 +1135,8 @@ def plan_numpy(d: Derivation) -> NumpyModule:
     mod.jvp_body = _jvp_lines(d, planner.p)
     planner.forward(mod)
     planner.backward(mod)
+    mod.forward_setup = _from_workspace(mod.forward_setup, "forward")
+    mod.backward_setup = _from_workspace(mod.backward_setup, "backward")
     # Unpack only the arrays a function body reads.
     fwd_body = [*mod.param_views, *mod.forward_setup, *mod.forward_step, *mod.forward_end]
     bwd_body = [*mod.param_views, *mod.backward_setup, *mod.backward_step, *mod.backward_end]
@@ -1141,6 +1144,26 @@ def plan_numpy(d: Derivation) -> NumpyModule:
     mod.backward_params = [g.name for g in s.groups if _reads(bwd_body, g.name)]
     mod.backward_cache = [k for k in mod.cache_keys if _reads(bwd_body, k)]
     return mod
+
+
+_ALLOCATION = re.compile(r"^(\w+) = np\.(empty|zeros)\((\(.+\)), dtype=dtype\)$")
+
+
+def _from_workspace(setup: list[str], function: str) -> list[str]:
+    """Every array a function allocates for its own work or for the cache, taken from the caller's
+    `workspace` dict when one is given (`_array`), so that a training loop reuses the same memory call
+    after call; gradients it returns (`d_*`, `dx`) are always new arrays."""
+    out = []
+    for line in setup:
+        m = _ALLOCATION.match(line)
+        if m is None or m.group(1).startswith("d_") or m.group(1) == "dx":
+            out.append(line)
+            continue
+        name, kind, shape = m.groups()
+        out.append(f'{name} = _array(workspace, "{function}.{name}", {shape}, dtype)')
+        if kind == "zeros":
+            out.append(f"{name}.fill(0)")
+    return out
 
 
 def _rows(weight: str, k0: int, n: int, lay: Layout) -> str:

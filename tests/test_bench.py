@@ -79,3 +79,12 @@ def test_profile_script_ranks_the_lines_of_forward_and_backward():
     code = [r[4] for r in rows]
     assert any("np.matmul(h_prev, W_hh.T" in c for c in code)  # forward's recurrent GEMM
     assert any("np.matmul(grad_rows[t" in c for c in code)  # backward's
+
+
+def test_workspace_mode_runs_and_says_so():
+    cmd = [sys.executable, str(SCRIPT), "--quick", "--cells", "rnn", "--dtypes", "float32", "--workspace"]
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    lines = proc.stdout.splitlines()
+    assert lines[0].endswith("generated code with workspace=")
+    assert sum(line.startswith("| rnn | tiny") for line in lines) == 2

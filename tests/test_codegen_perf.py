@@ -108,7 +108,8 @@ def test_gate_buffers_are_gate_major(name):
             runs = [(t, k, j) for t in range(T) for k in range(G) for j in range(k + 1, G + 1)]
             assert all(buf[t, k:j].flags.c_contiguous for t, k, j in runs)
     # a step's adjoints: one (B, U * H) row of one buffer, written through a (U, B, H) view
-    assert sum(line.startswith("grad_rows = np.empty((T, B, ") for line in plan.backward_setup) == 1
+    prefix = 'grad_rows = _array(workspace, "backward.grad_rows", (T, B, '
+    assert sum(line.startswith(prefix) for line in plan.backward_setup) == 1
 
 
 @pytest.mark.parametrize("name", sorted(symlstm.CELLS))

@@ -112,7 +112,7 @@ PLANTED = {
         lambda: _patched_lstm(
             ("for t in range(T - 1, -1, -1):", "for t in range(T - 1, 0, -1):"),
             (
-                "grad_rows = np.empty((T, B, 4 * H), dtype=dtype)",
+                'grad_rows = _array(workspace, "backward.grad_rows", (T, B, 4 * H), dtype)',
                 "grad_rows = np.zeros((T, B, 4 * H), dtype=dtype)",
             ),
             label="timestep",

@@ -83,7 +83,7 @@ def init_params(input_size, hidden_size, *, seed=0, dtype=np.float64):
     return {name: rng.uniform(-bound, bound, size=shape).astype(dtype) for name, shape in shapes.items()}
 
 
-def forward(params, x, state0=None, *, check_finite=False):
+def forward(params, x, state0=None, *, check_finite=False, workspace=None):
     """Run the cell over a sequence.
 
     Args:
@@ -92,18 +92,24 @@ def forward(params, x, state0=None, *, check_finite=False):
         state0: tuple of (B, H) initial states (h, c); zeros if None.
         check_finite: raise FloatingPointError naming the first step with a NaN or Inf in the inputs
             (checked before the run) or in the outputs (after it); by default they propagate.
+        workspace: a dict kept by the caller across calls (start with {}): the cache and scratch arrays
+            are taken from it and left in it, so that calls with the same shapes reuse their memory.
+            The next forward with the same workspace overwrites y and the cache; backward refuses a
+            cache overwritten that way.
 
     Returns:
         y: (T, B, H) outputs (a view into the cache: copy it before writing into it).
         state: tuple of (B, H) final states.
         cache: what `backward` needs.
     """
+    workspace = _check_workspace(workspace)
     I, H, dtype = _check_params(params)
     x = _check_input(x, I, dtype)
     T, B = x.shape[0], x.shape[1]
     (h0, c0) = _check_state(state0, "state0", B, H, dtype)
     if check_finite:
         _check_finite("forward", "input", [("x", x)], _named(params, "params"), _named(state0, "state0"))
+    claim = _claim(workspace)  # before the first write: an older cache in this workspace is void from here
     W_ih = params["W_ih"]
     W_hh = params["W_hh"]
     b = params["b"]
@@ -118,28 +124,29 @@ def forward(params, x, state0=None, *, check_finite=False):
     b = b.copy()
     b[: 2 * H] *= 0.5
     b[3 * H :] *= 0.5
-    buf_W_ih_bias = np.zeros((4, 1, H), dtype=dtype)
+    buf_W_ih_bias = _array(workspace, "forward.buf_W_ih_bias", (4, 1, H), dtype)
+    buf_W_ih_bias.fill(0)
     buf_W_ih_bias += b.reshape(4, 1, H)
     # Input projection of all W_ih blocks for every step, stored (T, gate, B, H) so
     # that every gate block and run of blocks is contiguous: one GEMM per chunk of steps
     # (256 rows, or one step) into a scratch that stays in cache, then into place with the biases added.
-    buf_W_ih = np.empty((T, 4, B, H), dtype=dtype)
+    buf_W_ih = _array(workspace, "forward.buf_W_ih", (T, 4, B, H), dtype)
     buf_steps = max(1, min(T, 256 // max(B, 1)))
-    buf_proj = np.empty((buf_steps * B, 4 * H), dtype=dtype)
+    buf_proj = _array(workspace, "forward.buf_proj", (buf_steps * B, 4 * H), dtype)
     for t in range(0, T, buf_steps):
         buf_x = x[t : t + buf_steps]
         buf_rows = buf_proj[: len(buf_x) * B]
         np.matmul(buf_x.reshape(-1, I), W_ih.T, out=buf_rows)
         buf_rows = buf_rows.reshape(len(buf_x), B, 4, H).transpose(0, 2, 1, 3)
         np.add(buf_rows, buf_W_ih_bias, out=buf_W_ih[t : t + buf_steps])
-    seq_h = np.empty((T + 1, B, H), dtype=dtype)
+    seq_h = _array(workspace, "forward.seq_h", (T + 1, B, H), dtype)
     seq_h[0] = h0
-    seq_c = np.empty((T + 1, B, H), dtype=dtype)
+    seq_c = _array(workspace, "forward.seq_c", (T + 1, B, H), dtype)
     seq_c[0] = c0
-    cache_tanh_c = np.empty((T, B, H), dtype=dtype)
-    buf_W_hh = np.empty((B, 4 * H), dtype=dtype)
+    cache_tanh_c = _array(workspace, "forward.cache_tanh_c", (T, B, H), dtype)
+    buf_W_hh = _array(workspace, "forward.buf_W_hh", (B, 4 * H), dtype)
     buf_W_hh_g = buf_W_hh.reshape(B, 4, H).transpose(1, 0, 2)
-    buf_0 = np.empty((B, H), dtype=dtype)
+    buf_0 = _array(workspace, "forward.buf_0", (B, H), dtype)
     z_seq = buf_W_ih[:, 2]
     i_seq = buf_W_ih[:, 0]
     f_seq = buf_W_ih[:, 1]
@@ -185,6 +192,7 @@ def forward(params, x, state0=None, *, check_finite=False):
         "cell": CELL,
         "params": {name: params[name] for name in BLOCKS},
         "fingerprint": _fingerprint(params, x),
+        "workspace": claim,
         "x": x,
         "seq_h": seq_h,
         "seq_c": seq_c,
@@ -196,7 +204,7 @@ def forward(params, x, state0=None, *, check_finite=False):
     return y, state, cache
 
 
-def backward(params, cache, dy, dstate=None, *, check_finite=False):
+def backward(params, cache, dy, dstate=None, *, check_finite=False, workspace=None):
     """Backpropagation through time over the sequence of `forward`.
 
     Args:
@@ -206,12 +214,15 @@ def backward(params, cache, dy, dstate=None, *, check_finite=False):
         dstate: tuple of (B, H) gradients arriving at the final states (truncated BPTT), or None.
         check_finite: raise FloatingPointError naming the first step (in backward order, from T - 1
             down) with a NaN or Inf in dy, dstate or params, or in the gradients.
+        workspace: a dict kept by the caller across calls, as for `forward` (the same one may serve
+            both): backward's scratch arrays are taken from it. The gradients returned are new arrays.
 
     Returns:
         dparams: dict of gradients with the keys and shapes of `params`.
         dx: (T, B, I) gradient with respect to x.
         dstate0: tuple of (B, H) gradients with respect to the initial states.
     """
+    workspace = _check_workspace(workspace)
     I, H, dtype = _check_params(params)
     _check_cache(cache, params)
     x = cache["x"]
@@ -228,17 +239,17 @@ def backward(params, cache, dy, dstate=None, *, check_finite=False):
     W_ih = params["W_ih"]
     W_hh = params["W_hh"]
     # Adjoints of the linear nodes a_i, a_f, a_z, a_o, one (B, 4 * H) row per step.
-    grad_rows = np.empty((T, B, 4 * H), dtype=dtype)
+    grad_rows = _array(workspace, "backward.grad_rows", (T, B, 4 * H), dtype)
     grad_rows_g = grad_rows.reshape(T, B, 4, H).transpose(0, 2, 1, 3)
     d_h_prev = np.zeros((B, H), dtype=dtype) if dstate is None else dstate[0].copy()
-    din_h = np.empty((B, H), dtype=dtype)
+    din_h = _array(workspace, "backward.din_h", (B, H), dtype)
     d_c_prev = np.zeros((B, H), dtype=dtype) if dstate is None else dstate[1].copy()
-    din_c = np.empty((B, H), dtype=dtype)
+    din_c = _array(workspace, "backward.din_c", (B, H), dtype)
     d_c = np.empty((B, H), dtype=dtype)
     # Coefficients of the adjoints (forward values only), computed for chunks of steps at once,
     # outside the recurrence: at most 4096 numbers per coefficient and chunk, or one step.
     coef_steps = max(1, min(T, 4096 // max(B * H, 1)))
-    coef_buf = np.empty((coef_steps, 5, B, H), dtype=dtype)
+    coef_buf = _array(workspace, "backward.coef_buf", (coef_steps, 5, B, H), dtype)
     coef_t0 = T
     f_seq = buf_W_ih[:, 1]
     for t in range(T - 1, -1, -1):
@@ -733,6 +744,32 @@ def _check_state(state, name, B, H, dtype, default=0):
     return tuple(_check_array(s, f"{name}[{k}] ({STATES[k]})", (B, H), dtype) for k, s in enumerate(state))
 
 
+def _check_workspace(workspace):
+    if workspace is not None and not isinstance(workspace, dict):
+        raise TypeError(
+            f"{CELL}: workspace must be a dict kept across calls, or None; got {_describe(workspace)}"
+        )
+    return workspace
+
+
+def _array(workspace, key, shape, dtype):
+    """np.empty(shape, dtype), or the array kept under `key` in the workspace, reused when it fits."""
+    if workspace is None:
+        return np.empty(shape, dtype=dtype)
+    array = workspace.get(key)
+    if not isinstance(array, np.ndarray) or array.shape != shape or array.dtype != dtype:
+        array = workspace[key] = np.empty(shape, dtype=dtype)
+    return array
+
+
+def _claim(workspace):
+    """Mark the workspace's forward arrays as those of a new cache: (workspace, generation) or None."""
+    if workspace is None:
+        return None
+    workspace["forward.generation"] = workspace.get("forward.generation", 0) + 1
+    return (workspace, workspace["forward.generation"])
+
+
 def _fingerprint(params, x):
     """Identity, shape and the XOR of the bit patterns of each array backward reads: another array or an
     in-place change shows (a change to any one element flips a bit of the XOR)."""
@@ -755,6 +792,12 @@ def _check_cache(cache, params, x_name="x"):
         raise ValueError(f"{CELL}: backward got the cache of cell {cache['cell']!r}, not of {CELL}.forward")
     if not isinstance(cache["params"], dict):
         raise ValueError(f"{CELL}: backward needs the cache returned by {CELL}.forward, got a damaged one")
+    claim = cache.get("workspace")
+    if claim is not None and claim[0].get("forward.generation") != claim[1]:
+        raise ValueError(
+            f"{CELL}: the arrays of this cache were reused by a later forward with the same workspace; "
+            "run forward again, or give each forward whose cache you keep a workspace of its own"
+        )
     other = [name for name in BLOCKS if cache["params"].get(name) is not params[name]]
     if other:
         raise ValueError(
