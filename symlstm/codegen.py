@@ -180,24 +180,20 @@ class _Planner:
         """Where a linear node's pre-activation lives: the block of its first weight's GEMM output."""
         return self.layout_of(node.terms[0][0])
 
-    def buffer(self, lay: Layout, grad: bool = False) -> str:
-        if grad:  # one step's (U, B, H) adjoints; a single block is a view of its (T, B, H) rows
-            return "grad_step[t" if len(self.grad_order()) == 1 else "grad_step["
+    def buffer(self, lay: Layout) -> str:
         name = f"buf_{lay.name}"
         return f"{name}[t" if lay.kind == "input" else f"{name}_g["
 
-    def block_view(self, lay: Layout, k: int, grad: bool = False) -> str:
-        if grad:
-            return self.grad_view(lay.nodes[k])
+    def block_view(self, lay: Layout, k: int) -> str:
         return _index(self.buffer(lay), _bspan(k, k + 1, lay.blocks))
 
     def grad_view(self, node: str, n: int = 1) -> str:
-        """The adjoints of `n` linear nodes from `node` on, in the step's row of the adjoint buffer."""
+        """The adjoints of `n` linear nodes from `node` on, in the step's row of the adjoint buffer:
+        `grad_step[2]`, `grad_step[0:3]` (a (U, B, H) view), or `grad_step[t, 0]` when U = 1."""
         order = self.grad_order()
         u = order.index(node)
-        return _index(
-            self.buffer(self.layouts[next(iter(self.layouts))], grad=True), _bspan(u, u + n, len(order))
-        )
+        step = "grad_step[t" if len(order) == 1 else "grad_step["
+        return _index(step, _bspan(u, u + n, len(order)))
 
     def grad_order(self) -> list[str]:
         """The linear nodes in the order of the blocks of the adjoint buffer `grad_rows`, (T, B, U*H).
@@ -230,7 +226,7 @@ class _Planner:
         return [tuple(r) for r in runs]
 
     def grad_columns(self, u0: int, n: int) -> str:
-        """`grad_rows[..., H : 3 * H]`-style column span of blocks [u0, u0 + n) ('' for all)."""
+        """The column span `H : 3 * H` of blocks [u0, u0 + n) ('' for all)."""
         return _span(u0, u0 + n, len(self.grad_order()))
 
     # -- what backward reads -------------------------------------------------------------------
@@ -770,7 +766,7 @@ class _Planner:
         ]
 
     def _emit_run(self, v: str) -> list[str]:
-        """One multiply for a run of adjacent blocks: d_buf[k0:k1] = coef_step[j0:j1] * d_w."""
+        """One multiply for a run of adjacent blocks: grad_step[u0:u1] = coef_step[j0:j1] * d_w."""
         run = self.step_plan().runs[v]
         if run is None:
             return []  # done with the first member of its run
@@ -881,11 +877,10 @@ class _Planner:
                 step += self._emit_run(v)
                 continue
             if v in linear_names:
-                lay, k = self.home(s.node(v))
                 step.append(f"# ({number}) {adjoint(v)} = {sp.sstr(a.elementwise)}")
                 step += emit_temps(reduced[v])
                 if v not in hoisted:
-                    step.append(f"{adjoint(v)} = {self.block_view(lay, k, grad=True)}")
+                    step.append(f"{adjoint(v)} = {self.grad_view(v)}")
                     step += emit.emit(reduced[v], adjoint(v))
                 continue
             total = a.elementwise + (sp.Symbol(f"din_{v}", real=True) if a.incoming else 0)
@@ -1025,10 +1020,9 @@ class _Planner:
                 done.add(x)
                 if x in storage:
                     v = storage[x]
-                    lay, k = self.home(s.node(v))
                     number = self.numbers[("adj", v)]
                     lines.append(f"# ({number}) {adjoint(v)} first: a common subexpression, computed once")
-                    lines.append(f"{adjoint(v)} = {self.block_view(lay, k, grad=True)}")
+                    lines.append(f"{adjoint(v)} = {self.grad_view(v)}")
                     lines += emit.emit(temp_expr[x], adjoint(v))
                 else:
                     lines += emit.emit(temp_expr[x], x.name)
