@@ -130,7 +130,6 @@ class _Planner:
         self.numbers = d.equation_numbers
         self._inplace: dict | None = None
         self._plan: _StepPlan | None = None
-        self._coefficient_temps: list[str] = []
         self._check_supported()
 
     # -- structure -----------------------------------------------------------------------------
@@ -703,12 +702,27 @@ class _Planner:
         self._plan = _StepPlan(folding, exprs, coefficients, runs)
         return self._plan
 
-    def _coefficient_lines(self, pool_size: list[int]) -> list[str]:
-        """Step code: at the first step of each chunk (steps coef_t0..t, backwards), every coefficient
-        of the chunk at once, into coef_buf[:coef_n]; then this step's row, `coef_step`."""
+    def _param_gradient_expr(self, expr: sp.Expr) -> sp.Expr:
+        """An elementwise parameter's per-step gradient in terms of a linear node's adjoint where it is
+        a multiple of one (peephole: c_prev*d_i*i*(1 - i) = c_prev * d_a_i, d_a_i already in the step's
+        row of grad_rows: one multiply), else with the folded adjoints substituted."""
+        adjoints = lambda e: {x for x in e.free_symbols if x.name.startswith(("d_", "din_"))}  # noqa: E731
+        for v in self.grad_order():
+            own = sp.sympify(self.d.adjoint(v).elementwise)
+            if own == 0:
+                continue
+            ratio = sp.cancel(expr / own)
+            if not adjoints(ratio):
+                return ratio * sp.Symbol(self.grad_view(v), real=True)
+        return self.step_plan().folding.substitute(expr)
+
+    def _coefficient_code(self) -> tuple[list[str], list[str]]:
+        """(step lines, setup lines) of the coefficients: at the first step of each chunk (steps
+        coef_t0..t, backwards), every coefficient of the chunk at once into coef_buf[:coef_n], then
+        this step's row `coef_step`; the setup allocates coef_buf and the chunk scratch."""
         plan = self.step_plan()
         if not plan.coefficients:
-            return []
+            return [], []
         pool = ScratchPool("coef_tmp_")
         emit = InplaceEmitter(self.p, pool)
         names = sorted({x.name for c in plan.coefficients for x in c.free_symbols})
@@ -731,39 +745,36 @@ class _Planner:
         named = {x: sp.Symbol(f"coef_{home[x]}", real=True) for x, _ in temps if x in home}
         lines: list[str] = []
         for x, e in temps:  # factors shared by several coefficients, e.g. GRU's (1 - z) and (1 - n**2)
-            target = named.get(x, x).name
-            view = f"coef_buf[:coef_n, {home[x]}]" if x in home else f"{x.name}_all[:coef_n]"
-            lines.append(f"{target} = {view}")
-            lines += emit.emit(e.xreplace(named), target)
+            if x in home:
+                j = home[x]
+                lines.append(f"# coef {j} = {sp.sstr(plan.coefficients[j])}, also a factor of others")
+                lines.append(f"coef_{j} = coef_buf[:coef_n, {j}]")
+            else:
+                lines.append(f"{x.name} = {x.name}_all[:coef_n]")
+            lines += emit.emit(e.xreplace(named), named.get(x, x).name)
         for j, (c, e) in enumerate(zip(plan.coefficients, reduced)):
-            lines.append(f"# coef {j} = {sp.sstr(c)}")
             if named.get(e) == sp.Symbol(f"coef_{j}", real=True):
                 continue  # computed above, as a shared factor
+            lines.append(f"# coef {j} = {sp.sstr(c)}")
             lines.append(f"coef_{j} = coef_buf[:coef_n, {j}]")
             lines += emit.emit(e.xreplace(named), f"coef_{j}")
-        self._coefficient_temps = [x.name for x, _ in temps if x not in home]
         body += [f"coef_tmp_{k} = coef_tmp_{k}_all[:coef_n]" for k in range(pool.size)]
         body += lines
-        pool_size.append(pool.size)
-        return [
+        step = [
             "if t < coef_t0:  # the next chunk of steps: its coefficients of the adjoints, all at once",
             *("    " + line for line in body),
             "coef_step = coef_buf[t - coef_t0]",
         ]
-
-    def _coefficient_setup(self, pool_size: int) -> list[str]:
-        n = len(self.step_plan().coefficients)
-        if not n:
-            return []
-        return [
+        setup = [
             "# Coefficients of the adjoints (forward values only), computed for chunks of steps at once,",
             "# outside the recurrence: at most 4096 numbers per coefficient and chunk, or one step.",
             "coef_steps = max(1, min(T, 4096 // max(B * H, 1)))",
-            f"coef_buf = np.empty((coef_steps, {n}, B, H), dtype=dtype)",
-            *(f"coef_tmp_{k}_all = np.empty((coef_steps, B, H), dtype=dtype)" for k in range(pool_size)),
-            *(f"{x}_all = np.empty((coef_steps, B, H), dtype=dtype)" for x in self._coefficient_temps),
+            f"coef_buf = np.empty((coef_steps, {len(plan.coefficients)}, B, H), dtype=dtype)",
+            *(f"coef_tmp_{k}_all = np.empty((coef_steps, B, H), dtype=dtype)" for k in range(pool.size)),
+            *(f"{x.name}_all = np.empty((coef_steps, B, H), dtype=dtype)" for x, _ in temps if x not in home),
             "coef_t0 = T",
         ]
+        return step, setup
 
     def _emit_run(self, v: str) -> list[str]:
         """One multiply for a run of adjacent blocks: grad_step[u0:u1] = coef_step[j0:j1] * d_w."""
@@ -792,7 +803,7 @@ class _Planner:
         plan = self.step_plan()
         folded = plan.folding.folded
         elem_params = [g for g in d.param_gradients if g.kind == "elementwise"]
-        param_exprs = {g.param: plan.folding.substitute(g.expr) for g in elem_params}
+        param_exprs = {g.param: self._param_gradient_expr(g.expr) for g in elem_params}
         x_adjoint = plan.folding.substitute(d.adjoint(s.input).elementwise)
         step_exprs = [*plan.exprs.values(), *param_exprs.values(), x_adjoint]
         need = {x.name for e in step_exprs for x in e.free_symbols}
@@ -812,21 +823,11 @@ class _Planner:
             )
             setup.append(f"din_{s.update_of[st]} = np.empty((B, H), dtype=dtype)")
         aliases = set()  # adjoints that are just the incoming gradient
-        inplace = self.inplace_nodes()
-        gate_adjoints: set[str] = set()
         for a in d.vjp:
             if a.vector in s.leaves or a.vector in linear_names or a.vector in folded:
                 continue
             if a.incoming and a.elementwise == 0 and not a.linear:
                 aliases.add(a.vector)
-            elif a.vector in inplace:  # a block of d_gates_<W>, laid out like the gates
-                lay, k = inplace[a.vector][1:3]
-                if f"d_gates_{lay.name}" not in gate_adjoints:
-                    gate_adjoints.add(f"d_gates_{lay.name}")
-                    setup.append(f"d_gates_{lay.name} = np.empty(({lay.blocks}, B, H), dtype=dtype)")
-                setup.append(
-                    f"{adjoint(a.vector)} = {_index(f'd_gates_{lay.name}[', _bspan(k, k + 1, lay.blocks))}"
-                )
             else:
                 setup.append(f"{adjoint(a.vector)} = np.empty((B, H), dtype=dtype)")
         x_elementwise = x_adjoint != 0
@@ -839,13 +840,13 @@ class _Planner:
                     setup.append(f"d_{m} = {_member_view('d_' + g.name, g, m)}")
 
         # -- one step, in reverse --
-        coef_pool: list[int] = []
-        step += self._coefficient_lines(coef_pool)
+        coef_step, coef_setup = self._coefficient_code()
+        step += coef_step
+        setup += coef_setup
         # A step's adjoints are written straight into their row of grad_rows, through a (U, B, H) view:
         # the operand of the step's recurrent GEMMs and, after the loop, of the weight-gradient GEMMs.
         if U > 1:
             step.append("grad_step = grad_rows_g[t]")
-        setup += self._coefficient_setup(coef_pool[0] if coef_pool else 0)
         for st in s.states:
             if f"{st}_prev" in need:
                 step.append(f"{st}_prev = seq_{st}[t]")
@@ -1146,11 +1147,12 @@ _ALLOCATION = re.compile(r"^(\w+) = np\.(empty|zeros)\((\(.+\)), dtype=dtype\)$"
 def _from_workspace(setup: list[str], function: str) -> list[str]:
     """Every array a function allocates for its own work or for the cache, taken from the caller's
     `workspace` dict when one is given (`_array`), so that a training loop reuses the same memory call
-    after call; gradients it returns (`d_*`, `dx`) are always new arrays."""
+    after call; gradients it returns (`d_*`, `dx`, and `din_*`, which a step swaps with the state
+    adjoints `d_<state>_prev` that backward returns) are always new arrays."""
     out = []
     for line in setup:
         m = _ALLOCATION.match(line)
-        if m is None or m.group(1).startswith("d_") or m.group(1) == "dx":
+        if m is None or m.group(1).startswith(("d_", "din_")) or m.group(1) == "dx":
             out.append(line)
             continue
         name, kind, shape = m.groups()
@@ -1173,25 +1175,12 @@ def _grad_all(planner: _Planner, run: tuple[int, int, int]) -> str:
 
 
 _VIEW = re.compile(r"^(\w+) = (\w+)\[t, (\d+)\]$")
-_FIXED_VIEW = re.compile(r"^(\w+) = (d_gates_\w+)\[\d+(:\d+)?\]$")
 
 
 def _hoist_views(setup: list[str], step: list[str]) -> None:
     """`i = buf_W_ih[t, 0]` in the loop becomes `i = i_seq[t]` with `i_seq = buf_W_ih[:, 0]` made once
-    before it: a plain index costs less than a tuple index, which counts at B = 1. A view of a gate
-    adjoint scratch (`d_o = d_gates_W_ih[3]`) is the same every step: made once before the loop."""
+    before it: a plain index costs less than a tuple index, which counts at B = 1."""
     targets = [m.group(1) for m in map(_VIEW.match, step) if m]
-    targets_of = [
-        re.findall(r"\w+", line.split(" = ")[0])
-        if " = " in line and not line.lstrip().startswith("#")
-        else []
-        for line in step
-    ]
-    for line in [line for line in step if _FIXED_VIEW.match(line)]:
-        name = _FIXED_VIEW.match(line).group(1)
-        if sum(name in names for names in targets_of) == 1:  # assigned once: the same view every step
-            setup.append(line)
-            step.remove(line)
     for k, line in enumerate(step):
         m = _VIEW.match(line)
         if m and targets.count(m.group(1)) == 1:

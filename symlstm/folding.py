@@ -11,8 +11,9 @@ follow, both exact and both checked here symbolically:
   values only, so the generated backward computes them for a chunk of steps at once, outside the
   recurrence, and a step is left with one multiply (and an add) per term.
 
-An LSTM step then costs d_c = d_h*k_0 + din_c, [d_a_i, d_a_f, d_a_g] = d_c*[k_1, k_2, k_3] (one call over
-three adjacent blocks), d_a_o = d_h*k_4, d_c_prev = d_c*f, and the recurrent GEMM.
+An LSTM step then costs d_c = d_h*k + din_c, [d_a_i, d_a_f, d_a_g] = d_c*[k_i, k_f, k_g] (one call
+over three adjacent blocks), d_a_o = d_h*k_o, d_c_prev = d_c*f, and the recurrent GEMM, with k, k_i, ...
+coefficients of forward values.
 """
 
 from __future__ import annotations
@@ -65,8 +66,9 @@ def fold(d: Derivation, keep: set[str]) -> FoldedStep:
     """Fold every adjoint that is a single term coeff * d_w and is not in `keep` into its consumers.
 
     `keep` names vectors whose adjoints are read outside the elementwise adjoint expressions (the
-    linear nodes' adjoints feed GEMMs, the previous states' are the step's outputs, a parameter gradient
-    may read a gate's adjoint). Adjoints that receive an incoming gradient or have GEMM terms are kept.
+    linear nodes' adjoints feed GEMMs, the previous states' are the step's outputs). Adjoints that
+    receive an incoming gradient or have GEMM terms are kept. An expression outside the step that reads
+    a folded adjoint (a parameter's gradient) takes it through `FoldedStep.substitute`.
     """
     subs: dict[sp.Symbol, sp.Expr] = {}
     kept: dict[str, sp.Expr] = {}

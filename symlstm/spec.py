@@ -50,15 +50,17 @@ RESERVED = frozenset(
         "dx", "dy", "y", "t", "T", "B", "I", "H", "dtype", "seed", "rng", "out", "buf", "self",
         "forward", "backward", "jvp", "init_params", "from_torch", "to_torch", "from_keras", "to_keras",
         "initialize", "sigmoid", "relu",
-        "step", "tanh", "input_size", "hidden_size",
+        "step", "tanh", "input_size", "hidden_size", "workspace", "claim", "inputs", "outputs",
+        "check_finite",
     }
 )  # fmt: skip
 
 
 # Prefixes of the generated code's derived names: adjoints d_h, incoming adjoints din_h, tangents tan_h,
 # cached values cache_h, buffers buf_W_ih, coefficients coef_0, common subexpressions cse_0, gate runs
-# gates_i_f, the adjoint buffer grad_rows; and the suffix of a node's per-step view sequence, i_seq.
-RESERVED_PREFIXES = ("d_", "din_", "tan_", "cache_", "buf_", "coef_", "cse_", "gates_", "grad_")
+# gates_i_f, the adjoint buffer grad_rows, state sequences seq_h; and the suffix of a node's per-step
+# view sequence, i_seq.
+RESERVED_PREFIXES = ("d_", "din_", "tan_", "cache_", "buf_", "coef_", "cse_", "gates_", "grad_", "seq_")
 RESERVED_SUFFIXES = ("_seq",)
 
 

@@ -710,7 +710,10 @@ def test_a_failing_latexmk_run_reports_the_first_error_line_only(tmp_path):
     assert len(result.error) < 200 < len(log)
 
 
-@pytest.mark.parametrize("name", ["coef_step", "cse_0", "gates_i_f", "grad_rows", "i_seq", "buf_x", "d_h"])
+@pytest.mark.parametrize(
+    "name",
+    ["coef_step", "cse_0", "gates_i_f", "grad_rows", "seq_c", "i_seq", "buf_x", "d_h", "claim", "workspace"],
+)
 def test_names_the_generated_code_derives_are_reserved(name):
     """`coef_step` is backward's coefficient row, `i_seq` the per-step view sequence of a node `i`:
     a cell's own name may not shadow them."""

@@ -89,3 +89,22 @@ def test_the_cache_is_claimed_before_the_first_array_is_taken(name):
 
     source = inspect.getsource(symlstm.load(name).forward)
     assert source.index("claim = _claim(workspace)") < source.index("_array(workspace")
+
+
+@pytest.mark.parametrize("name", ["lstm", "gru", "peephole", "greff_fgr"])
+@pytest.mark.parametrize("T", [3, 4])  # odd and even: a step swaps the incoming and outgoing state adjoints
+def test_returned_gradients_are_not_workspace_arrays(name, T):
+    """Gradients returned by one backward survive the next backward with the same workspace."""
+    mod = symlstm.load(name)
+    ws = {}
+    params, x, dy = _problem(mod, T, 2, 0)
+    _, _, cache = mod.forward(params, x, workspace=ws)
+    dparams, dx, dstate0 = mod.backward(params, cache, dy, workspace=ws)
+    kept = ({k: v.copy() for k, v in dparams.items()}, dx.copy(), [s.copy() for s in dstate0])
+    _, _, cache = mod.forward(params, 2 * x, workspace=ws)
+    mod.backward(params, cache, 3 * dy, workspace=ws)
+    for k in dparams:
+        np.testing.assert_array_equal(dparams[k], kept[0][k])
+    np.testing.assert_array_equal(dx, kept[1])
+    for a, b in zip(dstate0, kept[2]):
+        np.testing.assert_array_equal(a, b)

@@ -311,15 +311,15 @@ def backward(params, cache, dy, dstate=None, *, check_finite=False, workspace=No
     grad_rows = _array(workspace, "backward.grad_rows", (T, B, 4 * H), dtype)
     grad_rows_g = grad_rows.reshape(T, B, 4, H).transpose(0, 2, 1, 3)
     d_h_prev = np.zeros((B, H), dtype=dtype) if dstate is None else dstate[0].copy()
-    din_h = _array(workspace, "backward.din_h", (B, H), dtype)
+    din_h = np.empty((B, H), dtype=dtype)
     d_c_prev = np.zeros((B, H), dtype=dtype) if dstate is None else dstate[1].copy()
-    din_c = _array(workspace, "backward.din_c", (B, H), dtype)
+    din_c = np.empty((B, H), dtype=dtype)
     d_i_prev = np.zeros((B, H), dtype=dtype) if dstate is None else dstate[2].copy()
-    din_i = _array(workspace, "backward.din_i", (B, H), dtype)
+    din_i = np.empty((B, H), dtype=dtype)
     d_f_prev = np.zeros((B, H), dtype=dtype) if dstate is None else dstate[3].copy()
-    din_f = _array(workspace, "backward.din_f", (B, H), dtype)
+    din_f = np.empty((B, H), dtype=dtype)
     d_o_prev = np.zeros((B, H), dtype=dtype) if dstate is None else dstate[4].copy()
-    din_o = _array(workspace, "backward.din_o", (B, H), dtype)
+    din_o = np.empty((B, H), dtype=dtype)
     d_o = np.empty((B, H), dtype=dtype)
     d_c = np.empty((B, H), dtype=dtype)
     d_f = np.empty((B, H), dtype=dtype)
@@ -344,12 +344,15 @@ def backward(params, cache, dy, dstate=None, *, check_finite=False, workspace=No
             coef_of_o = seq_o[coef_t0 + 1 : t + 2]
             coef_of_tanh_c = cache_tanh_c[coef_t0 : t + 1]
             coef_of_z = buf_W_ih[coef_t0 : t + 1, 2]
+            # coef 2 = o*(1 - o), also a factor of others
             coef_2 = coef_buf[:coef_n, 2]
             np.subtract(1, coef_of_o, out=coef_2)
             coef_2 *= coef_of_o
+            # coef 4 = f*(1 - f), also a factor of others
             coef_4 = coef_buf[:coef_n, 4]
             np.subtract(1, coef_of_f, out=coef_4)
             coef_4 *= coef_of_f
+            # coef 5 = i*(1 - i), also a factor of others
             coef_5 = coef_buf[:coef_n, 5]
             np.subtract(1, coef_of_i, out=coef_5)
             coef_5 *= coef_of_i
@@ -361,14 +364,11 @@ def backward(params, cache, dy, dstate=None, *, check_finite=False, workspace=No
             # coef 1 = o*p_o*(1 - o)
             coef_1 = coef_buf[:coef_n, 1]
             np.multiply(coef_2, p_o, out=coef_1)
-            # coef 2 = o*(1 - o)
             # coef 3 = i*(1 - z**2)
             coef_3 = coef_buf[:coef_n, 3]
             np.square(coef_of_z, out=coef_3)
             np.subtract(1, coef_3, out=coef_3)
             coef_3 *= coef_of_i
-            # coef 4 = f*(1 - f)
-            # coef 5 = i*(1 - i)
             # coef 6 = f*p_f*(1 - f)
             coef_6 = coef_buf[:coef_n, 6]
             np.multiply(coef_4, p_f, out=coef_6)
@@ -379,9 +379,7 @@ def backward(params, cache, dy, dstate=None, *, check_finite=False, workspace=No
         grad_step = grad_rows_g[t]
         c_prev = seq_c[t]
         c = seq_c[t + 1]
-        i = seq_i[t + 1]
         f = seq_f[t + 1]
-        o = seq_o[t + 1]
         tanh_c = cache_tanh_c[t]
         z = z_seq[t]
         # Gradients arriving at this step's outputs: the loss at t and the later steps.
@@ -440,22 +438,13 @@ def backward(params, cache, dy, dstate=None, *, check_finite=False, workspace=No
         np.matmul(grad_rows[t, :, 3 * H :], R_o[2 * H :], out=buf_0)
         d_o_prev += buf_0
         # (48) d_p_i += batch sum of c_prev*d_i*i*(1 - i)
-        np.subtract(1, i, out=buf_0)
-        buf_0 *= c_prev
-        buf_0 *= d_i
-        buf_0 *= i
+        np.multiply(c_prev, grad_step[0], out=buf_0)
         d_p_i += buf_0.sum(axis=0)
         # (49) d_p_f += batch sum of c_prev*d_f*f*(1 - f)
-        np.subtract(1, f, out=buf_0)
-        buf_0 *= c_prev
-        buf_0 *= d_f
-        buf_0 *= f
+        np.multiply(c_prev, grad_step[1], out=buf_0)
         d_p_f += buf_0.sum(axis=0)
         # (50) d_p_o += batch sum of c*d_o*o*(1 - o)
-        np.subtract(1, o, out=buf_0)
-        buf_0 *= c
-        buf_0 *= d_o
-        buf_0 *= o
+        np.multiply(c, grad_step[3], out=buf_0)
         d_p_o += buf_0.sum(axis=0)
     # Weight gradients of all steps at once: one GEMM per fused weight.
     # (27) d_W_ii = sum over t of d_a_i x^T

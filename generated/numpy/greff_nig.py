@@ -234,9 +234,9 @@ def backward(params, cache, dy, dstate=None, *, check_finite=False, workspace=No
     grad_rows = _array(workspace, "backward.grad_rows", (T, B, 3 * H), dtype)
     grad_rows_g = grad_rows.reshape(T, B, 3, H).transpose(0, 2, 1, 3)
     d_h_prev = np.zeros((B, H), dtype=dtype) if dstate is None else dstate[0].copy()
-    din_h = _array(workspace, "backward.din_h", (B, H), dtype)
+    din_h = np.empty((B, H), dtype=dtype)
     d_c_prev = np.zeros((B, H), dtype=dtype) if dstate is None else dstate[1].copy()
-    din_c = _array(workspace, "backward.din_c", (B, H), dtype)
+    din_c = np.empty((B, H), dtype=dtype)
     d_c = np.empty((B, H), dtype=dtype)
     d_p = np.zeros((2 * H,), dtype=dtype)
     d_p_f = d_p[:H]
@@ -248,9 +248,6 @@ def backward(params, cache, dy, dstate=None, *, check_finite=False, workspace=No
     coef_tmp_0_all = _array(workspace, "backward.coef_tmp_0_all", (coef_steps, B, H), dtype)
     coef_t0 = T
     buf_0 = _array(workspace, "backward.buf_0", (B, H), dtype)
-    buf_1 = _array(workspace, "backward.buf_1", (B, H), dtype)
-    f_seq = buf_W_ih[:, 0]
-    o_seq = buf_W_ih[:, 2]
     for t in range(T - 1, -1, -1):
         if t < coef_t0:  # the next chunk of steps: its coefficients of the adjoints, all at once
             coef_t0 = max(0, t + 1 - coef_steps)
@@ -261,15 +258,16 @@ def backward(params, cache, dy, dstate=None, *, check_finite=False, workspace=No
             coef_of_tanh_c = cache_tanh_c[coef_t0 : t + 1]
             coef_of_z = buf_W_ih[coef_t0 : t + 1, 1]
             coef_tmp_0 = coef_tmp_0_all[:coef_n]
+            # coef 0 = c_prev*f*(1 - f), also a factor of others
             coef_0 = coef_buf[:coef_n, 0]
             np.subtract(1, coef_of_f, out=coef_0)
             coef_0 *= coef_of_c_prev
             coef_0 *= coef_of_f
+            # coef 3 = o*tanh_c*(1 - o), also a factor of others
             coef_3 = coef_buf[:coef_n, 3]
             np.subtract(1, coef_of_o, out=coef_3)
             coef_3 *= coef_of_o
             coef_3 *= coef_of_tanh_c
-            # coef 0 = c_prev*f*(1 - f)
             # coef 1 = 1 - z**2
             coef_1 = coef_buf[:coef_n, 1]
             np.square(coef_of_z, out=coef_1)
@@ -281,7 +279,6 @@ def backward(params, cache, dy, dstate=None, *, check_finite=False, workspace=No
             np.subtract(1, coef_tmp_0, out=coef_tmp_0)
             coef_tmp_0 *= coef_of_o
             coef_2 += coef_tmp_0
-            # coef 3 = o*tanh_c*(1 - o)
             # coef 4 = c_prev*f*p_f*(1 - f) + f
             coef_4 = coef_buf[:coef_n, 4]
             np.multiply(coef_0, p_f, out=coef_4)
@@ -290,9 +287,6 @@ def backward(params, cache, dy, dstate=None, *, check_finite=False, workspace=No
         grad_step = grad_rows_g[t]
         c_prev = seq_c[t]
         c = seq_c[t + 1]
-        tanh_c = cache_tanh_c[t]
-        f = f_seq[t]
-        o = o_seq[t]
         # Gradients arriving at this step's outputs: the loss at t and the later steps.
         np.add(dy[t], d_h_prev, out=din_h)
         din_c, d_c_prev = d_c_prev, din_c
@@ -315,18 +309,10 @@ def backward(params, cache, dy, dstate=None, *, check_finite=False, workspace=No
         # (19) d_c_prev = d_c*f + d_f*f*p_f*(1 - f)
         np.multiply(coef_step[4], d_c, out=d_c_prev)
         # (29) d_p_f += batch sum of c_prev*d_f*f*(1 - f)
-        np.square(c_prev, out=buf_0)
-        np.subtract(1, f, out=buf_1)
-        buf_0 *= buf_1
-        buf_0 *= d_c
-        buf_0 *= f
+        np.multiply(c_prev, grad_step[0], out=buf_0)
         d_p_f += buf_0.sum(axis=0)
         # (30) d_p_o += batch sum of c*d_o*o*(1 - o)
-        np.subtract(1, o, out=buf_0)
-        buf_0 *= c
-        buf_0 *= d_h
-        buf_0 *= o
-        buf_0 *= tanh_c
+        np.multiply(c, grad_step[2], out=buf_0)
         d_p_o += buf_0.sum(axis=0)
     # Weight gradients of all steps at once: one GEMM per fused weight.
     # (20) d_W_if = sum over t of d_a_f x^T

@@ -230,9 +230,9 @@ def backward(params, cache, dy, dstate=None, *, check_finite=False, workspace=No
     grad_rows = _array(workspace, "backward.grad_rows", (T, B, 3 * H), dtype)
     grad_rows_g = grad_rows.reshape(T, B, 3, H).transpose(0, 2, 1, 3)
     d_h_prev = np.zeros((B, H), dtype=dtype) if dstate is None else dstate[0].copy()
-    din_h = _array(workspace, "backward.din_h", (B, H), dtype)
+    din_h = np.empty((B, H), dtype=dtype)
     d_c_prev = np.zeros((B, H), dtype=dtype) if dstate is None else dstate[1].copy()
-    din_c = _array(workspace, "backward.din_c", (B, H), dtype)
+    din_c = np.empty((B, H), dtype=dtype)
     d_c = np.empty((B, H), dtype=dtype)
     d_p = np.zeros((2 * H,), dtype=dtype)
     d_p_i = d_p[:H]
@@ -244,10 +244,6 @@ def backward(params, cache, dy, dstate=None, *, check_finite=False, workspace=No
     coef_tmp_0_all = _array(workspace, "backward.coef_tmp_0_all", (coef_steps, B, H), dtype)
     coef_t0 = T
     buf_0 = _array(workspace, "backward.buf_0", (B, H), dtype)
-    buf_1 = _array(workspace, "backward.buf_1", (B, H), dtype)
-    z_seq = buf_W_ih[:, 2]
-    i_seq = buf_W_ih[:, 0]
-    f_seq = buf_W_ih[:, 1]
     for t in range(T - 1, -1, -1):
         if t < coef_t0:  # the next chunk of steps: its coefficients of the adjoints, all at once
             coef_t0 = max(0, t + 1 - coef_steps)
@@ -258,16 +254,16 @@ def backward(params, cache, dy, dstate=None, *, check_finite=False, workspace=No
             coef_of_i = buf_W_ih[coef_t0 : t + 1, 0]
             coef_of_z = buf_W_ih[coef_t0 : t + 1, 2]
             coef_tmp_0 = coef_tmp_0_all[:coef_n]
+            # coef 0 = i*z*(1 - i), also a factor of others
             coef_0 = coef_buf[:coef_n, 0]
             np.subtract(1, coef_of_i, out=coef_0)
             coef_0 *= coef_of_i
             coef_0 *= coef_of_z
+            # coef 1 = c_prev*f*(1 - f), also a factor of others
             coef_1 = coef_buf[:coef_n, 1]
             np.subtract(1, coef_of_f, out=coef_1)
             coef_1 *= coef_of_c_prev
             coef_1 *= coef_of_f
-            # coef 0 = i*z*(1 - i)
-            # coef 1 = c_prev*f*(1 - f)
             # coef 2 = i*(1 - z**2)
             coef_2 = coef_buf[:coef_n, 2]
             np.square(coef_of_z, out=coef_2)
@@ -286,9 +282,6 @@ def backward(params, cache, dy, dstate=None, *, check_finite=False, workspace=No
         coef_step = coef_buf[t - coef_t0]
         grad_step = grad_rows_g[t]
         c_prev = seq_c[t]
-        z = z_seq[t]
-        i = i_seq[t]
-        f = f_seq[t]
         # Gradients arriving at this step's outputs: the loss at t and the later steps.
         np.add(dy[t], d_h_prev, out=din_h)
         din_c, d_c_prev = d_c_prev, din_c
@@ -309,18 +302,10 @@ def backward(params, cache, dy, dstate=None, *, check_finite=False, workspace=No
         # (19) d_c_prev = d_c*f + d_f*f*p_f*(1 - f) + d_i*i*p_i*(1 - i)
         np.multiply(coef_step[4], d_c, out=d_c_prev)
         # (29) d_p_i += batch sum of c_prev*d_i*i*(1 - i)
-        np.subtract(1, i, out=buf_0)
-        buf_0 *= c_prev
-        buf_0 *= d_c
-        buf_0 *= i
-        buf_0 *= z
+        np.multiply(c_prev, grad_step[0], out=buf_0)
         d_p_i += buf_0.sum(axis=0)
         # (30) d_p_f += batch sum of c_prev*d_f*f*(1 - f)
-        np.square(c_prev, out=buf_0)
-        np.subtract(1, f, out=buf_1)
-        buf_0 *= buf_1
-        buf_0 *= d_c
-        buf_0 *= f
+        np.multiply(c_prev, grad_step[1], out=buf_0)
         d_p_f += buf_0.sum(axis=0)
     # Weight gradients of all steps at once: one GEMM per fused weight.
     # (20) d_W_ii = sum over t of d_a_i x^T

@@ -242,9 +242,9 @@ def backward(params, cache, dy, dstate=None, *, check_finite=False, workspace=No
     grad_rows = _array(workspace, "backward.grad_rows", (T, B, 4 * H), dtype)
     grad_rows_g = grad_rows.reshape(T, B, 4, H).transpose(0, 2, 1, 3)
     d_h_prev = np.zeros((B, H), dtype=dtype) if dstate is None else dstate[0].copy()
-    din_h = _array(workspace, "backward.din_h", (B, H), dtype)
+    din_h = np.empty((B, H), dtype=dtype)
     d_c_prev = np.zeros((B, H), dtype=dtype) if dstate is None else dstate[1].copy()
-    din_c = _array(workspace, "backward.din_c", (B, H), dtype)
+    din_c = np.empty((B, H), dtype=dtype)
     d_c = np.empty((B, H), dtype=dtype)
     # Coefficients of the adjoints (forward values only), computed for chunks of steps at once,
     # outside the recurrence: at most 4096 numbers per coefficient and chunk, or one step.

@@ -232,7 +232,7 @@ def backward(params, cache, dy, dstate=None, *, check_finite=False, workspace=No
     grad_rows = _array(workspace, "backward.grad_rows", (T, B, 4 * H), dtype)
     grad_rows_g = grad_rows.reshape(T, B, 4, H).transpose(0, 2, 1, 3)
     d_h_prev = np.zeros((B, H), dtype=dtype) if dstate is None else dstate[0].copy()
-    din_h = _array(workspace, "backward.din_h", (B, H), dtype)
+    din_h = np.empty((B, H), dtype=dtype)
     # Coefficients of the adjoints (forward values only), computed for chunks of steps at once,
     # outside the recurrence: at most 4096 numbers per coefficient and chunk, or one step.
     coef_steps = max(1, min(T, 4096 // max(B * H, 1)))
@@ -252,10 +252,12 @@ def backward(params, cache, dy, dstate=None, *, check_finite=False, workspace=No
             coef_of_z = buf_W_ih[coef_t0 : t + 1, 1]
             coef_cse_0 = coef_cse_0_all[:coef_n]
             np.subtract(1, coef_of_z, out=coef_cse_0)
+            # coef 3 = (1 - n**2)*(1 - z), also a factor of others
             coef_3 = coef_buf[:coef_n, 3]
             np.square(coef_of_n, out=coef_3)
             np.subtract(1, coef_3, out=coef_3)
             coef_3 *= coef_cse_0
+            # coef 2 = r*(1 - n**2)*(1 - z), also a factor of others
             coef_2 = coef_buf[:coef_n, 2]
             np.multiply(coef_3, coef_of_r, out=coef_2)
             # coef 0 = r*u_n*(1 - n**2)*(1 - r)*(1 - z)
@@ -268,8 +270,6 @@ def backward(params, cache, dy, dstate=None, *, check_finite=False, workspace=No
             np.subtract(coef_of_h_prev, coef_of_n, out=coef_1)
             coef_1 *= coef_cse_0
             coef_1 *= coef_of_z
-            # coef 2 = r*(1 - n**2)*(1 - z)
-            # coef 3 = (1 - n**2)*(1 - z)
         coef_step = coef_buf[t - coef_t0]
         grad_step = grad_rows_g[t]
         z = z_seq[t]

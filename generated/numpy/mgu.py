@@ -220,10 +220,9 @@ def backward(params, cache, dy, dstate=None, *, check_finite=False, workspace=No
     grad_rows = _array(workspace, "backward.grad_rows", (T, B, 2 * H), dtype)
     grad_rows_g = grad_rows.reshape(T, B, 2, H).transpose(0, 2, 1, 3)
     d_h_prev = np.zeros((B, H), dtype=dtype) if dstate is None else dstate[0].copy()
-    din_h = _array(workspace, "backward.din_h", (B, H), dtype)
+    din_h = np.empty((B, H), dtype=dtype)
     d_fh = np.empty((B, H), dtype=dtype)
-    d_gates_W_ih = np.empty((2, B, H), dtype=dtype)
-    d_f = d_gates_W_ih[0]
+    d_f = np.empty((B, H), dtype=dtype)
     # Coefficients of the adjoints (forward values only), computed for chunks of steps at once,
     # outside the recurrence: at most 4096 numbers per coefficient and chunk, or one step.
     coef_steps = max(1, min(T, 4096 // max(B * H, 1)))
@@ -238,6 +237,7 @@ def backward(params, cache, dy, dstate=None, *, check_finite=False, workspace=No
             coef_of_f = buf_W_ih[coef_t0 : t + 1, 0]
             coef_of_h_prev = seq_h[coef_t0 : t + 1]
             coef_of_n = buf_W_ih[coef_t0 : t + 1, 1]
+            # coef 3 = 1 - f, also a factor of others
             coef_3 = coef_buf[:coef_n, 3]
             np.subtract(1, coef_of_f, out=coef_3)
             # coef 0 = f*(1 - n**2)
@@ -251,7 +251,6 @@ def backward(params, cache, dy, dstate=None, *, check_finite=False, workspace=No
             # coef 2 = f*(1 - f)
             coef_2 = coef_buf[:coef_n, 2]
             np.multiply(coef_3, coef_of_f, out=coef_2)
-            # coef 3 = 1 - f
         coef_step = coef_buf[t - coef_t0]
         grad_step = grad_rows_g[t]
         h_prev = seq_h[t]

@@ -249,9 +249,9 @@ def backward(params, cache, dy, dstate=None, *, check_finite=False, workspace=No
     grad_rows = _array(workspace, "backward.grad_rows", (T, B, 4 * H), dtype)
     grad_rows_g = grad_rows.reshape(T, B, 4, H).transpose(0, 2, 1, 3)
     d_h_prev = np.zeros((B, H), dtype=dtype) if dstate is None else dstate[0].copy()
-    din_h = _array(workspace, "backward.din_h", (B, H), dtype)
+    din_h = np.empty((B, H), dtype=dtype)
     d_c_prev = np.zeros((B, H), dtype=dtype) if dstate is None else dstate[1].copy()
-    din_c = _array(workspace, "backward.din_c", (B, H), dtype)
+    din_c = np.empty((B, H), dtype=dtype)
     d_c = np.empty((B, H), dtype=dtype)
     d_p = np.zeros((3 * H,), dtype=dtype)
     d_p_i = d_p[:H]
@@ -264,11 +264,6 @@ def backward(params, cache, dy, dstate=None, *, check_finite=False, workspace=No
     coef_tmp_0_all = _array(workspace, "backward.coef_tmp_0_all", (coef_steps, B, H), dtype)
     coef_t0 = T
     buf_0 = _array(workspace, "backward.buf_0", (B, H), dtype)
-    buf_1 = _array(workspace, "backward.buf_1", (B, H), dtype)
-    z_seq = buf_W_ih[:, 2]
-    i_seq = buf_W_ih[:, 0]
-    f_seq = buf_W_ih[:, 1]
-    o_seq = buf_W_ih[:, 3]
     for t in range(T - 1, -1, -1):
         if t < coef_t0:  # the next chunk of steps: its coefficients of the adjoints, all at once
             coef_t0 = max(0, t + 1 - coef_steps)
@@ -280,20 +275,21 @@ def backward(params, cache, dy, dstate=None, *, check_finite=False, workspace=No
             coef_of_tanh_c = cache_tanh_c[coef_t0 : t + 1]
             coef_of_z = buf_W_ih[coef_t0 : t + 1, 2]
             coef_tmp_0 = coef_tmp_0_all[:coef_n]
+            # coef 0 = i*z*(1 - i), also a factor of others
             coef_0 = coef_buf[:coef_n, 0]
             np.subtract(1, coef_of_i, out=coef_0)
             coef_0 *= coef_of_i
             coef_0 *= coef_of_z
+            # coef 1 = c_prev*f*(1 - f), also a factor of others
             coef_1 = coef_buf[:coef_n, 1]
             np.subtract(1, coef_of_f, out=coef_1)
             coef_1 *= coef_of_c_prev
             coef_1 *= coef_of_f
+            # coef 4 = o*tanh_c*(1 - o), also a factor of others
             coef_4 = coef_buf[:coef_n, 4]
             np.subtract(1, coef_of_o, out=coef_4)
             coef_4 *= coef_of_o
             coef_4 *= coef_of_tanh_c
-            # coef 0 = i*z*(1 - i)
-            # coef 1 = c_prev*f*(1 - f)
             # coef 2 = i*(1 - z**2)
             coef_2 = coef_buf[:coef_n, 2]
             np.square(coef_of_z, out=coef_2)
@@ -306,7 +302,6 @@ def backward(params, cache, dy, dstate=None, *, check_finite=False, workspace=No
             np.subtract(1, coef_tmp_0, out=coef_tmp_0)
             coef_tmp_0 *= coef_of_o
             coef_3 += coef_tmp_0
-            # coef 4 = o*tanh_c*(1 - o)
             # coef 5 = c_prev*f*p_f*(1 - f) + f + i*p_i*z*(1 - i)
             coef_5 = coef_buf[:coef_n, 5]
             np.multiply(coef_0, p_i, out=coef_5)
@@ -317,11 +312,6 @@ def backward(params, cache, dy, dstate=None, *, check_finite=False, workspace=No
         grad_step = grad_rows_g[t]
         c_prev = seq_c[t]
         c = seq_c[t + 1]
-        tanh_c = cache_tanh_c[t]
-        z = z_seq[t]
-        i = i_seq[t]
-        f = f_seq[t]
-        o = o_seq[t]
         # Gradients arriving at this step's outputs: the loss at t and the later steps.
         np.add(dy[t], d_h_prev, out=din_h)
         din_c, d_c_prev = d_c_prev, din_c
@@ -346,25 +336,13 @@ def backward(params, cache, dy, dstate=None, *, check_finite=False, workspace=No
         # (23) d_c_prev = d_c*f + d_f*f*p_f*(1 - f) + d_i*i*p_i*(1 - i)
         np.multiply(coef_step[5], d_c, out=d_c_prev)
         # (36) d_p_i += batch sum of c_prev*d_i*i*(1 - i)
-        np.subtract(1, i, out=buf_0)
-        buf_0 *= c_prev
-        buf_0 *= d_c
-        buf_0 *= i
-        buf_0 *= z
+        np.multiply(c_prev, grad_step[0], out=buf_0)
         d_p_i += buf_0.sum(axis=0)
         # (37) d_p_f += batch sum of c_prev*d_f*f*(1 - f)
-        np.square(c_prev, out=buf_0)
-        np.subtract(1, f, out=buf_1)
-        buf_0 *= buf_1
-        buf_0 *= d_c
-        buf_0 *= f
+        np.multiply(c_prev, grad_step[1], out=buf_0)
         d_p_f += buf_0.sum(axis=0)
         # (38) d_p_o += batch sum of c*d_o*o*(1 - o)
-        np.subtract(1, o, out=buf_0)
-        buf_0 *= c
-        buf_0 *= d_h
-        buf_0 *= o
-        buf_0 *= tanh_c
+        np.multiply(c, grad_step[3], out=buf_0)
         d_p_o += buf_0.sum(axis=0)
     # Weight gradients of all steps at once: one GEMM per fused weight.
     # (24) d_W_ii = sum over t of d_a_i x^T
