@@ -535,9 +535,7 @@ class _Planner:
             lines += [f"{n.name} = {self.block_view(lay, k + j)}" for j, n in enumerate(run)]
         return lines
 
-    def _merged_adds(
-        self, ops, dst_prefix, vector: bool = False, src_prefix=None, verb: str = "+=", rows: bool = True
-    ):
+    def _merged_adds(self, ops, dst_prefix, vector: bool = False, src_prefix=None, rows: bool = True):
         """Print `dst[block k] += src[block j]` ops, merging consecutive blocks into one slice.
         `rows=False`: the destination of a vector is a (G, 1, H) array of blocks, not a gate buffer."""
         ops = sorted(ops, key=lambda o: (o[0].name, o[2].name, o[1]))
@@ -563,9 +561,7 @@ class _Planner:
                     stext += f".reshape({n}, 1, H)"
             else:
                 stext = _index(src_prefix(slay), _bspan(j0, j0 + n, slay.blocks))
-            if verb == "=" and not dtext.endswith("]"):
-                dtext += "[...]"  # into the array, not a new binding of its name
-            lines.append(f"{dtext} {verb} {stext}")
+            lines.append(f"{dtext} += {stext}")
 
         for dlay, k, slay, j in ops:
             if run and run[0] is dlay and run[2] is slay and k == run[1] + run[4] and j == run[3] + run[4]:
@@ -659,10 +655,11 @@ class _Planner:
 
         order_u = self.grad_order()
 
-        def run_member(v: str) -> tuple | None:
+        def run_member(v: str) -> tuple[sp.Symbol, int] | None:
+            """(adjoint factor, block in the adjoint buffer) of a linear node's single-term adjoint."""
             if v not in self._linear_names or len(terms[v]) != 1 or not chunked(terms[v][0][1]):
                 return None
-            return (terms[v][0][0], None, order_u.index(v)) if len(order_u) > 1 else None
+            return (terms[v][0][0], order_u.index(v)) if len(order_u) > 1 else None
 
         order = list(folding.kept)
         coefficients: list[sp.Expr] = []
@@ -670,7 +667,7 @@ class _Planner:
         runs: dict[str, tuple | None] = {}
         members = {v: m for v in order if (m := run_member(v)) is not None}
         for w in dict.fromkeys(m[0] for m in members.values()):
-            blocks = sorted((m[2], v) for v, m in members.items() if m[0] == w)
+            blocks = sorted((m[1], v) for v, m in members.items() if m[0] == w)
             j = 0
             while j < len(blocks):  # runs of adjacent blocks, each one multiply by d_w
                 k = j + 1
@@ -972,10 +969,11 @@ class _Planner:
     def _backward_cse(self, aliases: set[str], emit: InplaceEmitter, setup: list[str]):
         """Common subexpressions of the step's adjoint expressions, each computed once.
 
-        GRU's `d_n*(1 - n**2)` appears in d_a_n, d_r and d_u_n: it is computed once, straight into
-        d_a_n's block of the adjoint buffer (a pre-activation adjoint that *is* a common subexpression
-        is hoisted to its first use), and d_r = d_a_n*u_n, d_u_n = d_a_n*r. Other common
-        subexpressions get a (B, H) scratch array `cse_k`, filled just before their first use.
+        After folding the expressions are sums of coefficient * adjoint, so what repeats is a product
+        (two adjoints with the same coefficient and factor, outside a run). A pre-activation adjoint
+        that *is* a common subexpression is computed straight into its block of the adjoint buffer at
+        its first use and read from there; other common subexpressions get a (B, H) scratch array
+        `cse_k`, filled just before their first use. No built-in cell has any left after folding.
 
         Returns (vector -> expression to emit, emit_temps(expr) -> lines, hoisted vectors).
         """

@@ -121,14 +121,15 @@ class InplaceEmitter:
             return self._emit(expr, out)
         expanded = sp.expand(expr)
         forms = [expr, *(sp.collect(expanded, x) for x in sorted(expr.free_symbols, key=str))]
-        best = None
+        best: tuple[list[str], int] | None = None  # (lines, scratch buffers used at most)
+        in_use, size = self.pool.in_use, self.pool.size
         for form in forms:
-            in_use, size = self.pool.in_use, self.pool.size
             lines = self._emit(form, out)
+            if best is None or len(lines) < len(best[0]):
+                best = (lines, self.pool.size)
             self.pool.in_use, self.pool.size = in_use, size
-            if best is None or len(lines) < len(best[1]):
-                best = (form, lines)
-        return self._emit(best[0], out)
+        self.pool.size = best[1]
+        return best[0]
 
     def _emit(self, expr: sp.Expr, out: str) -> list[str]:
         expr = sp.sympify(expr)
