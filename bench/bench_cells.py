@@ -84,7 +84,7 @@ def _generated(case: Case) -> tuple[dict[str, Callable[[], object]], dict]:
     import numpy as np
 
     import symlstm
-    from symlstm.codegen import _Planner
+    from symlstm.backends.numpy.codegen import _Planner
 
     mod, params, x, dy = _problem(case)
     workspace = {} if os.environ.get("BENCH_WORKSPACE") == "1" else None  # --workspace
@@ -157,7 +157,7 @@ def _floor(case: Case) -> tuple[dict[str, Callable[[], object]], dict]:
     import numpy as np
 
     import symlstm
-    from symlstm.codegen import gemm_layouts
+    from symlstm.backends.numpy.codegen import gemm_layouts
 
     _, params, x, _ = _problem(case)
     T, B = x.shape[:2]

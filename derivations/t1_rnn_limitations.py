@@ -6,8 +6,8 @@ import sympy as sp
 from sympy.calculus.util import maximum
 
 from symlstm import Cell, Diag, derive, sigmoid, tanh
+from symlstm.backends.latex import CellTex, Document, Row, TexPrinter
 from symlstm.engine import H
-from symlstm.latex import CellTex, Document, Row, TexPrinter
 
 TITLE = "Vanilla RNN limitations and the additive memory"
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import sympy as sp
 
 from symlstm import Diag, derive, sigmoid
-from symlstm.latex import CellTex, Document, Row
+from symlstm.backends.latex import CellTex, Document, Row
 
 TITLE = "The LSTM cell, one gate at a time"
 

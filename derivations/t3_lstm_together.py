@@ -6,8 +6,8 @@ import numpy as np
 import sympy as sp
 
 from symlstm import cell, derive, load
+from symlstm.backends.latex import CellTex, Document
 from symlstm.engine import H, I
-from symlstm.latex import CellTex, Document
 
 TITLE = "Putting the LSTM together"
 

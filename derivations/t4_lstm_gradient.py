@@ -5,7 +5,7 @@ from __future__ import annotations
 import sympy as sp
 
 from symlstm import Diag, derive
-from symlstm.latex import CellTex, Document, Row
+from symlstm.backends.latex import CellTex, Document, Row
 
 TITLE = "Gradient in the LSTM"
 

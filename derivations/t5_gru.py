@@ -5,8 +5,8 @@ from __future__ import annotations
 import sympy as sp
 
 from symlstm import Diag, derive
+from symlstm.backends.latex import CellTex, Document
 from symlstm.engine import H, I
-from symlstm.latex import CellTex, Document
 
 TITLE = "The gated recurrent unit (GRU)"
 

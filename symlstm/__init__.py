@@ -6,10 +6,10 @@ generated NumPy forward/backward module; `symlstm.testing` checks gradients nume
 """
 
 from .activations import relu, sigmoid, tanh
+from .build.generate import generate
+from .build.load import load
 from .cells import CELLS, cell
 from .engine import Derivation, Diag, derive
-from .generate import generate
-from .loader import load
 from .spec import Cell, CellSpec, SpecError
 
 __all__ = [

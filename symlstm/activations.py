@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import sympy as sp
 
-__all__ = ["ACTIVATIONS", "derivative_rule_holds", "relu", "sigmoid", "step", "tanh"]
+__all__ = ["ACTIVATIONS", "ELEMENTWISE_FUNCTIONS", "derivative_rule_holds", "relu", "sigmoid", "step", "tanh"]
 
 tanh = sp.tanh  # SymPy's own tanh already differentiates to 1 - tanh(x)**2.
 
@@ -65,6 +65,14 @@ class relu(sp.Function):
 
 
 ACTIVATIONS: dict[str, type[sp.Function]] = {"sigmoid": sigmoid, "tanh": tanh, "relu": relu}
+
+# Every function an elementwise expression may use: the package activations and SymPy's elementary
+# functions of one argument. Each backend computes each of them (numpy ufuncs, math functions, ...);
+# `Cell.elementwise` rejects anything else.
+ELEMENTWISE_FUNCTIONS: frozenset[type[sp.Function]] = frozenset(
+    {sigmoid, relu, step, sp.tanh, sp.exp, sp.log, sp.sin, sp.cos, sp.tan, sp.sinh, sp.cosh, sp.asin,
+     sp.acos, sp.atan, sp.asinh, sp.acosh, sp.atanh}
+)  # fmt: skip
 
 
 def derivative_rule_holds(fn: type[sp.Function]) -> bool:

@@ -39,7 +39,7 @@ def _torch(module: str, mode: str | None = None, **kwargs: object) -> dict[str, 
 
 def _keras(layer: str, kernel, recurrent, bias, **config: object) -> dict[str, object]:
     """Keras layout: `kernel`/`recurrent_kernel` as one row of weight blocks, `bias` as rows of blocks,
-    each block a tuple of the parameters it sums (see symlstm.interop)."""
+    each block a tuple of the parameters it sums (see symlstm.backends.numpy.interop)."""
     one = lambda names: tuple((n,) if isinstance(n, str) else tuple(n) for n in names)  # noqa: E731
     rows = (one(bias),) if not isinstance(bias[0], list) else tuple(one(r) for r in bias)
     weights = (("kernel", (one(kernel),)), ("recurrent_kernel", (one(recurrent),)), ("bias", rows))

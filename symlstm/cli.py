@@ -8,14 +8,14 @@ import sys
 import time
 from pathlib import Path
 
-from .generate import GenerateError
+from .build.generate import GenerateError
 from .spec import SpecError
 
 __all__ = ["main"]
 
 
 def _generate(args: argparse.Namespace) -> int:
-    from .generate import default_output_dir, generate
+    from .build.generate import default_output_dir, generate
 
     out = Path(args.out) if args.out else default_output_dir()
     start = time.perf_counter()
@@ -48,7 +48,7 @@ def build_parser() -> argparse.ArgumentParser:
     # declares them and module.cli_main(args) -> exit status runs them.
     for name, module, text in (
         ("verify", "verify", "run the verification ladder and print one table"),
-        ("latex", "latex", "render the derivation documents and build PDFs"),
+        ("latex", "build.pdf", "render the derivation documents and build PDFs"),
     ):
         cmd = sub.add_parser(name, help=text)
         impl = importlib.import_module(f"symlstm.{module}")

@@ -25,9 +25,9 @@ import numpy as np
 import sympy as sp
 
 from .activations import relu, step
+from .build.load import load
 from .cells import CELLS, cell
 from .engine import derive
-from .loader import load
 from .proof import prove_all
 from .spec import CellSpec, ElementwiseNode
 from .testing import (

@@ -11,7 +11,7 @@ import re
 import pytest
 
 import symlstm
-from symlstm.codegen import plan_numpy
+from symlstm.backends.numpy.codegen import plan_numpy
 
 
 @pytest.fixture(scope="module")

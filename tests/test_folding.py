@@ -6,7 +6,7 @@ import pytest
 import sympy as sp
 
 import symlstm
-from symlstm.codegen import _Planner
+from symlstm.backends.numpy.codegen import _Planner
 from symlstm.folding import factor
 from tests.conftest import CELL_NAMES
 

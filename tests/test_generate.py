@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
+from symlstm.build.generate import default_output_dir, generate, render_all
 from symlstm.cli import main
-from symlstm.generate import default_output_dir, generate, render_all
 
 ROOT = Path(__file__).resolve().parent.parent
 GENERATED = ROOT / "generated"
@@ -48,7 +48,9 @@ def test_cli_check_exits_nonzero_with_a_diff_and_writes_nothing(tmp_path, capsys
 @pytest.mark.parametrize("seed", ["0", "1", "12345"])
 def test_byte_identical_under_hash_seeds_and_locales(seed, tmp_path):
     env = {**os.environ, "PYTHONHASHSEED": seed, "LC_ALL": "C", "LANG": "C"}
-    code = "import sys, json; from symlstm.generate import render_all;json.dump(render_all(), sys.stdout)"
+    code = (
+        "import sys, json; from symlstm.build.generate import render_all;json.dump(render_all(), sys.stdout)"
+    )
     out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True)
     import json
 

@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 
 import symlstm
-from symlstm.interop import validate_keras
+from symlstm.backends.numpy.interop import validate_keras
 from tests.conftest import CELL_NAMES
 
 KERAS_CELLS = [n for n in CELL_NAMES if symlstm.cell(n).keras]

@@ -12,17 +12,10 @@ import pytest
 import sympy as sp
 
 from symlstm import Cell, derive, sigmoid, tanh
+from symlstm.backends.latex import ClaimError, Document, TexPrinter, cell_document, topic_documents
+from symlstm.backends.latex.printer import break_sum
+from symlstm.build.pdf import build_pdfs, first_error
 from symlstm.cli import main
-from symlstm.latex import (
-    ClaimError,
-    Document,
-    TexPrinter,
-    break_sum,
-    build_pdfs,
-    cell_document,
-    first_error,
-    topic_documents,
-)
 
 from .conftest import CELL_NAMES
 
@@ -139,7 +132,7 @@ def test_topics_are_all_present_in_order():
 
 
 def test_figure_curves_show_vanishing_exploding_and_the_highway():
-    from symlstm.figures import lstm_curves, rnn_curves
+    from symlstm.build.figures import lstm_curves, rnn_curves
 
     below, at, above = rnn_curves()
     assert below.norms[-1] < 1e-2 * below.norms[0]

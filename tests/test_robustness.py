@@ -19,15 +19,15 @@ import pytest
 import symlstm
 import symlstm.cells
 from symlstm.activations import tanh
+from symlstm.backends.numpy import render_numpy
+from symlstm.build.generate import GenerateError, generate, render_all
 from symlstm.cli import main
 from symlstm.engine import derive
-from symlstm.generate import GenerateError, generate, render_all
-from symlstm.render import render_numpy
 from symlstm.spec import Cell, SpecError
 
 # The modules themselves (`symlstm.generate` is also the name of the function the package exports).
-GENERATE = importlib.import_module("symlstm.generate")
-RENDER = importlib.import_module("symlstm.render")
+GENERATE = importlib.import_module("symlstm.build.generate")
+RENDER = importlib.import_module("symlstm.backends.numpy")
 
 # Two runs of the same arithmetic through different BLAS paths (Fortran-ordered or strided operands)
 # may sum in another order: a few ulps of the result's dtype, never more.
@@ -404,7 +404,7 @@ def test_check_finite_reports_outputs_that_overflow():
 def _chunk_scratch_elements(name: str) -> int:
     """Elements per step row of backward's coefficient chunk buffers (`coef_steps` rows of at most 4096
     numbers each: a constant, not a function of T)."""
-    from symlstm.codegen import plan_numpy
+    from symlstm.backends.numpy.codegen import plan_numpy
 
     setup = plan_numpy(symlstm.derive(name)).backward_setup
     rows = [re.match(r"\w+ = np\.empty\(\(coef_steps, (?:(\d+), )?B, H\)", line) for line in setup]
@@ -651,7 +651,7 @@ def _unescaped_specials(tex: str) -> str:
 
 
 def test_tex_special_characters_in_free_text_are_escaped():
-    from symlstm.latex import cell_document
+    from symlstm.backends.latex import cell_document
     from symlstm.naming import tex_escape
 
     escaped = tex_escape(TEX_HOSTILE + "^")
@@ -670,7 +670,7 @@ def _latexmk_available() -> bool:
 
 def _typeset(tmp_path: Path, text: str) -> str:
     """`text` escaped, compiled with latexmk and read back from the PDF."""
-    from symlstm.latex import _latexmk
+    from symlstm.build.pdf import _latexmk
     from symlstm.naming import tex_escape
 
     tex = tmp_path / "escaped.tex"
@@ -696,7 +696,7 @@ def test_escaped_caret_compiles_to_a_caret(tmp_path):
 
 @pytest.mark.skipif(not _latexmk_available(), reason="latexmk is needed")
 def test_a_failing_latexmk_run_reports_the_first_error_line_only(tmp_path):
-    from symlstm.latex import _latexmk
+    from symlstm.build.pdf import _latexmk
 
     tex = tmp_path / "broken.tex"
     tex.write_text(
@@ -729,7 +729,7 @@ def test_relu_derivative_as_printed_and_as_emitted(dtype):
     import sympy as sp
 
     from symlstm.activations import step
-    from symlstm.printing import InplaceEmitter, NumpyCodePrinter, ScratchPool
+    from symlstm.backends.numpy.printer import InplaceEmitter, NumpyCodePrinter, ScratchPool
 
     tiny = np.finfo(dtype).smallest_subnormal
     a = np.array([np.nan, -np.inf, -2, -0.5, -0.0, 0.0, tiny, 0.3, 1, 5, np.inf], dtype=dtype)

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 import symlstm
-from symlstm.loader import module_from_source
+from symlstm.build.load import module_from_source
 from symlstm.testing import (
     TOLERANCES,
     Tolerance,

@@ -14,7 +14,7 @@ import sympy as sp
 from sympy.printing.numpy import NumPyPrinter
 from sympy.printing.precedence import PRECEDENCE
 
-from .activations import relu, sigmoid, step
+from ...activations import relu, sigmoid, step
 
 __all__ = ["InplaceEmitter", "NumpyCodePrinter", "ScratchPool", "number"]
 

@@ -18,10 +18,12 @@ from pathlib import Path
 
 import jinja2
 
-from .cells import CELLS, cell
-from .engine import derive
-from .render import render_numpy
-from .spec import CellSpec, SpecError
+from ..backends.latex import cell_document, topic_documents
+from ..backends.numpy import render_numpy
+from ..cells import CELLS, cell
+from ..engine import derive
+from ..paths import checkout_root
+from ..spec import CellSpec, SpecError
 
 __all__ = ["GenerateError", "default_output_dir", "generate", "render_all"]
 
@@ -31,10 +33,8 @@ MANAGED = {"numpy": ".py", "latex": ".tex"}
 
 def default_output_dir() -> Path:
     """`generated/` of the source checkout when run from one, else `./generated`."""
-    root = Path(__file__).resolve().parent.parent
-    if (root / "pyproject.toml").is_file() and (root / "symlstm").is_dir():
-        return root / "generated"
-    return Path.cwd() / "generated"
+    root = checkout_root()
+    return root / "generated" if root is not None else Path.cwd() / "generated"
 
 
 def _specs(names: Iterable[str] | None) -> list[CellSpec]:
@@ -46,8 +46,6 @@ def render_all(
 ) -> dict[str, str]:
     """Every generated file as {relative path: text}, rendered in memory."""
     files: dict[str, str] = {}
-    from .latex import cell_document, topic_documents
-
     for spec in _specs(names):
         d = derive(spec)
         files[f"numpy/{spec.name}.py"] = render_numpy(d)

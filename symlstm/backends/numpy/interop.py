@@ -21,7 +21,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
-from .spec import CellSpec, SpecError
+from ...spec import CellSpec, SpecError
 
 __all__ = ["literal", "plan_interop", "validate_keras"]
 

@@ -1,4 +1,8 @@
-"""Jinja2 environments (Python and TeX-safe) and rendering of the generated files."""
+"""The NumPy target: one self-contained module per cell, numpy its only import.
+
+`render_numpy(derivation)` returns the module's source: `codegen` decides and prints the computation,
+`printer` turns expressions into NumPy calls, `templates/numpy_cell.py.j2` lays out the module.
+"""
 
 from __future__ import annotations
 
@@ -6,8 +10,8 @@ from functools import cache
 
 import jinja2
 
+from ...engine import Derivation
 from .codegen import plan_numpy
-from .engine import Derivation
 from .interop import plan_interop
 
 __all__ = ["numpy_env", "render_numpy"]
@@ -15,8 +19,10 @@ __all__ = ["numpy_env", "render_numpy"]
 
 @cache
 def numpy_env() -> jinja2.Environment:
+    from pathlib import Path
+
     return jinja2.Environment(
-        loader=jinja2.PackageLoader("symlstm", "templates"),
+        loader=jinja2.FileSystemLoader(Path(__file__).parent / "templates"),
         undefined=jinja2.StrictUndefined,
         trim_blocks=True,
         lstrip_blocks=True,

@@ -1,26 +1,19 @@
-"""Derivation documents in LaTeX: a printer, a TeX-safe Jinja2 environment, documents, latexmk.
+"""Derivation documents in LaTeX: documents built from a derivation, with checked claims.
 
-Every equation in a document is printed from the derivation engine by `TexPrinter` (a subclass of
-SymPy's `LatexPrinter`): vectors carry their time index (`c_prev` -> `c_{t-1}`), products of
-per-coordinate symbols are Hadamard products, adjoints are deltas. A document is a list of blocks of
-already-printed strings, built with `Document` and laid out by `templates/document.tex.j2`; every claim
-(`Document.claim`, `Document.check`) is evaluated while the document is built, and a false claim raises
-`ClaimError`, so no document states something the engine does not confirm.
+Every equation in a document is printed from the derivation engine by `TexPrinter` (see `printer`). A
+document is a list of blocks of already-printed strings, built with `Document` and laid out by
+`templates/document.tex.j2` in a TeX-safe Jinja2 environment; every claim (`Document.claim`,
+`Document.check`) is evaluated while the document is built, and a false claim raises `ClaimError`, so
+no document states something the engine does not confirm.
 
 Documents: one per registered cell (`cell_document`, `generated/latex/<cell>.tex`, equations tagged with
 `Derivation.equation_numbers`, as the generated code's comments) and one per topic source in
-`derivations/` (`topic_documents`). `build_pdfs` compiles them with latexmk; `symlstm latex [--pdf]`.
+`derivations/` (`topic_documents`). `symlstm.build.pdf` compiles them with latexmk.
 """
 
 from __future__ import annotations
 
-import argparse
-import concurrent.futures
 import importlib.util
-import re
-import shutil
-import subprocess
-import sys
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from functools import cache
@@ -29,270 +22,29 @@ from types import ModuleType
 
 import jinja2
 import sympy as sp
-from sympy.printing.latex import LatexPrinter
 
-from .engine import Derivation, Diag, H, I, derive
-from .naming import adjoint, incoming, latex_name, tex_escape
-from .spec import CellSpec, ElementwiseNode, LinearNode
+from ...engine import Derivation, H, I, derive
+from ...naming import adjoint, incoming, latex_name, tex_escape
+from ...paths import checkout_root
+from ...spec import CellSpec, ElementwiseNode, LinearNode
+from .printer import TexPrinter, break_sum, expr_lines, ordered_terms, terms_lines
 
 __all__ = [
+    "CellTex",
     "ClaimError",
     "Document",
-    "TexPrinter",
-    "add_arguments",
-    "build_pdfs",
+    "Row",
     "cell_document",
-    "cli_main",
     "latex_env",
     "render_documents",
     "topic_documents",
 ]
 
 TEMPLATE = "document.tex.j2"
-WIDTH = 62  # visible characters per displayed line before a sum is broken
 
 
 class ClaimError(AssertionError):
     """A claim stated in a document does not hold; the message names the document and the claim."""
-
-
-# -- printing --------------------------------------------------------------------------------------
-
-
-class TexPrinter(LatexPrinter):
-    """LaTeX for a cell's expressions: time-indexed vectors, Hadamard products, deltas for adjoints.
-
-    Args:
-        d: the derivation whose symbols are printed.
-        time: the time index of the step's vectors (`t`; previous states get `time-1`).
-    """
-
-    def __init__(self, d: Derivation, time: str = "t", **settings):
-        super().__init__({"mat_symbol_style": "plain", **settings})
-        self.d = d
-        self.time = time
-        spec = d.spec
-        self.params = {p.name for p in spec.params}
-        self.vectors = [*spec.leaves, *(n.name for n in spec.nodes)]
-        self.calls = {m.name: m.call for m in d.intermediates}
-        kinds = {n.name: (1 if isinstance(n, ElementwiseNode) else 2) for n in spec.nodes}
-        kinds.update({v: 3 for v in spec.leaves})
-        self._rank = {v: (kinds[v], k) for k, v in enumerate(self.vectors)}
-
-    # names ---------------------------------------------------------------------------------------
-    def name(self, name: str) -> str:
-        """LaTeX for a code name of this cell (vector, parameter, intermediate, adjoint, tangent)."""
-        if name in self.params:
-            return latex_name(name, is_param=True)
-        if name in self.calls:
-            return self._print(self.calls[name])
-        if name.startswith("din_"):
-            return rf"\delta^{{\mathrm{{in}}}} {self.name(name[4:])}"
-        if name.startswith("d_"):
-            return rf"\delta {self.name(name[2:])}"
-        if name.startswith("tan_"):
-            return rf"\dot{{{self.name(name[4:])}}}"
-        prev = self._prev_time()
-        if name.endswith("_prev"):
-            return latex_name(name[: -len("_prev")], time=prev)
-        return latex_name(name, time=self.time)
-
-    def _prev_time(self) -> str:
-        return f"{self.time}-1" if self.time.isalpha() else self.time + "-1"
-
-    def _print_Symbol(self, expr: sp.Symbol, style: str = "plain") -> str:
-        return self.name(expr.name)
-
-    def _print_MatrixSymbol(self, expr: sp.MatrixSymbol) -> str:
-        return self.name(expr.name)
-
-    def _print_Transpose(self, expr: sp.Transpose) -> str:
-        inner = self._print(expr.arg)
-        if not isinstance(expr.arg, sp.MatrixSymbol):
-            inner = rf"\left({inner}\right)"
-        return rf"{inner}^{{\top}}"
-
-    def _print_Identity(self, expr: sp.Identity) -> str:
-        return "I"
-
-    def _print_ZeroMatrix(self, expr: sp.ZeroMatrix) -> str:
-        return "0"
-
-    def _print_Diag(self, expr: Diag) -> str:
-        return rf"\operatorname{{diag}}\left({self._print(expr.expr)}\right)"
-
-    # Hadamard products -----------------------------------------------------------------------------
-    def _factor_key(self, factor: sp.Expr) -> tuple:
-        base = factor.base if isinstance(factor, sp.Pow) else factor
-        if isinstance(base, sp.Symbol):
-            n = base.name
-            if n.startswith(("d_", "din_", "tan_")):
-                return (0, 0, n)
-            if n in self.params:
-                return (1, 0, n)
-            if n in self._rank:
-                return (2, *self._rank[n])
-            return (5, 0, n)
-        return (6, 0, sp.default_sort_key(factor))
-
-    def _print_Mul(self, expr: sp.Mul) -> str:
-        coeff, factors = expr.as_coeff_mul()
-        if any(f.is_commutative is False for f in factors):
-            return super()._print_Mul(expr)
-        num = [f for f in factors if not (isinstance(f, sp.Pow) and f.exp.is_negative)]
-        den = [1 / f for f in factors if isinstance(f, sp.Pow) and f.exp.is_negative]
-        if den:
-            top = sp.Mul(coeff, *num) if num or coeff != 1 else sp.S.One
-            return rf"\frac{{{self._print(top)}}}{{{self._print(sp.Mul(*den))}}}"
-        parts = []
-        for f in sorted(num, key=self._factor_key):
-            text = self._print(f)
-            if isinstance(f, sp.Add):
-                text = rf"\left({text}\right)"
-            parts.append(text)
-        body = r" \odot ".join(parts)
-        if coeff == 1:
-            return body
-        if coeff == -1:
-            return f"- {body}"
-        c = self._print(coeff)
-        return f"{c} {body}" if body else c
-
-    def _print_Pow(self, expr: sp.Pow) -> str:
-        base, exp = expr.args
-        if isinstance(base, sp.Symbol) and base.name in self.calls and exp.is_Integer and exp > 0:
-            call = self.calls[base.name]
-            fname = {"tanh": r"\tanh", "sigmoid": r"\sigma"}.get(type(call).__name__)
-            if fname:
-                return rf"{fname}^{{{exp}}}\left({self._print(call.args[0])}\right)"
-            return rf"\left({self._print(call)}\right)^{{{exp}}}"
-        if isinstance(base, sp.Symbol) and exp.is_Integer and exp > 0:
-            return rf"{self._print(base)}^{{\odot {exp}}}" if exp != 2 else rf"{self._print(base)}^{{2}}"
-        return super()._print_Pow(expr)
-
-    def _print_tanh(self, expr: sp.Expr, exp: str | None = None) -> str:
-        return rf"\tanh\left({self._print(expr.args[0])}\right)"
-
-    def _print_Add(self, expr: sp.Add, order: str | None = None) -> str:
-        return " ".join(break_sum([self._print(t) for t in ordered_terms(self, expr)], width=10**6))
-
-
-def visible_width(tex: str) -> int:
-    """A rough count of the glyphs a math string shows (commands count one, braces none)."""
-    tex = re.sub(r"\\(left|right|operatorname|mathrm|odot|top|quad)\b", "x", tex)
-    tex = re.sub(r"\\[A-Za-z]+", "x", tex)
-    tex = re.sub(r"[{}\s]", "", tex)
-    tex = re.sub(r"\^x|_x", "", tex)
-    return len(tex)
-
-
-def break_sum(terms: Sequence[str], width: int = WIDTH) -> list[str]:
-    """Join printed summands with + or -, starting a new line when one would pass `width` glyphs.
-
-    A summand printed with a leading `- ` is subtracted. Continuation lines start with their sign.
-    """
-    lines: list[str] = []
-    cur = ""
-    for term in terms:
-        neg = term.startswith("- ")
-        body = term[2:] if neg else term
-        if not cur and not lines:
-            piece = f"-{body}" if neg else body
-        else:
-            piece = ("- " if neg else "+ ") + body
-        if cur and visible_width(f"{cur} {piece}") > width:
-            lines.append(cur)
-            cur = piece
-        else:
-            cur = f"{cur} {piece}" if cur else piece
-    if cur:
-        lines.append(cur)
-    return lines
-
-
-def ordered_terms(printer: TexPrinter, expr: sp.Expr) -> list[sp.Expr]:
-    """The summands of a scalar expression in print order: numbers first, then SymPy's order."""
-    if not isinstance(expr, sp.Add):
-        return [expr]
-    terms = list(printer._as_ordered_terms(expr, order=None))
-    return [t for t in terms if t.is_Number] + [t for t in terms if not t.is_Number]
-
-
-def expr_lines(printer: TexPrinter, expr: sp.Expr, width: int = WIDTH) -> list[str]:
-    """A scalar expression as display lines, broken between summands."""
-    return break_sum([printer._print(t) for t in ordered_terms(printer, expr)], width)
-
-
-def _pieces(printer: TexPrinter, expr: sp.Expr) -> list[str]:
-    """A product's printed factors or a sum's printed summands, each after the first with its operator."""
-    if isinstance(expr, sp.Mul) and expr.as_coeff_mul()[0] == 1:
-        parts = []
-        for k, f in enumerate(sorted(expr.args, key=printer._factor_key)):
-            text = printer._print(f)
-            text = rf"\left({text}\right)" if isinstance(f, sp.Add) else text
-            parts.append(text if k == 0 else rf"\odot {text}")
-        return parts
-    if isinstance(expr, sp.Add):
-        parts = []
-        for k, t in enumerate(ordered_terms(printer, expr)):
-            text = printer._print(t)
-            neg = text.startswith("- ")
-            body = text[2:] if neg else text
-            parts.append((f"-{body}" if neg else body) if k == 0 else ("- " if neg else "+ ") + body)
-        return parts
-    return [printer._print(expr)]
-
-
-def _wrap_diag(printer: TexPrinter, expr: sp.Expr, after: str, width: int) -> list[str]:
-    """`diag( ... ) after` broken over lines between factors (big delimiters, no left/right pairs)."""
-    lines, cur = [], r"\operatorname{diag}\Bigl("
-    for k, piece in enumerate(_pieces(printer, expr)):
-        if k and visible_width(f"{cur} {piece}") > width:
-            lines.append(cur)
-            cur = piece
-        else:
-            cur = f"{cur} {piece}" if k else cur + piece
-    lines.append(cur + r"\Bigr)" + (f" {after}" if after else ""))
-    return lines
-
-
-def terms_lines(printer: TexPrinter, terms: Sequence, width: int = WIDTH) -> list[str]:
-    """A Jacobian given as `Derivation.jacobian_terms` (products of diag and weight factors) as lines.
-
-    A term too wide for one line is broken inside its diag factor.
-    """
-    if not terms:
-        return ["0"]
-    out: list[str] = []
-    pending: list[str] = []
-
-    def flush() -> None:
-        """Move the pending short terms to `out`, continuing it with a sign when it is not empty."""
-        lines = break_sum(pending, width)
-        out.extend(lines if not out else [x if x.startswith(("+", "-")) else "+ " + x for x in lines])
-        pending.clear()
-
-    for term in terms:
-        if not term:
-            pending.append("I")
-            continue
-        text = " ".join(printer._print(Diag(v)) if kind == "diag" else printer.name(v) for kind, v in term)
-        if visible_width(text) <= width or term[0][0] != "diag":
-            pending.append(text)
-            continue
-        after = " ".join(
-            printer._print(Diag(v)) if kind == "diag" else printer.name(v) for kind, v in term[1:]
-        )
-        if pending:
-            flush()
-        wrapped = _wrap_diag(printer, term[0][1], after, width)
-        out += wrapped if not out else ["+ " + wrapped[0], *wrapped[1:]]
-    if pending:
-        flush()
-    return out
-
-
-# -- documents -------------------------------------------------------------------------------------
 
 
 @dataclass
@@ -435,7 +187,7 @@ def _dedent(text: str) -> str:
 def latex_env() -> jinja2.Environment:
     """Jinja2 with TeX-safe delimiters: \\VAR{x}, \\BLOCK{for ...}, \\#{comment}; strict undefined."""
     return jinja2.Environment(
-        loader=jinja2.PackageLoader("symlstm", "templates"),
+        loader=jinja2.FileSystemLoader(Path(__file__).parent / "templates"),
         block_start_string=r"\BLOCK{",
         block_end_string="}",
         variable_start_string=r"\VAR{",
@@ -749,8 +501,8 @@ def cell_document(spec_or_derivation: CellSpec | Derivation | str) -> Document:
 
 def derivations_dir() -> Path | None:
     """`derivations/` of the source checkout, or None in an installed package without it."""
-    root = Path(__file__).resolve().parent.parent / "derivations"
-    return root if root.is_dir() else None
+    root = checkout_root()
+    return root / "derivations" if root is not None and (root / "derivations").is_dir() else None
 
 
 def _load_topic(path: Path) -> ModuleType:
@@ -777,7 +529,7 @@ def topic_documents(folder: Path | None = None) -> list[Document]:
 
 def render_documents(names: Iterable[str] | None = None, topics: bool = True) -> dict[str, str]:
     """{file name: TeX} for the cells `names` (default: all registered) and the topic documents."""
-    from .cells import CELLS
+    from ...cells import CELLS
 
     out = {}
     for name in names if names else sorted(CELLS):
@@ -789,105 +541,3 @@ def render_documents(names: Iterable[str] | None = None, topics: bool = True) ->
 
 
 # -- building PDFs ---------------------------------------------------------------------------------
-
-
-@dataclass
-class BuildResult:
-    """The outcome of compiling one document."""
-
-    name: str
-    ok: bool
-    pdf: Path | None
-    error: str = ""
-    undefined: list[str] = field(default_factory=list)
-    seconds: float = 0.0
-
-
-_ERROR = re.compile(r"^(!.*|[^\s:]+\.tex:\d+: .*)$")
-_UNDEFINED = re.compile(r"(Reference|Citation) `[^']*' on page \d+ undefined|There were undefined references")
-
-
-def first_error(log: str) -> str:
-    """The first error line of a LaTeX log (`! ...` or `file:line: ...`), with the line that follows."""
-    lines = log.splitlines()
-    for k, line in enumerate(lines):
-        if _ERROR.match(line):
-            nxt = lines[k + 1].strip() if k + 1 < len(lines) else ""
-            return f"{line.strip()} {nxt}".strip()
-    return ""
-
-
-def _latexmk(tex: Path) -> BuildResult:
-    import time
-
-    start = time.perf_counter()
-    cmd = ["latexmk", "-pdf", "-interaction=nonstopmode", "-halt-on-error", "-file-line-error",
-           "-silent", tex.name]  # fmt: skip
-    proc = subprocess.run(cmd, cwd=tex.parent, capture_output=True, text=True)
-    log_path = tex.with_suffix(".log")
-    log = log_path.read_text(errors="replace") if log_path.is_file() else proc.stdout + proc.stderr
-    pdf = tex.with_suffix(".pdf")
-    undefined = sorted(set(m.group(0) for m in _UNDEFINED.finditer(log)))
-    ok = proc.returncode == 0 and pdf.is_file()
-    error = "" if ok else (first_error(log) or (proc.stderr.strip().splitlines() or ["latexmk failed"])[-1])
-    return BuildResult(tex.stem, ok and not undefined, pdf if pdf.is_file() else None, error, undefined,
-                       time.perf_counter() - start)  # fmt: skip
-
-
-def build_pdfs(out_dir: Path, files: dict[str, str], *, figures: bool = True, jobs: int = 2,
-               ) -> list[BuildResult]:  # fmt: skip
-    """Write `files` ({name.tex: TeX}) to `out_dir`, draw the figures, compile each with latexmk."""
-    if shutil.which("latexmk") is None:
-        raise OSError("latexmk not found: install texlive-latex-base, texlive-latex-recommended, latexmk")
-    out_dir.mkdir(parents=True, exist_ok=True)
-    if figures:
-        from .figures import draw_all
-
-        draw_all(out_dir / "figures")
-    paths = []
-    for name, text in files.items():
-        path = out_dir / name
-        path.write_text(text, encoding="utf-8")
-        paths.append(path)
-    with concurrent.futures.ThreadPoolExecutor(max_workers=max(1, jobs)) as pool:
-        return list(pool.map(_latexmk, paths))
-
-
-def default_build_dir() -> Path:
-    root = Path(__file__).resolve().parent.parent
-    if (root / "pyproject.toml").is_file() and (root / "symlstm").is_dir():
-        return root / "build" / "latex"
-    return Path.cwd() / "build" / "latex"
-
-
-# -- command line ------------------------------------------------------------------------------------
-
-
-def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("cells", nargs="*", help="cells whose documents to write (default: all)")
-    parser.add_argument("--pdf", action="store_true", help="also draw the figures and compile PDFs (latexmk)")
-    parser.add_argument("--out", help="output directory (default: build/latex of the checkout)")
-    parser.add_argument("--no-topics", action="store_true", help="only the per-cell documents")
-
-
-def cli_main(args: argparse.Namespace) -> int:
-    out = Path(args.out) if args.out else default_build_dir()
-    files = render_documents(args.cells or None, topics=not args.no_topics)
-    if not args.pdf:
-        out.mkdir(parents=True, exist_ok=True)
-        for name, text in files.items():
-            (out / name).write_text(text, encoding="utf-8")
-        print(f"{len(files)} document(s) written to {out}")
-        return 0
-    results = build_pdfs(out, files)
-    failed = 0
-    for r in results:
-        if r.ok:
-            print(f"{r.name}.pdf  ({r.seconds:.1f} s)")
-            continue
-        failed += 1
-        reason = r.error or "; ".join(r.undefined)
-        print(f"symlstm latex: {r.name}.tex failed: {reason} (log: {out / (r.name + '.log')})",
-              file=sys.stderr)  # fmt: skip
-    print(f"{len(results) - failed} of {len(results)} PDF(s) built in {out}")
-    return 1 if failed else 0

@@ -21,12 +21,12 @@ from dataclasses import dataclass, field
 
 import sympy as sp
 
-from .activations import sigmoid
-from .engine import Derivation
-from .folding import FoldedStep, factor, fold
-from .naming import adjoint
-from .printing import InplaceEmitter, NumpyCodePrinter, ScratchPool
-from .spec import ElementwiseNode, FuseGroup, LinearNode, SpecError
+from ...activations import sigmoid
+from ...engine import Derivation
+from ...folding import FoldedStep, factor, fold
+from ...naming import adjoint
+from ...spec import ElementwiseNode, FuseGroup, LinearNode, SpecError
+from .printer import InplaceEmitter, NumpyCodePrinter, ScratchPool
 
 __all__ = ["Layout", "NumpyModule", "gemm_layouts", "plan_numpy"]
 

@@ -12,11 +12,11 @@ import importlib.util
 import sys
 import types
 
-from .cells import cell as builtin_cell
-from .engine import derive
+from ..backends.numpy import render_numpy
+from ..cells import cell as builtin_cell
+from ..engine import derive
+from ..spec import CellSpec
 from .generate import default_output_dir
-from .render import render_numpy
-from .spec import CellSpec
 
 __all__ = ["load", "module_from_source"]
 

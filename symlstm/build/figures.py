@@ -14,7 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .loader import load
+from .load import load
 
 __all__ = ["Curve", "draw_all", "gradient_norms", "lstm_curves", "rnn_curves"]
 
