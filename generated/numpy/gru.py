@@ -61,6 +61,12 @@ RECURRENT = ("W_hr", "W_hz", "W_hn")
 GATES = {"keep": ("b_iz", "b_hz"), "write": ()}
 SAME_SIZE = False  # the cell needs input_size == hidden_size
 _DTYPES = (np.float32, np.float64)
+_SHAPE_TEXT = {
+    "W_ih": "(3 * H, I)",
+    "W_hh": "(3 * H, H)",
+    "b_ih": "(3 * H,)",
+    "b_hh": "(3 * H,)",
+}
 
 
 def param_shapes(input_size, hidden_size):
@@ -434,7 +440,8 @@ def from_torch(state_dict, layer=0):
 
 
 def to_torch(params, layer=0):
-    """The entries of layer `layer` of a torch.nn.GRU state dict (numpy arrays) from these parameters."""
+    """The entries of layer `layer` of a torch.nn.GRU state dict (numpy arrays) from these
+    parameters."""
     names = _torch_names(layer)
     _check_params(params)
     return {theirs: np.array(params[ours], copy=True) for theirs, ours in names.items()}
@@ -492,7 +499,8 @@ def from_keras(weights):
 
 
 def to_keras(params):
-    """The weights of a Keras GRU(reset_after=True) layer, [kernel, recurrent_kernel, bias] as `layer.set_weights` takes them."""
+    """The weights of a Keras GRU(reset_after=True) layer, [kernel, recurrent_kernel, bias] as `layer.set_weights`
+    takes them."""
     _keras_check()
     _check_params(params)
     out = []
@@ -606,14 +614,6 @@ def _check_dtype(dtype, what):
     return dtype
 
 
-_SHAPE_TEXT = {
-    "W_ih": "(3 * H, I)",
-    "W_hh": "(3 * H, H)",
-    "b_ih": "(3 * H,)",
-    "b_hh": "(3 * H,)",
-}
-
-
 def _describe(value):
     if isinstance(value, np.ndarray):
         return f"an array of shape {value.shape} and dtype {value.dtype}"
@@ -721,6 +721,52 @@ def _check_state(state, name, B, H, dtype, default=0):
     return tuple(_check_array(s, f"{name}[{k}] ({STATES[k]})", (B, H), dtype) for k, s in enumerate(state))
 
 
+def _named(arrays, what):
+    """[(label, array)] for a params dict or a state tuple (None gives [])."""
+    if arrays is None:
+        return []
+    if isinstance(arrays, dict):
+        return [(f"{what}[{name!r}]", arrays[name]) for name in BLOCKS]
+    return [(f"{what}[{k}] ({STATES[k]})", a) for k, a in enumerate(arrays)]
+
+
+def _first_bad(array, last=False):
+    """Index of the first (or last) non-finite entry in C order, or None."""
+    bad = np.flatnonzero(~np.isfinite(array))
+    if bad.size == 0:
+        return None
+    return tuple(int(k) for k in np.unravel_index(bad[-1] if last else bad[0], array.shape))
+
+
+def _check_finite(function, kind, sequences, whole, states, backward=False):
+    """Raise FloatingPointError naming the first non-finite value, by time step.
+
+    `sequences` are (T, ...) arrays; `whole` (parameters) act at every step; `states` act at the first
+    step processed (t = 0, or t = T - 1 when `backward`). Steps count in processing order.
+    """
+    found = []  # (processing order, step, label, index, value)
+    for label, array in sequences:
+        index = _first_bad(array, last=backward)
+        if index is not None:
+            T = array.shape[0]
+            found.append((T - 1 - index[0] if backward else index[0], index[0], label, index, array[index]))
+    for label, array in list(whole) + list(states):
+        index = _first_bad(array)
+        if index is not None:
+            step = max(sequences[0][1].shape[0] - 1, 0) if backward else 0
+            found.append((0, step, label, index, array[index]))
+    if found:
+        _, step, label, index, value = min(found, key=lambda f: f[0])
+        where = ", ".join(str(k) for k in index)
+        others = sorted({f[2] for f in found} - {label})
+        also = f"; also non-finite: {', '.join(others)}" if others else ""
+        direction = " (backward runs from the last step down)" if backward else ""
+        raise FloatingPointError(
+            f"{CELL}.{function}(check_finite=True): non-finite {kind} first at step t={step}{direction}: "
+            f"{label}[{where}] = {value}{also}"
+        )
+
+
 def _check_workspace(workspace):
     if workspace is not None and not isinstance(workspace, dict):
         raise TypeError(
@@ -787,50 +833,4 @@ def _check_cache(cache, params, x_name="x"):
         raise ValueError(
             f"{CELL}: {changed} changed in place between forward and backward; the cache no longer matches "
             "them (run forward again, or update the parameters after backward)"
-        )
-
-
-def _named(arrays, what):
-    """[(label, array)] for a params dict or a state tuple (None gives [])."""
-    if arrays is None:
-        return []
-    if isinstance(arrays, dict):
-        return [(f"{what}[{name!r}]", arrays[name]) for name in BLOCKS]
-    return [(f"{what}[{k}] ({STATES[k]})", a) for k, a in enumerate(arrays)]
-
-
-def _first_bad(array, last=False):
-    """Index of the first (or last) non-finite entry in C order, or None."""
-    bad = np.flatnonzero(~np.isfinite(array))
-    if bad.size == 0:
-        return None
-    return tuple(int(k) for k in np.unravel_index(bad[-1] if last else bad[0], array.shape))
-
-
-def _check_finite(function, kind, sequences, whole, states, backward=False):
-    """Raise FloatingPointError naming the first non-finite value, by time step.
-
-    `sequences` are (T, ...) arrays; `whole` (parameters) act at every step; `states` act at the first
-    step processed (t = 0, or t = T - 1 when `backward`). Steps count in processing order.
-    """
-    found = []  # (processing order, step, label, index, value)
-    for label, array in sequences:
-        index = _first_bad(array, last=backward)
-        if index is not None:
-            T = array.shape[0]
-            found.append((T - 1 - index[0] if backward else index[0], index[0], label, index, array[index]))
-    for label, array in list(whole) + list(states):
-        index = _first_bad(array)
-        if index is not None:
-            step = max(sequences[0][1].shape[0] - 1, 0) if backward else 0
-            found.append((0, step, label, index, array[index]))
-    if found:
-        _, step, label, index, value = min(found, key=lambda f: f[0])
-        where = ", ".join(str(k) for k in index)
-        others = sorted({f[2] for f in found} - {label})
-        also = f"; also non-finite: {', '.join(others)}" if others else ""
-        direction = " (backward runs from the last step down)" if backward else ""
-        raise FloatingPointError(
-            f"{CELL}.{function}(check_finite=True): non-finite {kind} first at step t={step}{direction}: "
-            f"{label}[{where}] = {value}{also}"
         )

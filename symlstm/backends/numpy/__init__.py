@@ -1,12 +1,15 @@
 """The NumPy target: one self-contained module per cell, numpy its only import.
 
 `render_numpy(derivation)` returns the module's source: `codegen` decides and prints the computation,
-`printer` turns expressions into NumPy calls, `templates/numpy_cell.py.j2` lays out the module.
+`printer` turns expressions into NumPy calls, `templates/numpy_cell.py.j2` lays out the module and
+includes the runtime every module carries (`runtime/*.py`: validation, interop, workspace), real Python
+files that ruff and the tests read.
 """
 
 from __future__ import annotations
 
 from functools import cache
+from pathlib import Path
 
 import jinja2
 
@@ -14,15 +17,32 @@ from ...engine import Derivation
 from .codegen import plan_numpy
 from .interop import plan_interop
 
-__all__ = ["numpy_env", "render_numpy"]
+__all__ = ["RUNTIME_MARKER", "numpy_env", "render_numpy"]
+
+HERE = Path(__file__).parent
+# A runtime file is included from the line after this one; above it are stand-ins for what the
+# generated module defines, so that the file lints on its own.
+RUNTIME_MARKER = "# -- generated modules include this file from the next line on --\n"
+
+
+class _Loader(jinja2.FileSystemLoader):
+    """Templates from `templates/`, and `runtime/<file>.py` from its marker line on."""
+
+    def get_source(self, environment: jinja2.Environment, template: str):
+        if not template.startswith("runtime/"):
+            return super().get_source(environment, template)
+        path = HERE / template
+        text = path.read_text(encoding="utf-8")
+        if RUNTIME_MARKER not in text:
+            raise jinja2.TemplateNotFound(f"{template} (no include marker)")
+        body = text.split(RUNTIME_MARKER, 1)[1].strip("\n") + "\n"
+        return body, str(path), lambda: True
 
 
 @cache
 def numpy_env() -> jinja2.Environment:
-    from pathlib import Path
-
     return jinja2.Environment(
-        loader=jinja2.FileSystemLoader(Path(__file__).parent / "templates"),
+        loader=_Loader(HERE / "templates"),
         undefined=jinja2.StrictUndefined,
         trim_blocks=True,
         lstrip_blocks=True,

@@ -1,0 +1,192 @@
+"""Runtime of every generated NumPy module: input validation and the finite-value checks.
+
+Every error names the argument, what was expected and what was given. The template renders this file
+from the marker below into each module; the constants it reads are the module's own.
+"""
+
+import numpy as np
+
+# Stand-ins for the constants and functions each generated module defines before this point, so that
+# this file reads (and lints) on its own.
+CELL = "cell"
+STATES: tuple = ()
+BLOCKS: dict = {}
+SAME_SIZE = False
+_DTYPES = (np.float32, np.float64)
+_SHAPE_TEXT: dict = {}
+
+
+def param_shapes(input_size, hidden_size): ...
+
+
+# -- generated modules include this file from the next line on --
+
+
+# -- input validation: every error names the argument, what was expected and what was given --------
+
+
+def _check_sizes(input_size, hidden_size):
+    for name, value in (("input_size", input_size), ("hidden_size", hidden_size)):
+        if not isinstance(value, (int, np.integer)) or isinstance(value, bool) or value < 1:
+            raise ValueError(f"{CELL}: {name} must be a positive integer, got {value!r}")
+    if SAME_SIZE and input_size != hidden_size:
+        raise ValueError(f"{CELL}: needs input_size == hidden_size, got {input_size} and {hidden_size}")
+
+
+def _check_dtype(dtype, what):
+    if dtype not in _DTYPES:
+        raise TypeError(f"{CELL}: {what} must be float32 or float64, got {dtype}")
+    return dtype
+
+
+def _describe(value):
+    if isinstance(value, np.ndarray):
+        return f"an array of shape {value.shape} and dtype {value.dtype}"
+    return f"a {type(value).__name__}"
+
+
+def _infer_sizes(params, what):
+    """(I, H, text saying where they came from): the sizes most parameter shapes agree on."""
+    one, wide_i, wide_h = param_shapes(1, 1), param_shapes(2, 1), param_shapes(1, 2)
+    votes = {"I": {}, "H": {}}
+    for name in BLOCKS:
+        value = params[name]
+        if not isinstance(value, np.ndarray) or value.ndim != len(one[name]):
+            raise ValueError(
+                f"{CELL}: {what}[{name!r}] must be a {len(one[name])}-D array of shape "
+                f"{_SHAPE_TEXT[name]}, got {_describe(value)}"
+            )
+        blocks = wide_h[name][0] - one[name][0]  # rows are blocks * H
+        if blocks and value.shape[0] % blocks == 0:
+            votes["H"].setdefault(value.shape[0] // blocks, []).append(name)
+        if value.ndim == 2:
+            size = "H" if wide_h[name][1] == 2 else "I" if wide_i[name][1] == 2 else None
+            if size:
+                votes[size].setdefault(value.shape[1], []).append(name)
+    if not votes["H"]:
+        raise ValueError(f"{CELL}: cannot read the hidden size off {what}: {_shapes(params)}")
+    H = max(votes["H"], key=lambda k: len(votes["H"][k]))
+    I = max(votes["I"], key=lambda k: len(votes["I"][k])) if votes["I"] else H  # x only elementwise: I == H
+    text = f"hidden size {H} from the shapes of {sorted(set(votes['H'][H]))}"
+    if votes["I"]:
+        text = f"input size {I} from the shapes of {sorted(set(votes['I'][I]))}, {text}"
+    return I, H, text
+
+
+def _shapes(params):
+    return {name: getattr(value, "shape", type(value).__name__) for name, value in params.items()}
+
+
+def _check_params(params, what="params", like=None):
+    """(I, H, dtype) of a parameter dict; `like=(I, H, dtype)` checks it against known sizes instead."""
+    if not isinstance(params, dict):
+        raise TypeError(f"{CELL}: {what} must be a dict of arrays {list(BLOCKS)}, got {_describe(params)}")
+    missing = [name for name in BLOCKS if name not in params]
+    extra = [name for name in params if name not in BLOCKS]
+    if missing or extra:
+        raise ValueError(
+            f"{CELL}: {what} must have the keys {list(BLOCKS)}, got {list(params)} "
+            f"(missing {missing}, unexpected {extra})"
+        )
+    if like is None:
+        I, H, sizes = _infer_sizes(params, what)
+        first = next(iter(BLOCKS))
+        dtype = _check_dtype(params[first].dtype, f"{what}[{first!r}] dtype")
+        if H < 1 or I < 1:
+            raise ValueError(f"{CELL}: {what} describe an empty cell ({sizes})")
+        if SAME_SIZE and I != H:
+            raise ValueError(f"{CELL}: needs input size == hidden size, got {sizes}")
+    else:
+        I, H, dtype = like
+        sizes = f"input size {I}, hidden size {H} as in params"
+    for name, shape in param_shapes(I, H).items():
+        value = params[name]
+        if not isinstance(value, np.ndarray):
+            raise TypeError(f"{CELL}: {what}[{name!r}] must be a numpy array {shape}, got {_describe(value)}")
+        if value.shape != shape:
+            raise ValueError(f"{CELL}: {what}[{name!r}] must have shape {shape} ({sizes}), got {value.shape}")
+        if value.dtype != dtype:
+            raise TypeError(
+                f"{CELL}: {what}[{name!r}] must have dtype {dtype} like {what}[{next(iter(BLOCKS))!r}], "
+                f"got {value.dtype}"
+            )
+    return I, H, dtype
+
+
+def _check_array(value, name, shape, dtype):
+    if not isinstance(value, np.ndarray):
+        raise TypeError(f"{CELL}: {name} must be a numpy array of shape {shape}, got {_describe(value)}")
+    if value.shape != shape:
+        raise ValueError(f"{CELL}: {name} must have shape {shape}, got {value.shape}")
+    if value.dtype != dtype:
+        raise TypeError(f"{CELL}: {name} must have dtype {dtype} like the parameters, got {value.dtype}")
+    return value
+
+
+def _check_input(x, I, dtype):
+    """x as a C-contiguous (T, B, I) array (a copy only when it is not one already)."""
+    if not isinstance(x, np.ndarray):
+        raise TypeError(f"{CELL}: x must be a numpy array of shape (T, B, {I}), got {_describe(x)}")
+    if x.ndim != 3 or x.shape[2] != I:
+        raise ValueError(f"{CELL}: x must have shape (T, B, {I}) (time-major), got {x.shape}")
+    _check_array(x, "x", x.shape, dtype)
+    return np.ascontiguousarray(x)
+
+
+def _check_state(state, name, B, H, dtype, default=0):
+    if state is None:
+        if default is None:
+            return None
+        return tuple(np.zeros((B, H), dtype=dtype) for _ in STATES)
+    if not isinstance(state, (tuple, list)) or len(state) != len(STATES):
+        raise ValueError(
+            f"{CELL}: {name} must be a tuple of {len(STATES)} (B, H) = ({B}, {H}) arrays {STATES}, "
+            f"got {_describe(state) if not isinstance(state, (tuple, list)) else f'{len(state)} items'}"
+        )
+    return tuple(_check_array(s, f"{name}[{k}] ({STATES[k]})", (B, H), dtype) for k, s in enumerate(state))
+
+
+def _named(arrays, what):
+    """[(label, array)] for a params dict or a state tuple (None gives [])."""
+    if arrays is None:
+        return []
+    if isinstance(arrays, dict):
+        return [(f"{what}[{name!r}]", arrays[name]) for name in BLOCKS]
+    return [(f"{what}[{k}] ({STATES[k]})", a) for k, a in enumerate(arrays)]
+
+
+def _first_bad(array, last=False):
+    """Index of the first (or last) non-finite entry in C order, or None."""
+    bad = np.flatnonzero(~np.isfinite(array))
+    if bad.size == 0:
+        return None
+    return tuple(int(k) for k in np.unravel_index(bad[-1] if last else bad[0], array.shape))
+
+
+def _check_finite(function, kind, sequences, whole, states, backward=False):
+    """Raise FloatingPointError naming the first non-finite value, by time step.
+
+    `sequences` are (T, ...) arrays; `whole` (parameters) act at every step; `states` act at the first
+    step processed (t = 0, or t = T - 1 when `backward`). Steps count in processing order.
+    """
+    found = []  # (processing order, step, label, index, value)
+    for label, array in sequences:
+        index = _first_bad(array, last=backward)
+        if index is not None:
+            T = array.shape[0]
+            found.append((T - 1 - index[0] if backward else index[0], index[0], label, index, array[index]))
+    for label, array in list(whole) + list(states):
+        index = _first_bad(array)
+        if index is not None:
+            step = max(sequences[0][1].shape[0] - 1, 0) if backward else 0
+            found.append((0, step, label, index, array[index]))
+    if found:
+        _, step, label, index, value = min(found, key=lambda f: f[0])
+        where = ", ".join(str(k) for k in index)
+        others = sorted({f[2] for f in found} - {label})
+        also = f"; also non-finite: {', '.join(others)}" if others else ""
+        direction = " (backward runs from the last step down)" if backward else ""
+        raise FloatingPointError(
+            f"{CELL}.{function}(check_finite=True): non-finite {kind} first at step t={step}{direction}: "
+            f"{label}[{where}] = {value}{also}"
+        )
