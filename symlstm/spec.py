@@ -480,6 +480,7 @@ def _check_printable(cell: str, name: str, expr: sp.Expr) -> None:
         if isinstance(node, sp.Function) and type(node) not in ELEMENTWISE_FUNCTIONS:
             supported = ", ".join(sorted(f.__name__ for f in ELEMENTWISE_FUNCTIONS))
             raise SpecError(
-                f"cell {cell!r}: elementwise node {name!r}: {sp.sstr(node)} cannot be computed with numpy "
-                f"alone (the generated code imports numpy only). Supported: arithmetic, powers and {supported}"
+                f"cell {cell!r}: elementwise node {name!r}: {sp.sstr(node)} cannot be computed with "
+                "numpy alone (the generated code imports numpy only). Supported: arithmetic, powers and "
+                f"{supported}"
             )

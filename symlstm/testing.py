@@ -55,6 +55,7 @@ __all__ = [
     "check_adjoint",
     "check_direction",
     "check_full_fd",
+    "check_same",
     "check_taylor",
     "check_torch",
     "make_problem",
@@ -78,6 +79,7 @@ class Tolerance:
     dir_step: float = 1e-3  # 4-point stencil step along a unit direction (directional check)
     dir_rtol: float = 1e-8  # accepted |analytic - numeric| / |numeric| along a direction
     adjoint_rtol: float = 1e-12  # accepted |<Ju, w> - <u, J^T w>| / max of the two
+    same_rtol: float = 1e-11  # accepted max |a - b| / max|b| per array between two implementations
     torch_rtol: float = 1e-10  # accepted max |ours - torch| / max|torch| per array
     taylor_eps0: float = 1e-1  # first step of the Taylor test along a unit direction
     taylor_halvings: int = 14  # number of halvings of the step
@@ -97,6 +99,7 @@ TOLERANCES: dict[type, Tolerance] = {
         rtol=1e-4,
         dir_rtol=1e-4,
         adjoint_rtol=1e-4,
+        same_rtol=1e-4,
         torch_rtol=1e-5,
         taylor_halvings=8,
         taylor_rtol=1e-5,
@@ -708,4 +711,76 @@ def check_torch(
     add("dx", dx, xt.grad.numpy())
     for name_k, ours, theirs in zip(module.STATES, dstate0, st):
         add(f"d{name_k}0", ours, theirs.grad.numpy()[0])
+    return report
+
+
+# -- two implementations of one cell --------------------------------------------------------------------
+def check_same(
+    module: Any,
+    reference: Any,
+    input_size: int = 3,
+    hidden_size: int = 4,
+    steps: int = 5,
+    batch: int = 2,
+    *,
+    dtype: Any = np.float64,
+    seed: int = 0,
+    with_state0: bool = True,
+    with_dstate: bool = True,
+    workspace: bool = False,
+    tolerance: Tolerance | None = None,
+    name: str | None = None,
+) -> CheckReport:
+    """`module` against `reference` (two implementations of one cell): y, the final states, every
+    gradient (dparams, dx, dstate0) and the tangents of `jvp`, array by array, to rounding.
+
+    `with_state0=False` passes state0=None and `with_dstate=False` dstate=None, as a caller may;
+    `workspace=True` runs `module` twice with one workspace dict (other inputs first), so the second,
+    compared, call reuses every array of the first.
+    """
+    dtype = np.dtype(dtype)
+    tol = tolerance or TOLERANCES[dtype.type]
+    cell = name or getattr(module, "CELL", "cell")
+    report = CheckReport("optimised == reference", cell, str(dtype), labels=("module", "reference"))
+    rng = np.random.default_rng(seed)
+    I, H, T, B = input_size, hidden_size, steps, batch
+    n = len(reference.STATES)
+    params = reference.init_params(I, H, seed=seed, dtype=dtype)
+
+    def draw(*shape: int) -> np.ndarray:
+        return rng.standard_normal(shape).astype(dtype)
+
+    x, state0 = draw(T, B, I), tuple(draw(B, H) for _ in range(n)) if with_state0 else None
+    dy, dstate = draw(T, B, H), tuple(draw(B, H) for _ in range(n)) if with_dstate else None
+    direction = (
+        {k: draw(*v.shape) for k, v in params.items()},
+        draw(T, B, I),
+        tuple(draw(B, H) for _ in range(n)),
+    )
+    ws: dict | None = None
+    if workspace:
+        ws = {}
+        other = (draw(T, B, I), tuple(draw(B, H) for _ in range(n)) if with_state0 else None)
+        _, _, cache = module.forward(params, *other, workspace=ws)
+        module.backward(params, cache, dy, dstate, workspace=ws)
+    kwargs = {} if ws is None else {"workspace": ws}
+    y, state, cache = module.forward(params, x, state0, **kwargs)
+    y, state = np.array(y), tuple(np.array(s) for s in state)  # copies: a workspace array is reused below
+    grads = module.backward(params, cache, dy, dstate, **kwargs)
+    ry, rstate, rcache = reference.forward(params, x, state0)
+    rgrads = reference.backward(params, rcache, dy, dstate)
+    pairs = [("y", y, ry), *((f"{s}_T", a, b) for s, a, b in zip(reference.STATES, state, rstate))]
+    pairs += [(f"d{k}", grads[0][k], rgrads[0][k]) for k in rgrads[0]]
+    pairs += [("dx", grads[1], rgrads[1])]
+    pairs += [(f"d{s}0", a, b) for s, a, b in zip(reference.STATES, grads[2], rgrads[2])]
+    if hasattr(module, "jvp"):
+        jy, jstate, jty, jtstate = module.jvp(params, x, state0, *direction)
+        ry2, rstate2, rty, rtstate = reference.jvp(params, x, state0, *direction)
+        pairs += [("jvp y", jy, ry2), ("jvp dy", jty, rty)]
+        pairs += [(f"jvp d{s}_T", a, b) for s, a, b in zip(reference.STATES, jtstate, rtstate)]
+    for what, ours, theirs in pairs:
+        report.blocks.append(_compare(what, np.asarray(ours), np.asarray(theirs, np.float64), tol.same_rtol))
+    config = f"I={I} H={H} T={T} B={B}, state0 {'given' if with_state0 else 'None'}, "
+    config += f"dstate {'given' if with_dstate else 'None'}" + (", reused workspace" if workspace else "")
+    report.note = config
     return report

@@ -36,7 +36,7 @@ def test_sigmoid_of_a_sum_is_parenthesised():
 
 def test_long_tangent_sums_wrap_one_term_per_line_as_ruff_does():
     """FGR's ten-term tangents do not fit in parentheses on one line: split at top-level + and -."""
-    from symlstm.backends.numpy.codegen import _wrap
+    from symlstm.backends.numpy.source import wrap as _wrap
 
     terms = [f"tan_x{k} @ W_{k}.T" for k in range(8)]
     line = "        tan_a = " + " + ".join(terms) + " - (a - b) * c"

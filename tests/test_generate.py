@@ -62,7 +62,7 @@ def test_default_output_dir_is_the_checkout():
 
 
 def test_generated_code_imports_only_numpy():
-    for path in (GENERATED / "numpy").glob("*.py"):
+    for path in [*(GENERATED / "numpy").glob("*.py"), *(GENERATED / "reference").glob("*.py")]:
         imports = [line for line in path.read_text().splitlines() if line.startswith(("import ", "from "))]
         assert imports == ["import numpy as np"], f"{path.name}: {imports}"
 

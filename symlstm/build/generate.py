@@ -20,6 +20,7 @@ import jinja2
 
 from ..backends.latex import cell_document, topic_documents
 from ..backends.numpy import render_numpy
+from ..backends.reference import render_reference
 from ..cells import CELLS, cell
 from ..engine import derive
 from ..paths import checkout_root
@@ -28,7 +29,7 @@ from ..spec import CellSpec, SpecError
 __all__ = ["GenerateError", "default_output_dir", "generate", "render_all"]
 
 # Subdirectories of generated/ that the generator owns, and the suffix of the files it writes there.
-MANAGED = {"numpy": ".py", "latex": ".tex"}
+MANAGED = {"numpy": ".py", "reference": ".py", "latex": ".tex"}
 
 
 def default_output_dir() -> Path:
@@ -49,6 +50,7 @@ def render_all(
     for spec in _specs(names):
         d = derive(spec)
         files[f"numpy/{spec.name}.py"] = render_numpy(d)
+        files[f"reference/{spec.name}.py"] = render_reference(d)
         files[f"latex/{spec.name}.tex"] = cell_document(d).render()
     if names is None:  # the topic documents draw on several cells: written with the full set only
         for doc in topic_documents():

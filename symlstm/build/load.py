@@ -13,6 +13,7 @@ import sys
 import types
 
 from ..backends.numpy import render_numpy
+from ..backends.reference import render_reference
 from ..cells import cell as builtin_cell
 from ..engine import derive
 from ..spec import CellSpec
@@ -35,17 +36,24 @@ def module_from_source(name: str, source: str, filename: str | None = None) -> t
     return module
 
 
-def load(spec: str | CellSpec, *, fresh: bool = False) -> types.ModuleType:
+# The targets `load` can give, and how each renders a derivation: the folder under generated/ is the name.
+RENDERERS = {"numpy": render_numpy, "reference": render_reference}
+
+
+def load(spec: str | CellSpec, *, backend: str = "numpy", fresh: bool = False) -> types.ModuleType:
     """The generated module of a built-in cell name or of a `CellSpec`.
 
+    `backend`: "numpy" (the optimised module, default) or "reference" (one statement per equation).
     `fresh=True` renders from the derivation even when a generated file exists.
     """
+    if backend not in RENDERERS:
+        raise ValueError(f"load(): unknown backend {backend!r}; known: {', '.join(RENDERERS)}")
     if isinstance(spec, str):
         name = spec
         spec = builtin_cell(name)  # unknown names raise a SpecError listing the known cells
-        path = default_output_dir() / "numpy" / f"{name}.py"
+        path = default_output_dir() / backend / f"{name}.py"
         if path.is_file() and not fresh:
-            mod_name = f"symlstm_generated.{name}"
+            mod_name = f"symlstm_generated.{backend}.{name}"
             if mod_name in sys.modules and getattr(sys.modules[mod_name], "__file__", None) == str(path):
                 return sys.modules[mod_name]
             loader_spec = importlib.util.spec_from_file_location(mod_name, path)
@@ -55,4 +63,4 @@ def load(spec: str | CellSpec, *, fresh: bool = False) -> types.ModuleType:
             return module
     if not isinstance(spec, CellSpec):
         raise TypeError(f"load() expects a cell name or a CellSpec, got {type(spec).__name__}")
-    return module_from_source(spec.name, render_numpy(derive(spec)))
+    return module_from_source(f"{backend}.{spec.name}", RENDERERS[backend](derive(spec)))

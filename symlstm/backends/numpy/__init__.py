@@ -17,7 +17,7 @@ from ...engine import Derivation
 from .codegen import plan_numpy
 from .interop import plan_interop
 
-__all__ = ["RUNTIME_MARKER", "numpy_env", "render_numpy"]
+__all__ = ["RUNTIME_MARKER", "module_env", "numpy_env", "render_numpy"]
 
 HERE = Path(__file__).parent
 # A runtime file is included from the line after this one; above it are stand-ins for what the
@@ -26,7 +26,7 @@ RUNTIME_MARKER = "# -- generated modules include this file from the next line on
 
 
 class _Loader(jinja2.FileSystemLoader):
-    """Templates from `templates/`, and `runtime/<file>.py` from its marker line on."""
+    """Templates from the given folders, and this backend's `runtime/<file>.py` from its marker line on."""
 
     def get_source(self, environment: jinja2.Environment, template: str):
         if not template.startswith("runtime/"):
@@ -39,16 +39,22 @@ class _Loader(jinja2.FileSystemLoader):
         return body, str(path), lambda: True
 
 
-@cache
-def numpy_env() -> jinja2.Environment:
+def module_env(*template_dirs: Path) -> jinja2.Environment:
+    """The Jinja2 environment of a NumPy-family module: templates from `template_dirs` and this
+    backend's (`constants.py.j2`), and the runtime files."""
     return jinja2.Environment(
-        loader=_Loader(HERE / "templates"),
+        loader=_Loader([*template_dirs, HERE / "templates"]),
         undefined=jinja2.StrictUndefined,
         trim_blocks=True,
         lstrip_blocks=True,
         keep_trailing_newline=True,
         autoescape=False,
     )
+
+
+@cache
+def numpy_env() -> jinja2.Environment:
+    return module_env()
 
 
 def render_numpy(d: Derivation) -> str:

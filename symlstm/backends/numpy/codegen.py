@@ -26,23 +26,11 @@ from ...engine import Derivation
 from ...folding import FoldedStep, factor, fold
 from ...naming import adjoint
 from ...spec import ElementwiseNode, FuseGroup, LinearNode, SpecError
+from .head import module_head
 from .printer import InplaceEmitter, NumpyCodePrinter, ScratchPool
+from .source import block_span, equation_text, group_shape, member_view, tuple_source, wrap
 
 __all__ = ["Layout", "NumpyModule", "gemm_layouts", "plan_numpy"]
-
-
-def _span(k0: int, k1: int, blocks: int) -> str:
-    """A slice over blocks [k0, k1) of `blocks` blocks of H rows, e.g. `H:2 * H`, or '' for all."""
-    if k0 == 0 and k1 == blocks:
-        return ""
-
-    def at(k: int) -> str:
-        return "" if k == 0 else "H" if k == 1 else f"{k} * H"
-
-    lo, hi = at(k0), "" if k1 == blocks else at(k1)
-    if " " in lo + hi:  # a complex bound: spaces around the colon, as ruff format writes it
-        return f"{lo + ' ' if lo else ''}:{' ' + hi if hi else ''}"
-    return f"{lo}:{hi}"
 
 
 def _bspan(k0: int, k1: int, blocks: int) -> str:
@@ -226,7 +214,7 @@ class _Planner:
 
     def grad_columns(self, u0: int, n: int) -> str:
         """The column span `H : 3 * H` of blocks [u0, u0 + n) ('' for all)."""
-        return _span(u0, u0 + n, len(self.grad_order()))
+        return block_span(u0, u0 + n, len(self.grad_order()))
 
     # -- what backward reads -------------------------------------------------------------------
     def backward_symbols(self) -> set[str]:
@@ -470,7 +458,7 @@ class _Planner:
                 else:
                     runs.append([j, j + 1])
             for j0, j1 in runs:
-                span = _span(j0, j1, len(g.members))
+                span = block_span(j0, j1, len(g.members))
                 lines.append(f"{g.name}[{span or '...'}] *= 0.5")
         if lines:
             lines.insert(
@@ -549,7 +537,7 @@ class _Planner:
             dspan = _bspan(k0, k0 + n, dlay.blocks)
             dtext = _index(dst, dspan)
             if vector:  # a bias (G*H,): a run of n blocks as (n, 1, H), against (.., n, B, H)
-                sspan = _span(j0, j0 + n, len(slay.members))
+                sspan = block_span(j0, j0 + n, len(slay.members))
                 stext = f"{slay.name}[{sspan}]" if sspan else slay.name
                 if not rows:
                     pass  # a (G, 1, H) array of blocks: indexed as it is
@@ -574,7 +562,7 @@ class _Planner:
 
     def _forward_linear(self, seg, done_gemm, per_step_bias, cached) -> list[str]:
         lines = []
-        lines += [f"# ({self.numbers[('fwd', n.name)]}) {_equation_text(n)}" for n in seg]
+        lines += [f"# ({self.numbers[('fwd', n.name)]}) {equation_text(n)}" for n in seg]
         adds = []
         for n in seg:
             hlay, hk = self.home(n)
@@ -608,7 +596,7 @@ class _Planner:
                 continue  # the elementwise node that reads it writes over it
             if n.name in into_cache:
                 _, _, blay, j = into_cache[n.name]
-                span = _span(j, j + 1, len(blay.members))
+                span = block_span(j, j + 1, len(blay.members))
                 src = f"{blay.name}[{span}]" if span else blay.name
                 lines.append(f"{n.name} = cache_{n.name}[t]")
                 lines.append(f"np.add({view}, {src}, out={n.name})")
@@ -834,7 +822,7 @@ class _Planner:
             setup.append(f"d_{g.name} = np.zeros({self.group_shape(g)}, dtype=dtype)")
             for m in g.members:
                 if m != g.name:
-                    setup.append(f"d_{m} = {_member_view('d_' + g.name, g, m)}")
+                    setup.append(f"d_{m} = {member_view('d_' + g.name, g, m)}")
 
         # -- one step, in reverse --
         coef_step, coef_setup = self._coefficient_code()
@@ -946,7 +934,7 @@ class _Planner:
             end.append(f"d_{lay.name} = np.empty({self.group_shape(lay.group)}, dtype=dtype)")
             for run in runs:
                 k0, _, n = run
-                out = f"d_{lay.name}[{_span(k0, k0 + n, lay.blocks) or '...'}]"
+                out = f"d_{lay.name}[{block_span(k0, k0 + n, lay.blocks) or '...'}]"
                 end.append(f"np.matmul({_grad_all(self, run)}.T, {src}.reshape(T * B, {n_in}), out={out})")
         x_gemms = [lay for lay in self.layouts.values() if lay.kind == "input"]
         xa = d.adjoint(s.input)
@@ -963,7 +951,7 @@ class _Planner:
             end.append("dx = np.zeros((T, B, I), dtype=dtype)")
         end += self._bias_gradients(elem_params)
         end.append("dparams = {" + ", ".join(f'"{g.name}": d_{g.name}' for g in s.groups) + "}")
-        end.append("dstate0 = " + _tuple([f"d_{st}_prev" for st in s.states], quote=False))
+        end.append("dstate0 = " + tuple_source([f"d_{st}_prev" for st in s.states], quote=False))
         _hoist_views(setup, step)
 
     def _backward_cse(self, aliases: set[str], emit: InplaceEmitter, setup: list[str]):
@@ -1058,13 +1046,13 @@ class _Planner:
                 else:
                     runs.append([j, u, 1])
             if len(runs) == 1 and runs[0][0] == 0 and runs[0][2] == len(g.members):
-                cols = _span(runs[0][1], runs[0][1] + runs[0][2], len(order))
+                cols = block_span(runs[0][1], runs[0][1] + runs[0][2], len(order))
                 lines.append(f"d_{g.name} = grad_sums{f'[{cols}]' if cols else ''}.copy()")
                 continue
             lines.append(f"d_{g.name} = np.empty({self.group_shape(g)}, dtype=dtype)")
             for j, u, count in runs:
-                span = _span(j, j + count, len(g.members))
-                cols = _span(u, u + count, len(order))
+                span = block_span(j, j + count, len(g.members))
+                cols = block_span(u, u + count, len(order))
                 dst = f"d_{g.name}[{span}]" if span else f"d_{g.name}[...]"
                 lines.append(f"{dst} = grad_sums{f'[{cols}]' if cols else ''}")
         return lines
@@ -1075,7 +1063,7 @@ class _Planner:
         return [g for g in self.spec.groups if any(m in names for m in g.members)]
 
     def group_shape(self, g: FuseGroup) -> str:
-        return _group_shape(self.spec, g)
+        return group_shape(self.spec, g)
 
 
 def gemm_layouts(d: Derivation) -> list[Layout]:
@@ -1088,43 +1076,31 @@ def plan_numpy(d: Derivation) -> NumpyModule:
     """Plan the NumPy module of a derived cell: every line of its computation, printed."""
     planner = _Planner(d)
     s = d.spec
-    equations = [f"({d.equation_numbers[('fwd', n.name)]}) {_equation_text(n)}" for n in s.nodes]
-    groups = []
-    for g in s.groups:
-        shape = _group_shape(s, g)
-        groups.append({"name": g.name, "members": list(g.members), "shape_code": shape,
-                       "shape_text": shape, "members_tuple": _tuple(g.members)})  # fmt: skip
-    torch = s.torch or {}
+    head = module_head(d)
     mod = NumpyModule(
-        spec_name=s.name,
-        title=_docstring_text(s.title),
-        doc=_docstring_text(s.doc),
-        source=_docstring_text(s.source),
-        states=list(s.states),
-        output=s.output,
-        equations=equations,
-        groups=groups,
-        torch={
-            "module_text": f"torch.nn.{torch['module']}" if torch.get("module") else "torch.nn",
-            "missing": ""
-            if torch.get("module")
-            else " torch.nn has no module computing this cell: raises NotImplementedError.",
-            "names": list(torch.get("names", {}).items()),
-        },
-        same_size=s.same_size,
+        spec_name=head.spec_name,
+        title=head.title,
+        doc=head.doc,
+        source=head.source,
+        states=list(head.states),
+        output=head.output,
+        equations=list(head.equations),
+        groups=list(head.groups),
+        torch=head.torch,
+        same_size=head.same_size,
     )
-    mod.initial_states = _tuple([f"{st}0" for st in s.states], quote=False)
-    mod.initial_tangents = _tuple([f"tan_{st}0" for st in s.states], quote=False)
-    mod.jvp_states = _tuple([f"{st}_prev" for st in s.states], quote=False)
-    mod.jvp_tangents = _tuple([f"tan_{st}_prev" for st in s.states], quote=False)
-    mod.final_states = _tuple([f"seq_{st}[T].copy()" for st in s.states], quote=False)
+    mod.initial_states = tuple_source([f"{st}0" for st in s.states], quote=False)
+    mod.initial_tangents = tuple_source([f"tan_{st}0" for st in s.states], quote=False)
+    mod.jvp_states = tuple_source([f"{st}_prev" for st in s.states], quote=False)
+    mod.jvp_tangents = tuple_source([f"tan_{st}_prev" for st in s.states], quote=False)
+    mod.final_states = tuple_source([f"seq_{st}[T].copy()" for st in s.states], quote=False)
     mod.param_views = [
-        f"{m} = {_member_view(g.name, g, m)}"
+        f"{m} = {member_view(g.name, g, m)}"
         for g in s.groups
         for m in g.members
         if m != g.name and any(p.name == m for p in s.elementwise_params())
     ]
-    mod.states_tuple = _tuple(s.states)
+    mod.states_tuple = tuple_source(s.states)
     mod.jvp_body = _jvp_lines(d, planner.p)
     planner.forward(mod)
     planner.backward(mod)
@@ -1162,7 +1138,7 @@ def _from_workspace(setup: list[str], function: str) -> list[str]:
 
 def _rows(weight: str, k0: int, n: int, lay: Layout) -> str:
     """The rows of blocks [k0, k0 + n) of a fused weight: `W_hh`, `W_hh[: 2 * H]`."""
-    span = _span(k0, k0 + n, lay.blocks)
+    span = block_span(k0, k0 + n, lay.blocks)
     return f"{weight}[{span}]" if span else weight
 
 
@@ -1194,24 +1170,6 @@ def _reads(lines: list[str], name: str) -> bool:
     return any(pattern.search(line) for line in code)
 
 
-def _docstring_text(text: str) -> str:
-    """Free text of a spec (title, doc, source) made safe inside the module's triple-quoted docstring:
-    backslashes and quotes are escaped, so no spec text can end the docstring and inject code."""
-    return str(text).replace("\\", "\\\\").replace('"', '\\"')
-
-
-def _tuple(items, quote: bool = True) -> str:
-    """Python source of a tuple: ("a", "b"), ("a",), or unquoted (h0, c0)."""
-    inner = ", ".join(f'"{item}"' if quote else str(item) for item in items)
-    return f"({inner},)" if len(items) == 1 else f"({inner})"
-
-
-def _equation_text(n: LinearNode | ElementwiseNode) -> str:
-    if isinstance(n, LinearNode):
-        return f"{n.name} = " + " + ".join([f"{w} @ {u}" for w, u in n.terms] + list(n.biases))
-    return f"{n.name} = {sp.sstr(n.expr)}"
-
-
 def _jvp_lines(d: Derivation, printer: NumpyCodePrinter) -> list[str]:
     """Forward-mode (tangent) code, written per node and unfused: an implementation of the cell
     independent of the fused forward, used by the dot-product test against `backward`."""
@@ -1220,8 +1178,8 @@ def _jvp_lines(d: Derivation, printer: NumpyCodePrinter) -> list[str]:
     lines = []
     for g in s.groups:
         for m in g.members:
-            lines.append(f"{m} = {_member_view(g.name, g, m)}")
-            lines.append(f"tan_{m} = {_member_view('tan_' + g.name, g, m)}")
+            lines.append(f"{m} = {member_view(g.name, g, m)}")
+            lines.append(f"tan_{m} = {member_view('tan_' + g.name, g, m)}")
     for st in s.states:
         lines.append(f"{st}_prev, tan_{st}_prev = {st}0, tan_{st}0")
     lines.append("ys = np.empty((T, B, H), dtype=dtype)")
@@ -1231,7 +1189,7 @@ def _jvp_lines(d: Derivation, printer: NumpyCodePrinter) -> list[str]:
     for n in s.nodes:
         number = d.equation_numbers[("fwd", n.name)]
         if isinstance(n, LinearNode):
-            body.append(f"# ({number}) {_equation_text(n)}")
+            body.append(f"# ({number}) {equation_text(n)}")
             value = [f"{u} @ {w}.T" for w, u in n.terms] + list(n.biases)
             tangent = [f"tan_{u} @ {w}.T + {u} @ tan_{w}.T" for w, u in n.terms]
             tangent += [f"tan_{b}" for b in n.biases]
@@ -1249,47 +1207,4 @@ def _jvp_lines(d: Derivation, printer: NumpyCodePrinter) -> list[str]:
         node = s.update_of[st]
         body.append(f"{st}_prev, tan_{st}_prev = {node}, tan_{node}")
     lines += ["    " + line for line in body]
-    return [wrapped for line in lines for wrapped in _wrap(line, indent=4)]
-
-
-LINE_LENGTH = 110  # as [tool.ruff] line-length: generated code is ruff-format clean by construction
-
-
-def _wrap(line: str, indent: int) -> list[str]:
-    """Split an over-long `name = expr` the way ruff format does: the expression in parentheses."""
-    lead = len(line) - len(line.lstrip())
-    if indent + len(line) <= LINE_LENGTH or " = " not in line or line.lstrip().startswith("#"):
-        return [line]
-    target, expr = line.split(" = ", 1)
-    pad = " " * lead
-    if indent + lead + 4 + len(expr) <= LINE_LENGTH:
-        return [f"{target} = (", f"{pad}    {expr}", f"{pad})"]
-    # Still too long inside the parentheses: one term per line, as ruff format splits a sum.
-    return [f"{target} = (", *(f"{pad}    {term}" for term in _sum_terms(expr)), f"{pad})"]
-
-
-def _sum_terms(expr: str) -> list[str]:
-    """Split code at its top-level binary + and -: 'a + b*(c - d) - e' -> ['a', '+ b*(c - d)', '- e']."""
-    terms, depth, start = [], 0, 0
-    for k, ch in enumerate(expr):
-        depth += ch in "([{"
-        depth -= ch in ")]}"
-        if depth == 0 and k > 0 and expr[k - 1 : k + 2] in (" + ", " - "):
-            terms.append(expr[start : k - 1])
-            start = k
-    terms.append(expr[start:])
-    return terms
-
-
-def _group_shape(spec, g: FuseGroup) -> str:
-    """Source of a stored array's shape: `(4 * H, I)`, `(H,)`."""
-    p = spec.param(g.members[0])
-    rows = "H" if len(g.members) == 1 else f"{len(g.members)} * H"
-    return f"({rows}, {p.shape[1]})" if p.is_matrix else f"({rows},)"
-
-
-def _member_view(array: str, g: FuseGroup, member: str) -> str:
-    """Source of the view of one member's block in a stored array: `W_ih[H : 2 * H]`."""
-    k = g.members.index(member)
-    span = _span(k, k + 1, len(g.members))
-    return f"{array}[{span}]" if span else array
+    return [wrapped for line in lines for wrapped in wrap(line, indent=4)]

@@ -50,6 +50,7 @@ class NumpyCodePrinter(NumPyPrinter):
         text = super().doprint(expr, assign_to)
         text = re.sub(r"\s*(?<!\*)\*(?!\*)\s*", " * ", text)  # a * b, but keep the power operator
         text = re.sub(r"(?<=\))\*\*|\*\*(?=\()", " ** ", text)  # (1 - n) ** 2: complex operand
+        text = re.sub(r"\s*/\s*", " / ", text)
         return _strip_outer_parens(text)
 
     def _module_format(self, fqn: str, register: bool = True) -> str:
@@ -70,6 +71,13 @@ class NumpyCodePrinter(NumPyPrinter):
         # ceil(clip(a, 0, 1)), not (a > 0): a NaN stays NaN instead of becoming a finite 0 (relu' of
         # NaN); 0 for a <= 0, 1 for a > 0 (subnormals included). np.sign would do, at several times the cost.
         return f"np.ceil(np.clip({self._print(expr.args[0])}, 0, 1))"
+
+    def _print_Pow(self, expr: sp.Pow, rational: bool = False) -> str:
+        # A negative integer power as a division, exact on any array (NumPyPrinter writes x**(-1.0)).
+        if expr.exp.is_Integer and expr.exp < 0:
+            positive = expr.base if expr.exp == -1 else sp.Pow(expr.base, -expr.exp, evaluate=False)
+            return f"1 / {self.parenthesize(positive, PRECEDENCE['Mul'], strict=True)}"
+        return super()._print_Pow(expr, rational=rational)
 
     def _print_Rational(self, expr: sp.Rational) -> str:
         return number(expr)

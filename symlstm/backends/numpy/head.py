@@ -1,0 +1,55 @@
+"""What every generated NumPy-family module says about its cell before any code: the docstring's
+text, the equations, the stored parameters and the interop texts (`templates/constants.py.j2`)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from ...engine import Derivation
+from .source import docstring_text, equation_text, group_shape, tuple_source
+
+__all__ = ["ModuleHead", "module_head"]
+
+
+@dataclass(frozen=True)
+class ModuleHead:
+    spec_name: str
+    title: str
+    doc: str
+    source: str
+    states: tuple[str, ...]
+    states_tuple: str
+    output: str
+    equations: tuple[str, ...]  # "(n) node = expression", numbered as in the cell's document
+    groups: tuple[dict, ...]  # stored parameters: name, members, shape source
+    torch: dict  # texts for the torch.nn conversion's docstrings
+    same_size: bool
+
+
+def module_head(d: Derivation) -> ModuleHead:
+    s = d.spec
+    groups = []
+    for g in s.groups:
+        shape = group_shape(s, g)
+        groups.append({"name": g.name, "members": list(g.members), "shape_code": shape,
+                       "shape_text": shape, "members_tuple": tuple_source(g.members)})  # fmt: skip
+    torch = s.torch or {}
+    return ModuleHead(
+        spec_name=s.name,
+        title=docstring_text(s.title),
+        doc=docstring_text(s.doc),
+        source=docstring_text(s.source),
+        states=tuple(s.states),
+        states_tuple=tuple_source(s.states),
+        output=s.output,
+        equations=tuple(f"({d.equation_numbers[('fwd', n.name)]}) {equation_text(n)}" for n in s.nodes),
+        groups=tuple(groups),
+        torch={
+            "module_text": f"torch.nn.{torch['module']}" if torch.get("module") else "torch.nn",
+            "missing": ""
+            if torch.get("module")
+            else " torch.nn has no module computing this cell: raises NotImplementedError.",
+            "names": list(torch.get("names", {}).items()),
+        },
+        same_size=s.same_size,
+    )

@@ -1,0 +1,109 @@
+"""Python source helpers shared by the generated NumPy-family modules: slices, tuples, wrapping.
+
+Everything here returns text in the form ruff format writes it, so generated modules are format-clean as
+written (no formatter runs on them).
+"""
+
+from __future__ import annotations
+
+import sympy as sp
+
+from ...spec import ElementwiseNode, FuseGroup, LinearNode
+
+__all__ = [
+    "LINE_LENGTH",
+    "block_span",
+    "call_with_dict",
+    "docstring_text",
+    "equation_text",
+    "group_shape",
+    "member_view",
+    "tuple_source",
+    "wrap",
+]
+
+
+def block_span(k0: int, k1: int, blocks: int) -> str:
+    """A slice over blocks [k0, k1) of `blocks` blocks of H rows, e.g. `H:2 * H`, or '' for all."""
+    if k0 == 0 and k1 == blocks:
+        return ""
+
+    def at(k: int) -> str:
+        return "" if k == 0 else "H" if k == 1 else f"{k} * H"
+
+    lo, hi = at(k0), "" if k1 == blocks else at(k1)
+    if " " in lo + hi:  # a complex bound: spaces around the colon, as ruff format writes it
+        return f"{lo + ' ' if lo else ''}:{' ' + hi if hi else ''}"
+    return f"{lo}:{hi}"
+
+
+def docstring_text(text: str) -> str:
+    """Free text of a spec (title, doc, source) made safe inside the module's triple-quoted docstring:
+    backslashes and quotes are escaped, so no spec text can end the docstring and inject code."""
+    return str(text).replace("\\", "\\\\").replace('"', '\\"')
+
+
+def tuple_source(items, quote: bool = True) -> str:
+    """Python source of a tuple: ("a", "b"), ("a",), or unquoted (h0, c0)."""
+    inner = ", ".join(f'"{item}"' if quote else str(item) for item in items)
+    return f"({inner},)" if len(items) == 1 else f"({inner})"
+
+
+def equation_text(n: LinearNode | ElementwiseNode) -> str:
+    if isinstance(n, LinearNode):
+        return f"{n.name} = " + " + ".join([f"{w} @ {u}" for w, u in n.terms] + list(n.biases))
+    return f"{n.name} = {sp.sstr(n.expr)}"
+
+
+LINE_LENGTH = 110  # as [tool.ruff] line-length: generated code is ruff-format clean by construction
+
+
+def wrap(line: str, indent: int) -> list[str]:
+    """Split an over-long `name = expr` the way ruff format does: the expression in parentheses."""
+    lead = len(line) - len(line.lstrip())
+    if indent + len(line) <= LINE_LENGTH or " = " not in line or line.lstrip().startswith("#"):
+        return [line]
+    target, expr = line.split(" = ", 1)
+    pad = " " * lead
+    if indent + lead + 4 + len(expr) <= LINE_LENGTH:
+        return [f"{target} = (", f"{pad}    {expr}", f"{pad})"]
+    # Still too long inside the parentheses: one term per line, as ruff format splits a sum.
+    return [f"{target} = (", *(f"{pad}    {term}" for term in _sum_terms(expr)), f"{pad})"]
+
+
+def _sum_terms(expr: str) -> list[str]:
+    """Split code at its top-level binary + and -: 'a + b*(c - d) - e' -> ['a', '+ b*(c - d)', '- e']."""
+    terms, depth, start = [], 0, 0
+    for k, ch in enumerate(expr):
+        depth += ch in "([{"
+        depth -= ch in ")]}"
+        if depth == 0 and k > 0 and expr[k - 1 : k + 2] in (" + ", " - "):
+            terms.append(expr[start : k - 1])
+            start = k
+    terms.append(expr[start:])
+    return terms
+
+
+def group_shape(spec, g: FuseGroup) -> str:
+    """Source of a stored array's shape: `(4 * H, I)`, `(H,)`."""
+    p = spec.param(g.members[0])
+    rows = "H" if len(g.members) == 1 else f"{len(g.members)} * H"
+    return f"({rows}, {p.shape[1]})" if p.is_matrix else f"({rows},)"
+
+
+def member_view(array: str, g: FuseGroup, member: str) -> str:
+    """Source of the view of one member's block in a stored array: `W_ih[H : 2 * H]`."""
+    k = g.members.index(member)
+    span = block_span(k, k + 1, len(g.members))
+    return f"{array}[{span}]" if span else array
+
+
+def call_with_dict(call: str, items: dict[str, str], indent: int) -> list[str]:
+    """`call({"k": v, ...})` as ruff format writes it at `indent`: on one line, the dict on a line of
+    its own, or one item per line."""
+    flat = "{" + ", ".join(f'"{k}": {v}' for k, v in items.items()) + "}"
+    if indent + len(call) + len(flat) + 2 <= LINE_LENGTH:
+        return [f"{call}({flat})"]
+    if indent + 4 + len(flat) <= LINE_LENGTH:
+        return [f"{call}(", f"    {flat}", ")"]
+    return [f"{call}(", "    {", *(f'        "{k}": {v},' for k, v in items.items()), "    }", ")"]
