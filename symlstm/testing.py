@@ -777,6 +777,7 @@ def check_same(
         jy, jstate, jty, jtstate = module.jvp(params, x, state0, *direction)
         ry2, rstate2, rty, rtstate = reference.jvp(params, x, state0, *direction)
         pairs += [("jvp y", jy, ry2), ("jvp dy", jty, rty)]
+        pairs += [(f"jvp {s}_T", a, b) for s, a, b in zip(reference.STATES, jstate, rstate2)]
         pairs += [(f"jvp d{s}_T", a, b) for s, a, b in zip(reference.STATES, jtstate, rtstate)]
     for what, ours, theirs in pairs:
         report.blocks.append(_compare(what, np.asarray(ours), np.asarray(theirs, np.float64), tol.same_rtol))

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 
@@ -55,8 +57,7 @@ def test_a_planted_difference_is_caught():
 @pytest.mark.parametrize("name", CELL_NAMES)
 def test_reference_reads_like_the_document(name):
     """Every forward, adjoint and gradient equation is one numbered statement, in the document's order."""
-    source = (symlstm.load(name, backend="reference").__file__, None)[0]
-    text = open(source).read()
+    text = Path(symlstm.load(name, backend="reference").__file__).read_text()
     d = symlstm.derive(name)
     positions = [text.index(f"# ({k}) ") for k in sorted(d.equation_numbers.values())]
     assert positions == sorted(positions)
