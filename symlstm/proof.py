@@ -2,7 +2,9 @@
 
 At a small size (hidden 3, input 2 by default) the cell is expanded coordinate by coordinate, with one
 symbol per input, state and parameter entry, and the activations kept as opaque functions of their
-arguments. Then:
+arguments. Those functions are not the package's: each is differentiated by a rule SymPy derives from
+the activation's textbook definition (`symlstm.definitions`), so a wrong derivative rule in
+`symlstm.activations` fails every claim that uses it. Then:
 
 * each Jacobian `Derivation.jacobian(of, wrt)`, evaluated entry by entry, must equal
   `Matrix(of).jacobian(wrt)`;
@@ -12,7 +14,8 @@ arguments. Then:
 * the BPTT recurrence must equal the backward program's state adjoints.
 
 Equality is decided by `expand(a - b) == 0` on polynomials in these atoms: a proof for that size, not a
-sample. The activations' own derivative rules are proved separately (`activations.derivative_rule_holds`).
+sample. The activations' own derivative rules are also proved on their own
+(`activations.derivative_rule_holds`).
 """
 
 from __future__ import annotations
@@ -24,6 +27,7 @@ from dataclasses import dataclass
 import sympy as sp
 
 from .activations import ACTIVATIONS, derivative_rule_holds
+from .definitions import independent
 from .engine import Derivation, Diag, H, I, Term
 from .naming import adjoint, incoming, tangent
 from .spec import ElementwiseNode, LinearNode
@@ -72,6 +76,7 @@ class Expanded:
 
     def _per_coordinate(self, expr: sp.Expr, extra: dict[str, sp.Matrix] | None = None) -> sp.Matrix:
         size = self.n["H"]
+        expr = independent(expr)  # activations by their definitions, not by the package's rules
         return sp.Matrix([expr.xreplace(self.coordinate(k, extra)) for k in range(size)])
 
     def _node_value(self, node: LinearNode | ElementwiseNode) -> sp.Matrix:
