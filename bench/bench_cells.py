@@ -84,7 +84,7 @@ def _generated(case: Case) -> tuple[dict[str, Callable[[], object]], dict]:
     import numpy as np
 
     import symlstm
-    from symlstm.backends.numpy.codegen import _Planner
+    from symlstm.plan import plan_cell
 
     mod, params, x, dy = _problem(case)
     workspace = {} if os.environ.get("BENCH_WORKSPACE") == "1" else None  # --workspace
@@ -104,12 +104,12 @@ def _generated(case: Case) -> tuple[dict[str, Callable[[], object]], dict]:
             for k, a in cache.items() if isinstance(a, np.ndarray) and k != "x"}  # fmt: skip
     cache_bytes = sum(a.nbytes for a in held.values())
     # The minimum: one (T, B, H) array per forward value the backward program reads.
-    planner = _Planner(symlstm.derive(case.cell))
-    need = planner.backward_symbols() | {lay.input for lay in planner.layouts.values()}
-    need -= {planner.spec.input}
-    states = {f"{st}_prev" for st in planner.spec.states} | set(planner.spec.update_of.values())
-    per_state = {st for st in planner.spec.states
-                 if f"{st}_prev" in need or planner.spec.update_of[st] in need}  # fmt: skip
+    plan = plan_cell(symlstm.derive(case.cell))
+    need = set(plan.backward_reads) | {g.input for g in plan.gemms.values()}
+    need -= {plan.spec.input}
+    states = {f"{st}_prev" for st in plan.spec.states} | set(plan.spec.update_of.values())
+    per_state = {st for st in plan.spec.states
+                 if f"{st}_prev" in need or plan.spec.update_of[st] in need}  # fmt: skip
     T, B, H = x.shape[0], x.shape[1], dy.shape[2]
     item = x.dtype.itemsize
     minimum = ((T + 1) * len(per_state) + T * len(need - states)) * B * H * item
@@ -157,14 +157,14 @@ def _floor(case: Case) -> tuple[dict[str, Callable[[], object]], dict]:
     import numpy as np
 
     import symlstm
-    from symlstm.backends.numpy.codegen import gemm_layouts
+    from symlstm.plan import plan_cell
 
     _, params, x, _ = _problem(case)
     T, B = x.shape[:2]
     dtype = x.dtype
     rng = np.random.default_rng(2)
     gemms = []
-    for lay in gemm_layouts(symlstm.derive(case.cell)):
+    for lay in plan_cell(symlstm.derive(case.cell)).gemms.values():
         W = params[lay.name]
         n_in = W.shape[1]
         GH = W.shape[0]

@@ -391,6 +391,7 @@ class Cell:
                             f"cell {n!r}: weight matrix {s.name!r} used inside elementwise node "
                             f"{nd.name!r}; matrices may only appear in linear nodes"
                         )
+        _check_structure(spec)
         return spec
 
     def _complete_groups(self) -> tuple[FuseGroup, ...]:
@@ -437,6 +438,51 @@ class Cell:
         if clash:
             raise SpecError(f"cell {n!r}: stored parameter names {sorted(clash)} are not unique")
         return tuple(groups)
+
+
+def _check_structure(spec: CellSpec) -> None:
+    """Refuse graphs the code generators do not support, each with what to write instead."""
+    n = spec.name
+    if not spec.params:
+        raise SpecError(
+            f"cell {n!r}: the cell has no parameters (no weight, bias or parameter vector); the generated "
+            "code reads the sizes and the dtype from them, and there would be nothing to train"
+        )
+    kinds = {nd.name: nd for nd in spec.nodes}
+    vectors = {*spec.leaves, *kinds}
+    if not spec.consumers(spec.input):
+        raise SpecError(
+            f"cell {n!r}: no node reads the input {spec.input!r}; a recurrent cell maps its input "
+            "sequence (read it in a linear node, e.g. cell.linear('a', {'W': x, ...}))"
+        )
+    for nd in spec.nodes:
+        if isinstance(nd, LinearNode):
+            for _, u in nd.terms:
+                if isinstance(kinds.get(u), LinearNode):
+                    raise SpecError(
+                        f"cell {n!r}: linear node {nd.name!r} reads linear node {u!r}; merge them into one "
+                        f"linear node, or put an elementwise node between them (cell.elementwise('z', {u}))"
+                    )
+            continue
+        read = {s.name for s in nd.expr.free_symbols} & vectors
+        if not read:
+            raise SpecError(
+                f"cell {n!r}: elementwise node {nd.name!r} reads no vector (only parameters and constants); "
+                "an elementwise node must read the input, a state or another node (fold a constant value "
+                "into the node that uses it, or make it a bias)"
+            )
+        if spec.input in read and not spec.same_size:
+            raise SpecError(
+                f"cell {n!r}: elementwise node {nd.name!r} reads the input {spec.input!r} coordinate by "
+                "coordinate, which needs input size == hidden size: declare the cell with "
+                f"Cell({n!r}, same_size=True)"
+            )
+    for what, node in [*((f"state {st!r}", node) for st, node in spec.updates), ("the output", spec.output)]:
+        if isinstance(kinds[node], LinearNode):
+            raise SpecError(
+                f"cell {n!r}: {what} is linear node {node!r}; a state's new value and the output must be "
+                f"elementwise nodes (add one: cell.elementwise('{node}_out', {node}))"
+            )
 
 
 def _check_elementwise(cell: str, name: str, expr: sp.Expr) -> None:

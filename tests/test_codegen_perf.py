@@ -11,12 +11,12 @@ import re
 import pytest
 
 import symlstm
-from symlstm.backends.numpy.codegen import plan_numpy
+from symlstm.backends.numpy import numpy_module
 
 
 @pytest.fixture(scope="module")
 def plans():
-    return {name: plan_numpy(symlstm.derive(name)) for name in ("lstm", "gru", "rnn")}
+    return {name: numpy_module(symlstm.derive(name)) for name in ("lstm", "gru", "rnn")}
 
 
 def _count(lines: list[str], text: str) -> int:
@@ -99,7 +99,7 @@ def test_gate_buffers_are_gate_major(name):
     params = mod.init_params(I, H, seed=0)
     x = np.random.default_rng(0).standard_normal((T, B, I))
     _, _, cache = mod.forward(params, x)
-    plan = plan_numpy(symlstm.derive(name))
+    plan = numpy_module(symlstm.derive(name))
     for key in plan.cache_keys:
         if key.startswith("buf_"):
             buf = cache[key]
@@ -114,6 +114,6 @@ def test_gate_buffers_are_gate_major(name):
 
 @pytest.mark.parametrize("name", sorted(symlstm.CELLS))
 def test_every_cell_plans_without_allocating_in_the_loop(name):
-    plan = plan_numpy(symlstm.derive(name))
+    plan = numpy_module(symlstm.derive(name))
     for line in plan.forward_step + plan.backward_step:
         assert "np.empty" not in line and "np.zeros" not in line and ".copy()" not in line, line

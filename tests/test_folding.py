@@ -6,8 +6,8 @@ import pytest
 import sympy as sp
 
 import symlstm
-from symlstm.backends.numpy.codegen import _Planner
 from symlstm.folding import factor
+from symlstm.plan import coefficient, plan_cell
 from tests.conftest import CELL_NAMES
 
 R = dict(real=True)
@@ -22,8 +22,8 @@ def test_every_kept_adjoint_equals_its_derivation(name):
     """sum of coefficient * adjoint, the coefficients put back from their slots, equals the derived
     elementwise adjoint with the folded adjoints put back: for every kept adjoint of every cell."""
     d = symlstm.derive(name)
-    plan = _Planner(d).step_plan()
-    slots = {_sym(f"coef_step[{j}]"): c for j, c in enumerate(plan.coefficients)}
+    plan = plan_cell(d).step
+    slots = {coefficient(j): c for j, c in enumerate(plan.coefficients)}
     folded = {_sym(f"d_{v}"): e for v, e in plan.folding.folded.items()}
     for a in d.vjp:
         original = sp.sympify(a.elementwise)
@@ -38,13 +38,13 @@ def test_every_kept_adjoint_equals_its_derivation(name):
 
 
 def test_lstm_gate_adjoints_are_folded_and_its_carry_is_kept():
-    plan = _Planner(symlstm.derive("lstm")).step_plan()
+    plan = plan_cell(symlstm.derive("lstm")).step
     assert set(plan.folding.folded) == {"o", "g", "f", "i"}
     assert plan.exprs["c_prev"] == _sym("d_c") * _sym("f")  # diag(f): a plain product, no coefficient
     o, tanh_c, g, i = (_sym(n) for n in ("o", "tanh_c", "g", "i"))
     assert o * (1 - tanh_c**2) in plan.coefficients and g * i * (1 - i) in plan.coefficients
     run = plan.runs["a_g"]  # blocks i, f, g of the adjoint buffer, one multiply by d_c, due at a_g
-    assert run[0] == ["a_i", "a_f", "a_g"] and run[1] == _sym("d_c")
+    assert run.vectors == ("a_i", "a_f", "a_g") and run.factor == _sym("d_c")
 
 
 def test_factor_rejects_what_is_not_linear_in_the_adjoints():

@@ -1,9 +1,9 @@
 """The NumPy target: one self-contained module per cell, numpy its only import.
 
-`render_numpy(derivation)` returns the module's source: `codegen` decides and prints the computation,
-`printer` turns expressions into NumPy calls, `templates/numpy_cell.py.j2` lays out the module and
-includes the runtime every module carries (`runtime/*.py`: validation, interop, workspace), real Python
-files that ruff and the tests read.
+`render_numpy(derivation)` returns the module's source: `emitter` prints the computation from the
+cell's plan (`symlstm.plan`), `printer` and `inplace` turn expressions into NumPy calls,
+`templates/numpy_cell.py.j2` lays out the module and includes the runtime every module carries
+(`runtime/*.py`: validation, interop, workspace), real Python files that ruff and the tests read.
 """
 
 from __future__ import annotations
@@ -14,10 +14,10 @@ from pathlib import Path
 import jinja2
 
 from ...engine import Derivation
-from .codegen import plan_numpy
+from .emitter import NumpyModule, numpy_module
 from .interop import plan_interop
 
-__all__ = ["RUNTIME_MARKER", "module_env", "numpy_env", "render_numpy"]
+__all__ = ["RUNTIME_MARKER", "NumpyModule", "module_env", "numpy_env", "numpy_module", "render_numpy"]
 
 HERE = Path(__file__).parent
 # A runtime file is included from the line after this one; above it are stand-ins for what the
@@ -59,4 +59,4 @@ def numpy_env() -> jinja2.Environment:
 
 def render_numpy(d: Derivation) -> str:
     """The source of the generated NumPy module for a derived cell."""
-    return numpy_env().get_template("numpy_cell.py.j2").render(m=plan_numpy(d), io=plan_interop(d.spec))
+    return numpy_env().get_template("numpy_cell.py.j2").render(m=numpy_module(d), io=plan_interop(d.spec))

@@ -107,7 +107,8 @@ def _adjoint_statement(d: Derivation, p: ReferencePrinter, vector: str) -> list[
     text += [f"{w}^T {adjoint(node)}" for w, node in a.linear]
     target = "dx[t]" if vector == d.spec.input else adjoint(vector)
     comment = f"# ({number}) {adjoint(vector)} = {' + '.join(text) or '0'}"
-    value = " + ".join(terms) if terms else "np.zeros_like(" + vector + ")"
+    like = "xs[t]" if vector == d.spec.input else "dy[t]"  # nothing reads `vector`: a zero gradient
+    value = " + ".join(terms) if terms else f"np.zeros_like({like})"
     return [comment, f"{target} = {value}"]
 
 

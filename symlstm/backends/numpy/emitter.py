@@ -6,7 +6,7 @@ printed lines. The generated code is fast by construction:
 * weights that share an input are one fused array, so all gates cost one GEMM;
 * the input projection of every step is one GEMM before the loop, and the input-weight and recurrent-
   weight gradients are one GEMM each after the loop (the per-step adjoints are kept for that);
-* each time step writes into preallocated buffers with in-place ufuncs (`printing.InplaceEmitter`);
+* each time step writes into preallocated buffers with in-place ufuncs (`inplace.InplaceEmitter`);
 * Jacobians are never formed: a product with diag(f) is `f * v`;
 * backward's step is folded and factored (`symlstm.folding`): the coefficients of the adjoints, which
   read forward values only, are computed for chunks of steps outside the recurrence, and a step makes
@@ -16,21 +16,21 @@ printed lines. The generated code is fast by construction:
 
 from __future__ import annotations
 
-import re
+import ast
 from dataclasses import dataclass, field
 
 import sympy as sp
 
-from ...activations import sigmoid
 from ...engine import Derivation
-from ...folding import FoldedStep, factor, fold
 from ...naming import adjoint
-from ...spec import ElementwiseNode, FuseGroup, LinearNode, SpecError
+from ...plan import CellPlan, Gemm, coefficient, plan_cell
+from ...spec import ElementwiseNode, FuseGroup, LinearNode
 from .head import module_head
-from .printer import InplaceEmitter, NumpyCodePrinter, ScratchPool
+from .inplace import InplaceEmitter, ScratchPool
+from .printer import NumpyCodePrinter
 from .source import block_span, equation_text, group_shape, member_view, tuple_source, wrap
 
-__all__ = ["Layout", "NumpyModule", "gemm_layouts", "plan_numpy"]
+__all__ = ["NumpyEmitter", "NumpyModule", "numpy_module"]
 
 
 def _bspan(k0: int, k1: int, blocks: int) -> str:
@@ -47,24 +47,6 @@ def _index(prefix: str, span: str) -> str:
     if prefix.endswith("["):
         return f"{prefix}{span}]" if span else prefix[:-1]
     return f"{prefix}, {span}]" if span else f"{prefix}]"
-
-
-@dataclass
-class Layout:
-    """A fused weight group: its stacked blocks, the linear node of each block and its input vector."""
-
-    group: FuseGroup
-    nodes: tuple[str, ...]
-    input: str
-    kind: str  # "input" (x: GEMMs outside the loop), "recurrent" (a previous state) or "inner" (a node)
-
-    @property
-    def blocks(self) -> int:
-        return len(self.nodes)
-
-    @property
-    def name(self) -> str:
-        return self.group.name
 
 
 @dataclass
@@ -91,87 +73,38 @@ class NumpyModule:
     backward_end: list[str] = field(default_factory=list)
 
 
-@dataclass
-class _StepPlan:
-    """The backward step after `symlstm.folding`: what each kept adjoint is made of.
+class NumpyEmitter:
+    """Prints a cell's NumPy module from its plan: every line of forward and backward."""
 
-    exprs: vector -> elementwise adjoint as sum of coefficient * adjoint, a precomputed coefficient
-        being the symbol `coef_step[j]` (slot j of this step's row of the coefficient buffer);
-    coefficients: slot j -> its expression in forward values;
-    runs: the run's vector that comes first in VJP order -> (vectors in block order, adjoint factor,
-        node of the lowest block, lowest slot), other members -> None: linear-node adjoints
-        d_w * coefficient in adjacent blocks of the adjoint buffer, one multiply.
-    """
-
-    folding: FoldedStep
-    exprs: dict[str, sp.Expr]
-    coefficients: list[sp.Expr]
-    runs: dict[str, tuple | None]
-
-
-class _Planner:
-    def __init__(self, d: Derivation):
-        self.d = d
-        self.spec = d.spec
+    def __init__(self, plan: CellPlan):
+        self.plan = plan
+        self.d = plan.derivation
+        self.spec = self.d.spec
         self.p = NumpyCodePrinter()
-        self.layouts = self._layouts()
-        self.numbers = d.equation_numbers
-        self._inplace: dict | None = None
-        self._plan: _StepPlan | None = None
-        self._check_supported()
+        self.layouts = dict(plan.gemms)
+        self.numbers = self.d.equation_numbers
+        self.function = "forward"  # the function being emitted: the key prefix of its workspace arrays
 
-    # -- structure -----------------------------------------------------------------------------
-    def _layouts(self) -> dict[str, Layout]:
-        out = {}
-        for g in self.spec.groups:
-            first = self.spec.param(g.members[0])
-            if not first.is_matrix:
-                continue
-            nodes, inputs = [], set()
-            for m in g.members:
-                for n in self.spec.nodes:
-                    if isinstance(n, LinearNode):
-                        for w, u in n.terms:
-                            if w == m:
-                                nodes.append(n.name)
-                                inputs.add(u)
-            (u,) = inputs
-            kind = "input" if u == self.spec.input else "recurrent" if u in self.spec.prev_names else "inner"
-            out[g.name] = Layout(g, tuple(nodes), u, kind)
-        return out
+    def scratch(self, name: str, shape: str, *, zeros: bool = False) -> list[str]:
+        """Allocate an array the function uses for its own work or for the cache: taken from the
+        caller's workspace dict when one is given (`_array`), so that a training loop reuses the same
+        memory call after call. (Gradients a function returns are always new arrays: not this.)"""
+        lines = [f'{name} = _array(workspace, "{self.function}.{name}", {shape}, dtype)']
+        return [*lines, f"{name}.fill(0)"] if zeros else lines
 
-    def _check_supported(self) -> None:
-        s = self.spec
-        for n in s.nodes:
-            if isinstance(n, LinearNode):
-                for _, u in n.terms:
-                    if isinstance(s.node(u) if u not in s.leaves else None, LinearNode):
-                        raise SpecError(
-                            f"cell {s.name!r}: linear node {n.name!r} reads linear node {u!r}; "
-                            "merge them into one linear node"
-                        )
-        for st, node in s.updates:
-            if isinstance(s.node(node), LinearNode):
-                raise SpecError(
-                    f"cell {s.name!r}: state {st!r} is updated by linear node {node!r}; "
-                    "state updates must be elementwise nodes"
-                )
-        if isinstance(s.node(s.output), LinearNode):
-            raise SpecError(f"cell {s.name!r}: the output {s.output!r} must be an elementwise node")
+    def layout_of(self, weight: str) -> tuple[Gemm, int]:
+        return self.plan.gemm_of(weight)
 
-    def layout_of(self, weight: str) -> tuple[Layout, int]:
-        g = self.spec.group_of(weight)
-        return self.layouts[g.name], g.members.index(weight)
-
-    def home(self, node: LinearNode) -> tuple[Layout, int]:
+    def home(self, node: LinearNode) -> tuple[Gemm, int]:
         """Where a linear node's pre-activation lives: the block of its first weight's GEMM output."""
-        return self.layout_of(node.terms[0][0])
+        gemm, k = self.plan.home[node.name]
+        return self.layouts[gemm], k
 
-    def buffer(self, lay: Layout) -> str:
+    def buffer(self, lay: Gemm) -> str:
         name = f"buf_{lay.name}"
         return f"{name}[t" if lay.kind == "input" else f"{name}_g["
 
-    def block_view(self, lay: Layout, k: int) -> str:
+    def block_view(self, lay: Gemm, k: int) -> str:
         return _index(self.buffer(lay), _bspan(k, k + 1, lay.blocks))
 
     def grad_view(self, node: str, n: int = 1) -> str:
@@ -183,34 +116,10 @@ class _Planner:
         return _index(step, _bspan(u, u + n, len(order)))
 
     def grad_order(self) -> list[str]:
-        """The linear nodes in the order of the blocks of the adjoint buffer `grad_rows`, (T, B, U*H).
+        return list(self.plan.adjoint_order)
 
-        One buffer holds every linear node's adjoint once, even where two weight groups share nodes
-        (GRU's W_ih: a_r, a_z, a_n and W_hh: a_r, a_z, u_n), so no adjoint is copied between buffers.
-        The widest per-step (recurrent or inner) group's nodes come first and in its order, so its
-        per-step GEMM reads one column range; the other groups read one column range per run of
-        their blocks that the order keeps adjacent (`grad_runs`).
-        """
-        per_step = sorted(
-            (lay for lay in self.layouts.values() if lay.kind != "input"), key=lambda lay: -lay.blocks
-        )
-        order: list[str] = []
-        for lay in [*per_step, *self.layouts.values()]:
-            order += [n for n in lay.nodes if n not in order]
-        return order
-
-    def grad_runs(self, lay: Layout) -> list[tuple[int, int, int]]:
-        """(first block of `lay`, first block of the adjoint buffer, count) for each run of `lay`'s
-        blocks that lies adjacent and in order in the adjoint buffer."""
-        order = self.grad_order()
-        runs: list[list[int]] = []
-        for k, node in enumerate(lay.nodes):
-            u = order.index(node)
-            if runs and u == runs[-1][1] + runs[-1][2]:
-                runs[-1][2] += 1
-            else:
-                runs.append([k, u, 1])
-        return [tuple(r) for r in runs]
+    def grad_runs(self, lay: Gemm) -> list[tuple[int, int, int]]:
+        return list(self.plan.adjoint_runs[lay.name])
 
     def grad_columns(self, u0: int, n: int) -> str:
         """The column span `H : 3 * H` of blocks [u0, u0 + n) ('' for all)."""
@@ -218,69 +127,30 @@ class _Planner:
 
     # -- what backward reads -------------------------------------------------------------------
     def backward_symbols(self) -> set[str]:
-        """Forward values that the backward step's expressions read."""
-        names: set[str] = set()
-        for a in self.d.vjp:
-            names |= {s.name for s in a.elementwise.free_symbols}
-        for g in self.d.param_gradients:
-            if g.expr is not None:
-                names |= {s.name for s in g.expr.free_symbols}
-        return {n for n in names if not n.startswith(("d_", "din_"))}
+        return set(self.plan.backward_reads)
 
-    def inplace_nodes(self) -> dict[str, tuple[str, Layout, int, sp.Expr]]:
-        """Elementwise nodes written over the pre-activation they consume, in the input-projection buffer.
-
-        A node `n = F(a)` or `n = F(a + rest)` (F a one-argument call) whose pre-activation `a` lives in
-        block k of a (T, G, B, H) input-projection buffer, is read by `n` only and not by backward, takes
-        block k over: the buffer then holds the gates themselves and is the gates' cache, with no
-        separate copy, and one call applies F to a run of adjacent blocks (sigmoid on [i, f] at once).
-        Returns node -> (pre-activation, layout, block, rest), with rest 0 for `F(a)`.
-        """
-        if self._inplace is not None:
-            return self._inplace
-        s, d = self.spec, self.d
-        out: dict[str, tuple[str, Layout, int, sp.Expr]] = {}
-        self._inplace = out
-        backward = self.backward_symbols()
-        state_nodes = set(s.update_of.values()) | {s.output}
-        for n in s.nodes:
-            if not isinstance(n, ElementwiseNode) or n.name in state_nodes or d.intermediates_of(n.name):
-                continue
-            expr = n.expr
-            if not (isinstance(expr, sp.Function) and len(expr.args) == 1):
-                continue
-            arg = expr.args[0]
-            terms = arg.args if arg.is_Add else (arg,)
-            for a in terms:
-                if not a.is_Symbol or a.name not in self._linear_names or a.name in backward:
-                    continue
-                if [c.name for c in s.consumers(a.name)] != [n.name]:
-                    continue
-                lay, k = self.home(s.node(a.name))
-                rest = sp.Add(*(t for t in terms if t != a))
-                if lay.kind == "input" and a not in rest.free_symbols:
-                    out[n.name] = (a.name, lay, k, rest)
-                    break
-        return out
+    def inplace_nodes(self) -> dict[str, tuple[str, Gemm, int, sp.Expr]]:
+        """Gates written over their pre-activation: node -> (pre-activation, GEMM, block, rest)."""
+        return {n: (g.pre, self.layouts[g.gemm], g.block, g.rest) for n, g in self.plan.gates.items()}
 
     @property
     def _linear_names(self) -> set[str]:
         return {n.name for n in self.spec.nodes if isinstance(n, LinearNode)}
 
-    def stored_at(self, name: str) -> str | None:
-        """`buf_W_ih[t, 0]` for a node stored in place in a buffer, else None."""
-        hit = self.inplace_nodes().get(name)
-        return None if hit is None else self.block_view(hit[1], hit[2])
+    def bind(self, name: str, lay: Gemm, k: int) -> str | StepView:
+        """`name` bound at each step to block k of a GEMM's output."""
+        if lay.kind == "input":
+            return StepView(name, f"buf_{lay.name}", k)
+        return f"{name} = {self.block_view(lay, k)}"
+
+    def bind_adjoint(self, node: str) -> str | StepView:
+        """`d_<node>` bound at each step to the node's block of the adjoint buffer."""
+        if len(self.grad_order()) == 1:
+            return StepView(adjoint(node), "grad_step", 0)
+        return f"{adjoint(node)} = {self.grad_view(node)}"
 
     def cached_nodes(self) -> list[str]:
-        """Nodes and intermediates whose values backward reads (states live in their sequences, nodes
-        stored in place in an input-projection buffer live there): those in the backward expressions
-        and the inputs of weights multiplying a node."""
-        need = self.backward_symbols() | {lay.input for lay in self.layouts.values()}
-        skip = set(self.spec.update_of.values()) | set(self.inplace_nodes())
-        order = [*(n.name for n in self.spec.nodes)]
-        inter = [m.name for m in self.d.intermediates]
-        return [v for v in order + inter if v in need and v not in skip]
+        return list(self.plan.cached)
 
     def cached_buffers(self) -> list[str]:
         """Input-projection buffers that hold values backward reads (gates stored in place)."""
@@ -315,13 +185,13 @@ class _Planner:
                 biases = [op for op in bias_ops if op[0] is lay]
                 bias_ops = [op for op in bias_ops if op[0] is not lay]
                 if biases:  # the sum of the biases added to each block, (G, 1, H)
-                    setup.append(f"buf_{lay.name}_bias = np.zeros(({G}, 1, H), dtype=dtype)")
+                    setup += self.scratch(f"buf_{lay.name}_bias", f"({G}, 1, H)", zeros=True)
                     setup += self._merged_adds(
                         biases, lambda lay: f"buf_{lay.name}_bias[", vector=True, rows=False
                     )
                 if G == 1:
                     setup.append(f"# Input projection of all {lay.name} blocks for every step: one GEMM.")
-                    setup.append(f"buf_{lay.name} = np.empty((T, 1, B, H), dtype=dtype)")
+                    setup += self.scratch(f"buf_{lay.name}", "(T, 1, B, H)")
                     setup.append(
                         f"np.matmul(x.reshape(T * B, I), {lay.name}.T, out=buf_{lay.name}.reshape(T * B, H))"
                     )
@@ -334,9 +204,9 @@ class _Planner:
                     "# that every gate block and run of blocks is contiguous: one GEMM per chunk of steps",
                     "# (256 rows, or one step) into a scratch that stays in cache, then into place"
                     + (" with the biases added." if biases else "."),
-                    f"buf_{lay.name} = np.empty((T, {G}, B, H), dtype=dtype)",
+                    *self.scratch(f"buf_{lay.name}", f"(T, {G}, B, H)"),
                     "buf_steps = max(1, min(T, 256 // max(B, 1)))",
-                    f"buf_proj = np.empty((buf_steps * B, {G} * H), dtype=dtype)",
+                    *self.scratch("buf_proj", f"(buf_steps * B, {G} * H)"),
                     "for t in range(0, T, buf_steps):",
                     "    buf_x = x[t : t + buf_steps]",
                     "    buf_rows = buf_proj[: len(buf_x) * B]",
@@ -347,17 +217,17 @@ class _Planner:
                     else f"    np.copyto({into}, buf_rows)",
                 ]
         for st in s.states:
-            setup.append(f"seq_{st} = np.empty((T + 1, B, H), dtype=dtype)")
+            setup += self.scratch(f"seq_{st}", "(T + 1, B, H)")
             setup.append(f"seq_{st}[0] = {st}0")
         for v in cached:
-            setup.append(f"cache_{v} = np.empty((T, B, H), dtype=dtype)")
+            setup += self.scratch(f"cache_{v}", "(T, B, H)")
         out_node = s.output
         if out_node not in state_node and out_node not in cached:
-            setup.append(f"cache_{out_node} = np.empty((T, B, H), dtype=dtype)")
+            setup += self.scratch(f"cache_{out_node}", "(T, B, H)")
             cached.append(out_node)
         for lay in self.layouts.values():
             if lay.kind != "input":
-                setup.append(f"buf_{lay.name} = np.empty((B, {lay.blocks} * H), dtype=dtype)")
+                setup += self.scratch(f"buf_{lay.name}", f"(B, {lay.blocks} * H)")
                 setup.append(
                     f"buf_{lay.name}_g = buf_{lay.name}.reshape(B, {lay.blocks}, H).transpose(1, 0, 2)"
                 )
@@ -368,7 +238,7 @@ class _Planner:
             if v not in cached and v not in state_node and v not in inplace
         ]  # fmt: skip
         for v in own:
-            setup.append(f"{v} = np.empty((B, H), dtype=dtype)")
+            setup += self.scratch(v, "(B, H)")
         # The step.
         for st in s.states:
             step.append(f"{st}_prev = seq_{st}[t]")
@@ -407,10 +277,10 @@ class _Planner:
                 step.append(f"{n.name} = {target}")
             step += emit.emit(d.computational(n.expr), n.name)
         for k in range(pool.size):
-            setup.append(f"buf_{k} = np.empty((B, H), dtype=dtype)")
+            setup += self.scratch(f"buf_{k}", "(B, H)")
         y = f"seq_{state_node[out_node]}[1:]" if out_node in state_node else f"cache_{out_node}"
         mod.forward_end.append(f"y = {y}")
-        _hoist_views(setup, step)
+        _resolve_views(setup, step)
         mod.cache_keys = [
             *(f"seq_{st}" for st in s.states),
             *self.cached_buffers(),
@@ -418,28 +288,7 @@ class _Planner:
         ]
 
     def prescaled(self) -> dict[str, str]:
-        """Sigmoid gates computed as tanh of a pre-activation whose weights were scaled by 0.5.
-
-        sigmoid(a) = 0.5 * tanh(0.5 * a) + 0.5. For an in-place node `sigmoid(a)` whose linear node `a`
-        owns its weights and biases (no other node reads them), forward scales their rows by 0.5 once
-        per call (O(parameters)), so the buffer holds 0.5 * a and one tanh call covers a run of
-        sigmoid and tanh gates ([i, f, g, o] of the LSTM), followed by `*= 0.5; += 0.5` on the sigmoid
-        blocks (one scale and one shift over the run when sigmoid blocks lie on both sides of a tanh
-        block). Returns node -> its pre-activation.
-        """
-        s = self.spec
-        uses: dict[str, int] = {}
-        for n in s.nodes:
-            if isinstance(n, LinearNode):
-                for p in [*(w for w, _ in n.terms), *n.biases]:
-                    uses[p] = uses.get(p, 0) + 1
-        out = {}
-        for name, (a, _, _, rest) in self.inplace_nodes().items():
-            node = s.node(a)
-            params = [*(w for w, _ in node.terms), *node.biases]
-            if s.node(name).expr.func is sigmoid and rest == 0 and all(uses[p] == 1 for p in params):
-                out[name] = a
-        return out
+        return {n: self.plan.gates[n].pre for n in self.plan.prescaled}
 
     def _prescale_lines(self) -> list[str]:
         """Forward setup: copies of the fused weights and biases with the prescaled rows times 0.5."""
@@ -489,7 +338,10 @@ class _Planner:
         lines = [f"# ({self.numbers[('fwd', n.name)]}) {n.name} = {sp.sstr(n.expr)}" for n in run]
         _, lay, k, rest = inplace[run[0].name]
         name = run[0].name if len(run) == 1 else "_".join(["gates", *(n.name for n in run)])
-        lines.append(f"{name} = {_index(self.buffer(lay), _bspan(k, k + len(run), lay.blocks))}")
+        if len(run) == 1:
+            lines.append(self.bind(name, lay, k))
+        else:
+            lines.append(f"{name} = {_index(self.buffer(lay), _bspan(k, k + len(run), lay.blocks))}")
         if rest != 0:
             buf = emit.pool.acquire()
             lines += emit.emit(self.d.computational(rest), buf)
@@ -520,7 +372,7 @@ class _Planner:
             lines += [f"{view} *= 0.5", f"{view} += 0.5"]
             j = j1
         if len(run) > 1:
-            lines += [f"{n.name} = {self.block_view(lay, k + j)}" for j, n in enumerate(run)]
+            lines += [self.bind(n.name, lay, k + j) for j, n in enumerate(run)]
         return lines
 
     def _merged_adds(self, ops, dst_prefix, vector: bool = False, src_prefix=None, rows: bool = True):
@@ -604,7 +456,7 @@ class _Planner:
                 lines.append(f"{n.name} = cache_{n.name}[t]")
                 lines.append(f"np.copyto({n.name}, {view})")
             else:
-                lines.append(f"{n.name} = {view}")
+                lines.append(self.bind(n.name, lay, k))
         return lines
 
     # -- backward: the folded step and its coefficients ---------------------------------------------
@@ -626,80 +478,8 @@ class _Planner:
             return name
         return None
 
-    def step_plan(self) -> _StepPlan:
-        """Fold and factor the backward step (`symlstm.folding`), give each coefficient that is more
-        than a symbol a slot, and find the runs of adjacent blocks that one multiply fills."""
-        if self._plan is not None:
-            return self._plan
-        s = self.spec
-        keep = self._linear_names | {f"{st}_prev" for st in s.states} | {s.input}
-        folding = fold(self.d, keep)
-        terms = {v: factor(e) for v, e in folding.kept.items()}
-
-        def chunked(c: sp.Expr) -> bool:
-            return not (c.is_Symbol or c.is_Number) and all(
-                self.chunk_source(x.name) is not None for x in c.free_symbols
-            )
-
-        order_u = self.grad_order()
-
-        def run_member(v: str) -> tuple[sp.Symbol, int] | None:
-            """(adjoint factor, block in the adjoint buffer) of a linear node's single-term adjoint."""
-            if v not in self._linear_names or len(terms[v]) != 1 or not chunked(terms[v][0][1]):
-                return None
-            return (terms[v][0][0], order_u.index(v)) if len(order_u) > 1 else None
-
-        order = list(folding.kept)
-        coefficients: list[sp.Expr] = []
-        slot_of: dict[tuple[str, sp.Expr], int] = {}  # (vector, adjoint) -> slot
-        runs: dict[str, tuple | None] = {}
-        members = {v: m for v in order if (m := run_member(v)) is not None}
-        for w in dict.fromkeys(m[0] for m in members.values()):
-            blocks = sorted((m[1], v) for v, m in members.items() if m[0] == w)
-            j = 0
-            while j < len(blocks):  # runs of adjacent blocks, each one multiply by d_w
-                k = j + 1
-                while k < len(blocks) and blocks[k][0] == blocks[k - 1][0] + 1:
-                    k += 1
-                if k - j > 1:
-                    run = [v for _, v in blocks[j:k]]  # block order
-                    first = min(run, key=order.index)  # emitted where the first of them was due
-                    runs[first] = (run, w, run[0], len(coefficients))
-                    runs.update({v: None for v in run if v != first})
-                    for v in run:
-                        slot_of[(v, w)] = len(coefficients)
-                        coefficients.append(terms[v][0][1])
-                j = k
-        seen: dict[sp.Expr, int] = {}
-        exprs: dict[str, sp.Expr] = {}
-        for v in order:
-            total = sp.S.Zero
-            for w, c in terms[v]:
-                if (v, w) not in slot_of and chunked(c):
-                    if c not in seen:
-                        seen[c] = len(coefficients)
-                        coefficients.append(c)
-                    slot_of[(v, w)] = seen[c]
-                if (v, w) in slot_of:
-                    c = sp.Symbol(f"coef_step[{slot_of[(v, w)]}]", real=True)
-                total += c * w
-            exprs[v] = total
-        self._plan = _StepPlan(folding, exprs, coefficients, runs)
-        return self._plan
-
-    def _param_gradient_expr(self, expr: sp.Expr) -> sp.Expr:
-        """An elementwise parameter's per-step gradient in terms of a linear node's adjoint where it is
-        a multiple of one (peephole: c_prev*d_i*i*(1 - i) = c_prev * d_a_i, d_a_i already in the step's
-        row of grad_rows: one multiply), else with the folded adjoints substituted."""
-        adjoints = lambda e: {x for x in e.free_symbols if x.name.startswith(("d_", "din_"))}  # noqa: E731
-        for v in self.grad_order():
-            own = sp.sympify(self.d.adjoint(v).elementwise)
-            if own == 0:
-                continue
-            ratio = sp.cancel(expr / own)
-            if not adjoints(ratio):
-                return ratio * sp.Symbol(self.grad_view(v), real=True)
-        return self.step_plan().folding.substitute(expr)
+    def step_plan(self):
+        return self.plan.step
 
     def _coefficient_code(self) -> tuple[list[str], list[str]]:
         """(step lines, setup lines) of the coefficients: at the first step of each chunk (steps
@@ -754,9 +534,18 @@ class _Planner:
             "# Coefficients of the adjoints (forward values only), computed for chunks of steps at once,",
             "# outside the recurrence: at most 4096 numbers per coefficient and chunk, or one step.",
             "coef_steps = max(1, min(T, 4096 // max(B * H, 1)))",
-            f"coef_buf = np.empty((coef_steps, {len(plan.coefficients)}, B, H), dtype=dtype)",
-            *(f"coef_tmp_{k}_all = np.empty((coef_steps, B, H), dtype=dtype)" for k in range(pool.size)),
-            *(f"{x.name}_all = np.empty((coef_steps, B, H), dtype=dtype)" for x, _ in temps if x not in home),
+            *self.scratch("coef_buf", f"(coef_steps, {len(plan.coefficients)}, B, H)"),
+            *(
+                line
+                for k in range(pool.size)
+                for line in self.scratch(f"coef_tmp_{k}_all", "(coef_steps, B, H)")
+            ),
+            *(
+                line
+                for x, _ in temps
+                if x not in home
+                for line in self.scratch(f"{x.name}_all", "(coef_steps, B, H)")
+            ),
             "coef_t0 = T",
         ]
         return step, setup
@@ -766,7 +555,7 @@ class _Planner:
         run = self.step_plan().runs[v]
         if run is None:
             return []  # done with the first member of its run
-        vectors, w, low, slot = run
+        vectors, w, low, slot = run.vectors, run.factor, run.first, run.slot
         n = len(vectors)
         vjp_order = [a.vector for a in self.d.vjp]
         lines = [
@@ -779,16 +568,22 @@ class _Planner:
 
     # -- backward --------------------------------------------------------------------------------
     def backward(self, mod: NumpyModule) -> None:
+        self.function = "backward"
         s, d = self.spec, self.d
         setup, step, end = mod.backward_setup, mod.backward_step, mod.backward_end
         pool = ScratchPool()
-        emit = InplaceEmitter(self.p, pool)
+        plan = self.step_plan()
+        # The step reads coefficient slot j as coef_step[j]; a parameter's gradient reads the linear
+        # nodes' adjoints from their blocks of the adjoint buffer.
+        slots = {coefficient(j).name: f"coef_step[{j}]" for j in range(len(plan.coefficients))}
+        emit = InplaceEmitter(NumpyCodePrinter(slots), pool)
+        views = {adjoint(v): self.grad_view(v) for v in self.grad_order()}
+        emit_grads = InplaceEmitter(NumpyCodePrinter({**slots, **views}), pool)
         cached = self.cached_nodes()
         state_node = {node: st for st, node in s.updates}
-        plan = self.step_plan()
         folded = plan.folding.folded
         elem_params = [g for g in d.param_gradients if g.kind == "elementwise"]
-        param_exprs = {g.param: self._param_gradient_expr(g.expr) for g in elem_params}
+        param_exprs = dict(self.plan.param_gradients)
         x_adjoint = plan.folding.substitute(d.adjoint(s.input).elementwise)
         step_exprs = [*plan.exprs.values(), *param_exprs.values(), x_adjoint]
         need = {x.name for e in step_exprs for x in e.free_symbols}
@@ -797,7 +592,7 @@ class _Planner:
         setup.append(
             f"# Adjoints of the linear nodes {', '.join(self.grad_order())}, one (B, {U} * H) row per step."
         )
-        setup.append(f"grad_rows = np.empty((T, B, {U} * H), dtype=dtype)")
+        setup += self.scratch("grad_rows", f"(T, B, {U} * H)")
         if U == 1:
             setup.append("grad_step = grad_rows.reshape(T, 1, B, H)")
         else:
@@ -807,14 +602,11 @@ class _Planner:
                 f"d_{st}_prev = np.zeros((B, H), dtype=dtype) if dstate is None else dstate[{k}].copy()"
             )
             setup.append(f"din_{s.update_of[st]} = np.empty((B, H), dtype=dtype)")
-        aliases = set()  # adjoints that are just the incoming gradient
+        aliases = self.plan.aliases  # adjoints that are just the incoming gradient
         for a in d.vjp:
-            if a.vector in s.leaves or a.vector in linear_names or a.vector in folded:
+            if a.vector in s.leaves or a.vector in linear_names or a.vector in folded or a.vector in aliases:
                 continue
-            if a.incoming and a.elementwise == 0 and not a.linear:
-                aliases.add(a.vector)
-            else:
-                setup.append(f"{adjoint(a.vector)} = np.empty((B, H), dtype=dtype)")
+            setup.append(f"{adjoint(a.vector)} = np.empty((B, H), dtype=dtype)")
         x_elementwise = x_adjoint != 0
         if x_elementwise:
             setup.append("dx = np.zeros((T, B, I), dtype=dtype)")
@@ -838,7 +630,7 @@ class _Planner:
             if s.update_of[st] in need:
                 step.append(f"{s.update_of[st]} = seq_{st}[t + 1]")
         step += [f"{v} = cache_{v}[t]" for v in cached if v in need]
-        step += [f"{v} = {self.stored_at(v)}" for v in self.inplace_nodes() if v in need]
+        step += [self.bind(v, lay, k) for v, (_, lay, k, _) in self.inplace_nodes().items() if v in need]
         step.append("# Gradients arriving at this step's outputs: the loss at t and the later steps.")
         for st in s.states:
             node = s.update_of[st]
@@ -866,7 +658,7 @@ class _Planner:
                 step.append(f"# ({number}) {adjoint(v)} = {sp.sstr(a.elementwise)}")
                 step += emit_temps(reduced[v])
                 if v not in hoisted:
-                    step.append(f"{adjoint(v)} = {self.grad_view(v)}")
+                    step.append(self.bind_adjoint(v))
                     step += emit.emit(reduced[v], adjoint(v))
                 continue
             total = a.elementwise + (sp.Symbol(f"din_{v}", real=True) if a.incoming else 0)
@@ -906,10 +698,10 @@ class _Planner:
             buf = pool.acquire()
             number = self.numbers[("grad", g.param)]
             step.append(f"# ({number}) d_{g.param} += batch sum of {sp.sstr(g.expr)}")
-            step += emit.emit(param_exprs[g.param], buf)
+            step += emit_grads.emit(param_exprs[g.param], buf)
             step.append(f"d_{g.param} += {buf}.sum(axis=0)")
             pool.release()
-        setup += [f"buf_{k} = np.empty((B, H), dtype=dtype)" for k in range(pool.size)]
+        setup += [line for k in range(pool.size) for line in self.scratch(f"buf_{k}", "(B, H)")]
 
         # -- after the loop: weight gradients and dx as one GEMM each, biases as one sum each --
         end.append("# Weight gradients of all steps at once: one GEMM per fused weight.")
@@ -931,7 +723,8 @@ class _Planner:
                     f"d_{lay.name} = np.matmul({_grad_all(self, runs[0])}.T, {src}.reshape(T * B, {n_in}))"
                 )
                 continue
-            end.append(f"d_{lay.name} = np.empty({self.group_shape(lay.group)}, dtype=dtype)")
+            shape = self.group_shape(self.spec.group_of(lay.members[0]))
+            end.append(f"d_{lay.name} = np.empty({shape}, dtype=dtype)")
             for run in runs:
                 k0, _, n = run
                 out = f"d_{lay.name}[{block_span(k0, k0 + n, lay.blocks) or '...'}]"
@@ -952,70 +745,35 @@ class _Planner:
         end += self._bias_gradients(elem_params)
         end.append("dparams = {" + ", ".join(f'"{g.name}": d_{g.name}' for g in s.groups) + "}")
         end.append("dstate0 = " + tuple_source([f"d_{st}_prev" for st in s.states], quote=False))
-        _hoist_views(setup, step)
+        _resolve_views(setup, step)
 
-    def _backward_cse(self, aliases: set[str], emit: InplaceEmitter, setup: list[str]):
-        """Common subexpressions of the step's adjoint expressions, each computed once.
-
-        After folding the expressions are sums of coefficient * adjoint, so what repeats is a product
-        (two adjoints with the same coefficient and factor, outside a run). A pre-activation adjoint
-        that *is* a common subexpression is computed straight into its block of the adjoint buffer at
-        its first use and read from there; other common subexpressions get a (B, H) scratch array
-        `cse_k`, filled just before their first use. No built-in cell has any left after folding.
-
-        Returns (vector -> expression to emit, emit_temps(expr) -> lines, hoisted vectors).
-        """
-        s, d = self.spec, self.d
-        linear_names = self._linear_names
-        plan = self.step_plan()
-        exprs: dict[str, sp.Expr] = {}
-        for a in d.vjp:
-            v = a.vector
-            if v == s.input or v in aliases or v in plan.folding.folded or v in plan.runs:
-                continue
-            total = plan.exprs[v]
-            if v not in linear_names and a.incoming:
-                total = total + sp.Symbol(f"din_{v}", real=True)
-            exprs[v] = total
-        names = list(exprs)
-        temps, out = sp.cse([exprs[v] for v in names], symbols=sp.numbered_symbols("cse_", real=True))
-        reduced = dict(zip(names, out))
-        temp_expr = dict(temps)
-        storage: dict[sp.Symbol, str] = {}
-        hoisted: set[str] = set()
-        for v in names:
-            x = reduced[v]
-            if v in linear_names and x in temp_expr and x not in storage:
-                storage[x] = v
-                hoisted.add(v)
-        subs = {x: sp.Symbol(adjoint(v), real=True) for x, v in storage.items()}
-        reduced = {v: e.xreplace(subs) for v, e in reduced.items()}
-        temp_expr = {x: e.xreplace(subs) for x, e in temp_expr.items()}
-        by_name = {sp.Symbol(adjoint(v), real=True): x for x, v in storage.items()}
-        for x in temp_expr:
-            if x not in storage:
-                setup.append(f"{x.name} = np.empty((B, H), dtype=dtype)")
+    def _backward_cse(self, aliases, emit: InplaceEmitter, setup: list[str]):
+        """The step's common subexpressions (`plan.cse`): (vector -> expression to emit, emit_temps(expr)
+        -> lines computing the temporaries it reads that are not computed yet, hoisted vectors)."""
+        cse = self.plan.cse
+        for x in cse.temps:
+            if x not in cse.hoisted:
+                setup += self.scratch(x.name, "(B, H)")
         done: set[sp.Symbol] = set()
 
         def emit_temps(expr: sp.Expr) -> list[str]:
             lines: list[str] = []
             for sym in sorted(expr.free_symbols, key=lambda z: z.name):
-                x = by_name.get(sym, sym)
-                if x not in temp_expr or x in done:
+                if sym not in cse.temps or sym in done:
                     continue
-                lines += emit_temps(temp_expr[x])
-                done.add(x)
-                if x in storage:
-                    v = storage[x]
+                lines += emit_temps(cse.temps[sym])
+                done.add(sym)
+                if sym in cse.hoisted:
+                    v = cse.hoisted[sym]
                     number = self.numbers[("adj", v)]
                     lines.append(f"# ({number}) {adjoint(v)} first: a common subexpression, computed once")
-                    lines.append(f"{adjoint(v)} = {self.grad_view(v)}")
-                    lines += emit.emit(temp_expr[x], adjoint(v))
+                    lines.append(self.bind_adjoint(v))
+                    lines += emit.emit(cse.temps[sym], adjoint(v))
                 else:
-                    lines += emit.emit(temp_expr[x], x.name)
+                    lines += emit.emit(cse.temps[sym], sym.name)
             return lines
 
-        return reduced, emit_temps, hoisted
+        return dict(cse.exprs), emit_temps, set(cse.hoisted.values())
 
     def _bias_gradients(self, elem_params) -> list[str]:
         """Each bias gradient as slices of one sum of the adjoint buffer over time and batch."""
@@ -1066,15 +824,9 @@ class _Planner:
         return group_shape(self.spec, g)
 
 
-def gemm_layouts(d: Derivation) -> list[Layout]:
-    """The fused weight groups of a cell, each one GEMM: `kind` "input" (all steps at once, before the
-    loop) or "recurrent"/"inner" (one GEMM per step). The benchmark's GEMM floor is built from these."""
-    return list(_Planner(d).layouts.values())
-
-
-def plan_numpy(d: Derivation) -> NumpyModule:
-    """Plan the NumPy module of a derived cell: every line of its computation, printed."""
-    planner = _Planner(d)
+def numpy_module(d: Derivation) -> NumpyModule:
+    """The NumPy module of a derived cell: every line of its computation, printed from its plan."""
+    planner = NumpyEmitter(plan_cell(d))
     s = d.spec
     head = module_head(d)
     mod = NumpyModule(
@@ -1104,70 +856,59 @@ def plan_numpy(d: Derivation) -> NumpyModule:
     mod.jvp_body = _jvp_lines(d, planner.p)
     planner.forward(mod)
     planner.backward(mod)
-    mod.forward_setup = _from_workspace(mod.forward_setup, "forward")
-    mod.backward_setup = _from_workspace(mod.backward_setup, "backward")
     # Unpack only the arrays a function body reads.
-    fwd_body = [*mod.param_views, *mod.forward_setup, *mod.forward_step, *mod.forward_end]
-    bwd_body = [*mod.param_views, *mod.backward_setup, *mod.backward_step, *mod.backward_end]
-    mod.forward_params = [g.name for g in s.groups if _reads(fwd_body, g.name)]
-    mod.backward_params = [g.name for g in s.groups if _reads(bwd_body, g.name)]
-    mod.backward_cache = [k for k in mod.cache_keys if _reads(bwd_body, k)]
+    read_forward = _names_read(mod.param_views + mod.forward_setup, mod.forward_step, mod.forward_end)
+    read_backward = _names_read(mod.param_views + mod.backward_setup, mod.backward_step, mod.backward_end)
+    mod.forward_params = [g.name for g in s.groups if g.name in read_forward]
+    mod.backward_params = [g.name for g in s.groups if g.name in read_backward]
+    mod.backward_cache = [k for k in mod.cache_keys if k in read_backward]
     return mod
 
 
-_ALLOCATION = re.compile(r"^(\w+) = np\.(empty|zeros)\((\(.+\)), dtype=dtype\)$")
-
-
-def _from_workspace(setup: list[str], function: str) -> list[str]:
-    """Every array a function allocates for its own work or for the cache, taken from the caller's
-    `workspace` dict when one is given (`_array`), so that a training loop reuses the same memory call
-    after call; gradients it returns (`d_*`, `dx`, and `din_*`, which a step swaps with the state
-    adjoints `d_<state>_prev` that backward returns) are always new arrays."""
-    out = []
-    for line in setup:
-        m = _ALLOCATION.match(line)
-        if m is None or m.group(1).startswith(("d_", "din_")) or m.group(1) == "dx":
-            out.append(line)
-            continue
-        name, kind, shape = m.groups()
-        out.append(f'{name} = _array(workspace, "{function}.{name}", {shape}, dtype)')
-        if kind == "zeros":
-            out.append(f"{name}.fill(0)")
-    return out
-
-
-def _rows(weight: str, k0: int, n: int, lay: Layout) -> str:
+def _rows(weight: str, k0: int, n: int, lay: Gemm) -> str:
     """The rows of blocks [k0, k0 + n) of a fused weight: `W_hh`, `W_hh[: 2 * H]`."""
     span = block_span(k0, k0 + n, lay.blocks)
     return f"{weight}[{span}]" if span else weight
 
 
-def _grad_all(planner: _Planner, run: tuple[int, int, int]) -> str:
+def _grad_all(planner: NumpyEmitter, run: tuple[int, int, int]) -> str:
     """The columns of a run of the (T * B, U * H) adjoint matrix: `grad_all`, `grad_all[:, H:]`."""
     cols = planner.grad_columns(run[1], run[2])
     return f"grad_all[:, {cols}]" if cols else "grad_all"
 
 
-_VIEW = re.compile(r"^(\w+) = (\w+)\[t, (\d+)\]$")
+@dataclass(frozen=True)
+class StepView:
+    """A step line `name = array[t, block]`: a view of one block of a (T, G, ...) array at step t."""
+
+    name: str
+    array: str
+    block: int
 
 
-def _hoist_views(setup: list[str], step: list[str]) -> None:
-    """`i = buf_W_ih[t, 0]` in the loop becomes `i = i_seq[t]` with `i_seq = buf_W_ih[:, 0]` made once
-    before it: a plain index costs less than a tuple index, which counts at B = 1."""
-    targets = [m.group(1) for m in map(_VIEW.match, step) if m]
+def _resolve_views(setup: list, step: list) -> None:
+    """Print the step's `StepView`s. A name bound once per step to `array[t, k]` is bound to
+    `name_seq[t]` instead, with `name_seq = array[:, k]` made once before the loop: a plain index costs
+    less than a tuple index, which counts at B = 1."""
+    views = [line for line in step if isinstance(line, StepView)]
+    once = {v.name for v in views if sum(w.name == v.name for w in views) == 1}
     for k, line in enumerate(step):
-        m = _VIEW.match(line)
-        if m and targets.count(m.group(1)) == 1:
-            name, array, span = m.groups()
-            setup.append(f"{name}_seq = {array}[:, {span}]")
-            step[k] = f"{name} = {name}_seq[t]"
+        if not isinstance(line, StepView):
+            continue
+        if line.name in once:
+            setup.append(f"{line.name}_seq = {line.array}[:, {line.block}]")
+            step[k] = f"{line.name} = {line.name}_seq[t]"
+        else:
+            step[k] = f"{line.name} = {line.array}[t, {line.block}]"
 
 
-def _reads(lines: list[str], name: str) -> bool:
-    """Whether code lines use `name` as an identifier (not inside a string or a comment)."""
-    pattern = re.compile(rf"\b{re.escape(name)}\b")
-    code = (re.sub(r'"[^"]*"', "", line.split("#", 1)[0]) for line in lines)
-    return any(pattern.search(line) for line in code)
+def _names_read(setup: list[str], step: list[str], end: list[str]) -> set[str]:
+    """The names a function body built of these lines reads (its Python syntax tree, not its text)."""
+    body = [*setup, "for t in range(T):", *("    " + line for line in step or ["pass"]), *end]
+    tree = ast.parse("\n".join(body))
+    return {
+        node.id for node in ast.walk(tree) if isinstance(node, ast.Name) and isinstance(node.ctx, ast.Load)
+    }
 
 
 def _jvp_lines(d: Derivation, printer: NumpyCodePrinter) -> list[str]:
