@@ -78,6 +78,9 @@ def main(argv: list[str] | None = None) -> int:
     except (SpecError, GenerateError, OSError) as err:
         print(f"symlstm {args.command}: error: {err}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt:
+        print(f"symlstm {args.command}: interrupted", file=sys.stderr)
+        return 130
 
 
 if __name__ == "__main__":

@@ -19,6 +19,7 @@ import math
 import os
 import shutil
 import sys
+import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ProcessPoolExecutor
@@ -287,34 +288,61 @@ class _Progress:
         self.out.flush()
         self.shown = True
 
-    def print(self, line: str) -> None:
-        """Print a finished line above the progress line."""
+    def clear(self) -> None:
         if self.shown:
             self.out.write("\r\033[K")
+            self.out.flush()
             self.shown = False
+
+    def print(self, line: str) -> None:
+        """Print a finished line above the progress line."""
+        self.clear()
         print(line, file=self.out, flush=True)
+
+
+def _in_thread(function: Callable[..., Any], *args: Any) -> concurrent.futures.Future:
+    """`function(*args)` in a daemon thread (Ctrl-C does not wait for it to finish), as a future."""
+    future: concurrent.futures.Future = concurrent.futures.Future()
+
+    def run() -> None:
+        try:
+            future.set_result(function(*args))
+        except BaseException as err:  # handed to the caller through the future
+            future.set_exception(err)
+
+    threading.Thread(target=run, daemon=True).start()
+    return future
+
+
+def _wait(
+    future: concurrent.futures.Future, progress: _Progress, status: Callable[[], tuple[int, list[str]]]
+) -> dict[str, CheckReport]:
+    """The future's result, with the progress line (cells done, cells running) refreshed meanwhile."""
+    while True:
+        progress.show(*status())
+        try:
+            return future.result(timeout=0.5)
+        except concurrent.futures.TimeoutError:
+            continue
 
 
 def _results(
     names: Sequence[str], work: Sequence[tuple], jobs: int, progress: _Progress
 ) -> Iterator[tuple[str, dict[str, CheckReport]]]:
     """(cell, reports) in the order of `names`, each as soon as it and those before it are done."""
-    if jobs == 1:
+    if jobs == 1:  # one cell at a time, in a thread, so that the progress line keeps counting
         for k, w in enumerate(work):
-            progress.show(k, [w[0]])
-            yield w[0], _verify_worker(*w)
+            future = _in_thread(_verify_worker, *w)
+            yield w[0], _wait(future, progress, lambda k=k, name=w[0]: (k, [name]))
         return
     with ProcessPoolExecutor(jobs) as pool:
         futures = [pool.submit(_verify_worker, *w) for w in work]
+
+        def status() -> tuple[int, list[str]]:
+            return sum(f.done() for f in futures), [n for n, f in zip(names, futures) if f.running()]
+
         for name, future in zip(names, futures):
-            while True:
-                try:
-                    reports = future.result(timeout=0.5)
-                    break
-                except concurrent.futures.TimeoutError:
-                    running = [n for n, f in zip(names, futures) if f.running()]
-                    progress.show(sum(f.done() for f in futures), running)
-            yield name, reports
+            yield name, _wait(future, progress, status)
 
 
 def cli_main(args: argparse.Namespace) -> int:
@@ -336,9 +364,12 @@ def cli_main(args: argparse.Namespace) -> int:
     progress = _Progress(sys.stdout, len(names))
     progress.print(table.header())
     results = {}
-    for name, reports in _results(names, work, jobs, progress):
-        results[name] = reports
-        progress.print(table.row(name, reports))
+    try:
+        for name, reports in _results(names, work, jobs, progress):
+            results[name] = reports
+            progress.print(table.row(name, reports))
+    finally:  # an interrupted run leaves no half-drawn progress line
+        progress.clear()
     elapsed = time.perf_counter() - start
     print(_LEGEND)
     failed = [(n, c) for n, r in results.items() for c, rep in r.items() if not rep.ok]

@@ -182,3 +182,15 @@ def test_a_terminal_gets_a_progress_line_that_rows_replace(monkeypatch):
     assert [line.split()[:-1] for line in cleaned.splitlines()[:4]] == [
         line.split()[:-1] for line in plain.getvalue().splitlines()[:4]
     ]
+
+
+def test_an_interrupted_run_says_so_and_clears_the_progress_line(monkeypatch, capsys):
+    def interrupted(*args):
+        raise KeyboardInterrupt
+
+    term = _Terminal()
+    monkeypatch.setattr(sys, "stdout", term)
+    monkeypatch.setattr(verify, "_verify_worker", interrupted)
+    assert main(["verify", "rnn", "--checks", "fd", "-j", "1"]) == 130
+    assert "symlstm verify: interrupted" in capsys.readouterr().err
+    assert term.getvalue().endswith("\r\033[K")  # the progress line was erased
