@@ -11,11 +11,14 @@ from __future__ import annotations
 import importlib.util
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
 import tarfile
 import zipfile
+from importlib import metadata
+from importlib.metadata import version
 from pathlib import Path
 
 import pytest
@@ -48,12 +51,22 @@ def _committed() -> dict[str, bytes]:
     }
 
 
+def _build_requirement() -> int:
+    """The major version of setuptools that pyproject.toml's build-system requires."""
+    found = re.search(r'"setuptools>=(\d+)', (ROOT / "pyproject.toml").read_text())
+    assert found, "pyproject.toml names no setuptools version in build-system.requires"
+    return int(found.group(1))
+
+
 @pytest.fixture(scope="session")
 def built(tmp_path_factory) -> dict[str, Path]:
     """{'sdist', 'wheel'}: built from a copy of the sources (the checkout stays clean)."""
     for module in ("setuptools", "pip"):
         if importlib.util.find_spec(module) is None:
             pytest.skip(f"building a wheel needs {module} in the test environment")
+    needed, found = _build_requirement(), version("setuptools")  # not imported: it patches distutils
+    if int(found.split(".")[0]) < needed:
+        pytest.skip(f"building needs setuptools>={needed} (pyproject.toml), found {found}")
     work = tmp_path_factory.mktemp("build")
     src = work / "src"
     shutil.copytree(ROOT, src, ignore=_junk)
@@ -70,6 +83,26 @@ def built(tmp_path_factory) -> dict[str, Path]:
     return {"sdist": sdist, "wheel": wheel}
 
 
+def _dependencies() -> list[str]:
+    """The names in pyproject.toml's `dependencies`."""
+    found = re.search(r"^dependencies = \[(.*)\]$", (ROOT / "pyproject.toml").read_text(), re.M)
+    assert found, "pyproject.toml: no one-line dependencies list"
+    return re.findall(r'"([A-Za-z0-9_.-]+)', found.group(1))
+
+
+def _closure(names: list[str]) -> list[metadata.Distribution]:
+    """The installed distributions `names` and everything they require (extras left out), in order."""
+    seen: dict[str, metadata.Distribution] = {}
+    todo = list(names)
+    while todo:
+        name = re.sub(r"[-_.]+", "-", todo.pop(0)).lower()
+        if name in seen:
+            continue
+        seen[name] = dist = metadata.distribution(name)
+        todo += [re.match(r"[A-Za-z0-9_.-]+", r).group(0) for r in dist.requires or () if "extra ==" not in r]
+    return list(seen.values())
+
+
 @pytest.fixture(scope="session")
 def venv(built, tmp_path_factory) -> Path:
     """The python of a fresh virtualenv with the wheel installed."""
@@ -78,10 +111,16 @@ def venv(built, tmp_path_factory) -> Path:
     assert proc.returncode == 0, proc.stderr
     python = home / "env" / "bin" / "python"
     site = _run([str(python), "-c", "import sysconfig; print(sysconfig.get_path('purelib'))"], cwd=home)
-    # The dependencies, from the directories this environment imports them from (a plain path entry:
-    # the .pth files there, such as an editable install's finder, are not processed).
-    dirs = {str(Path(importlib.util.find_spec(m).origin).parent.parent) for m in ("numpy", "sympy", "jinja2")}
-    (Path(site.stdout.strip()) / "symlstm_test_deps.pth").write_text("\n".join(sorted(dirs)) + "\n")
+    # The dependencies, linked from this environment into one folder on the new one's path: only them,
+    # so that no copy of symlstm installed here is visible there.
+    deps = home / "deps"
+    deps.mkdir()
+    for dist in _closure(_dependencies()):
+        for top in {f.parts[0] for f in dist.files or () if f.parts[0] != ".."}:
+            source = Path(dist.locate_file(top))
+            if source.exists() and not (deps / top).exists():
+                (deps / top).symlink_to(source)
+    (Path(site.stdout.strip()) / "symlstm_test_deps.pth").write_text(f"{deps}\n")
     cmd = [sys.executable, "-m", "pip", "--python", str(python), "install", "--no-index", "-q",
            str(built["wheel"])]  # fmt: skip
     proc = _run(cmd, cwd=home)
@@ -146,8 +185,6 @@ def test_installed_load_never_imports_from_the_working_directory(venv, elsewhere
     assert Path(out["package"]).is_relative_to(env_root), out  # the wheel's copy, not the checkout
     assert Path(out["module"]) == Path(out["generated"]) / "numpy" / "lstm.py", out
     assert Path(out["generated"]).is_relative_to(env_root) and out["finite"], out
-    from importlib.metadata import version
-
     assert out["version"] == symlstm.__version__ == version("symlstm")
 
 
