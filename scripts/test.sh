@@ -3,4 +3,6 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
+# The virtualenv's tools (ruff) for the tests that run them.
+export PATH="$PWD/.venv/bin:$PATH"
 .venv/bin/python -m pytest "$@"

@@ -10,6 +10,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.conftest import require
+
 ROOT = Path(__file__).resolve().parent.parent
 SCRIPT = ROOT / "bench" / "bench_cells.py"
 
@@ -66,7 +68,7 @@ def test_cache_is_the_minimum_backward_needs(quick_run):
 
 
 def test_profile_script_ranks_the_lines_of_forward_and_backward():
-    pytest.importorskip("line_profiler")
+    require("line_profiler")
     script = ROOT / "bench" / "profile_cell.py"
     cmd = [sys.executable, str(script), "gru", "--size", "tiny", "--calls", "2", "--top", "40"]
     proc = subprocess.run(cmd, capture_output=True, text=True, timeout=120)

@@ -68,8 +68,8 @@ def test_generated_code_imports_only_numpy():
 
 
 def test_generated_code_is_ruff_clean():
-    ruff = shutil.which("ruff")
+    ruff = shutil.which("ruff") or shutil.which("ruff", path=str(Path(sys.executable).parent))
     if ruff is None:
-        pytest.skip("ruff not installed (pip install -e .[dev])")
+        pytest.skip("ruff is not installed: pip install 'symlstm[dev]' (in a clone: '.[dev]')")
     subprocess.run([ruff, "format", "--check", str(GENERATED)], check=True, cwd=ROOT)
     subprocess.run([ruff, "check", str(GENERATED), str(ROOT / "symlstm")], check=True, cwd=ROOT)

@@ -13,7 +13,7 @@ import pytest
 
 import symlstm
 from symlstm.backends.numpy.interop import validate_keras
-from tests.conftest import CELL_NAMES
+from tests.conftest import CELL_NAMES, require
 
 KERAS_CELLS = [n for n in CELL_NAMES if symlstm.cell(n).keras]
 TORCH_CELLS = [n for n in CELL_NAMES if symlstm.cell(n).torch]
@@ -125,7 +125,7 @@ def test_keras_layouts_that_cannot_be_a_keras_array_are_named():
 
 @pytest.mark.parametrize("name", TORCH_CELLS)
 def test_stacked_torch_layers_are_cells_run_one_after_the_other(name):
-    torch = pytest.importorskip("torch")
+    torch = require("torch")
     spec, module = symlstm.cell(name), symlstm.load(name)
     I, H, L = 3, 4, 2
     torch.manual_seed(0)

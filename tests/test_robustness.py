@@ -144,6 +144,23 @@ BAD_INPUTS = {
         TypeError,
         ["float32 or float64", "complex128"],
     ),
+    "W_ih a list of lists, like x as a list": (
+        lambda m, p, x, s, dy, ds: m.forward({**p, "W_ih": p["W_ih"].tolist()}, x),
+        TypeError,
+        ["params['W_ih'] must be a numpy array of shape (", "got a list (make it an array with np.asarray)"],
+    ),
+    "x a list, like a parameter as a list": (
+        lambda m, p, x, s, dy, ds: m.forward(p, x.tolist()),
+        TypeError,
+        ["x must be a numpy array of shape (T, B, 3)", "got a list (make it an array with np.asarray)"],
+    ),
+    "the last parameter a list in backward": (
+        lambda m, p, x, s, dy, ds: m.backward(
+            {**p, list(p)[-1]: p[list(p)[-1]].tolist()}, m.forward(p, x)[2], dy
+        ),
+        TypeError,
+        ["must be a numpy array", "got a list (make it an array with np.asarray)"],
+    ),
     "W_ih flattened": (
         lambda m, p, x, s, dy, ds: m.forward({**p, "W_ih": p["W_ih"].ravel()}, x),
         ValueError,

@@ -23,7 +23,7 @@ from symlstm.testing import (
     taylor_test,
 )
 from symlstm.verify import is_smooth
-from tests.conftest import CELL_NAMES
+from tests.conftest import CELL_NAMES, require
 
 
 def _problem(name: str, module=None, sizes=(5, 6, 5, 3), **kw):
@@ -273,7 +273,7 @@ def test_torch_rung_skips_cleanly_without_torch(monkeypatch):
 
 @pytest.mark.parametrize("name", [n for n in CELL_NAMES if symlstm.cell(n).torch])
 def test_torch_rung_passes_and_catches_a_transposed_gradient(name):
-    pytest.importorskip("torch")
+    require("torch")
     report = check_torch(symlstm.load(name), symlstm.cell(name).torch)
     assert report.ok and report.blocks, str(report)
     if name == "lstm":

@@ -6,8 +6,9 @@ import numpy as np
 import pytest
 
 import symlstm
+from tests.conftest import require
 
-torch = pytest.importorskip("torch")
+torch = require("torch")
 
 
 @pytest.mark.parametrize("name", [n for n in sorted(symlstm.CELLS) if symlstm.cell(n).torch])

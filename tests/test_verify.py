@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import io
+import re
+import sys
 from types import SimpleNamespace
 
 import numpy as np
@@ -30,17 +33,7 @@ def test_verify_rnn_prints_one_table_and_exits_zero(capsys):
     assert main(["verify", "rnn"]) == 0
     out = capsys.readouterr().out
     header, rule, row = out.splitlines()[:3]
-    assert header.split() == [
-        "cell",
-        "symbolic",
-        "full",
-        "FD",
-        "direction",
-        "adjoint",
-        "Taylor",
-        "torch",
-        "s",
-    ]
+    assert header.split() == ["cell", "symbolic", "fd", "direction", "adjoint", "taylor", "torch", "s"]
     assert set(rule) <= {"-", " "} and row.split()[0] == "rnn"
     assert row.count("pass") == 5 + ("torch" in _importable())
     assert "all passed" in out and "FAILED" not in out
@@ -56,7 +49,7 @@ def _importable() -> str:
 
 def test_a_wrong_gradient_fails_every_numerical_column_and_the_exit_status(capsys, monkeypatch):
     monkeypatch.setattr(verify, "load", lambda spec: _broken_rnn())
-    assert main(["verify", "rnn", "--checks", "full FD,direction,adjoint,Taylor"]) == 1
+    assert main(["verify", "rnn", "--checks", "fd,direction,adjoint,taylor"]) == 1
     out = capsys.readouterr().out
     row = out.splitlines()[2]
     assert row.split()[0] == "rnn" and row.count("FAIL") == 4, out
@@ -75,23 +68,23 @@ def test_a_crashing_module_is_a_failed_check_not_a_traceback():
 
 
 def test_table_rows_are_cells_and_columns_are_checks():
-    results = {n: verify_cell(n, checks=["full FD", "adjoint"]) for n in ("rnn", "gru")}
+    results = {n: verify_cell(n, checks=["fd", "adjoint"]) for n in ("rnn", "gru")}
     lines = format_table(results).splitlines()
-    assert lines[0].split() == ["cell", "full", "FD", "adjoint", "s"]
+    assert lines[0].split() == ["cell", "fd", "adjoint", "s"]
     assert [line.split()[0] for line in lines[2:]] == ["rnn", "gru"]
     assert all(line.count("pass") == 2 for line in lines[2:])
 
 
 def test_float32_and_seed_options(capsys):
     assert (
-        main(["verify", "gru", "--dtype", "float32", "--seed", "3", "--checks", "direction,adjoint,Taylor"])
+        main(["verify", "gru", "--dtype", "float32", "--seed", "3", "--checks", "direction,adjoint,taylor"])
         == 0
     )
     assert "float32, seed 3, 1 job(s): all passed" in capsys.readouterr().out
 
 
 def test_parallel_jobs_give_the_same_table_in_registry_order(capsys):
-    argv = ["verify", "rnn", "gru", "--checks", "full FD,adjoint"]
+    argv = ["verify", "rnn", "gru", "--checks", "fd,adjoint"]
     assert main([*argv, "-j", "1"]) == 0
     serial = capsys.readouterr().out
     assert main([*argv, "-j", "2"]) == 0
@@ -105,10 +98,21 @@ def test_parallel_jobs_give_the_same_table_in_registry_order(capsys):
 def test_bad_arguments_are_named(capsys):
     assert main(["verify", "no_such_cell"]) == 2
     assert "unknown cell 'no_such_cell'" in capsys.readouterr().err
-    assert main(["verify", "rnn", "--checks", "symbolic,fuzz"]) == 2
-    assert "unknown check(s) ['fuzz']" in capsys.readouterr().err
-    with pytest.raises(ValueError, match="known checks"):
+    valid = "valid checks: symbolic, fd, direction, adjoint, taylor, torch"
+    for bad, named in (("symbolic,fuzz", "unknown check 'fuzz'"), ("full FD", "unknown check 'full FD'"),
+                       ("fd,,taylor", "an empty check name")):  # fmt: skip
+        assert main(["verify", "rnn", "--checks", bad]) == 2
+        err = capsys.readouterr().err
+        assert f"symlstm verify: error: --checks: {named}; {valid}" in err, err
+    with pytest.raises(ValueError, match=f"unknown check 'fuzz'; {valid}"):
         verify_cell("rnn", checks=["fuzz"])
+
+
+def test_check_names_are_one_word_in_any_case_without_repeats():
+    assert verify.parse_checks("FD, Taylor,fd") == ["fd", "taylor"]
+    assert verify.parse_checks(["adjoint", "Symbolic"]) == ["adjoint", "symbolic"]
+    assert all(name.isalpha() and name.islower() for name in CHECKS)
+    assert list(verify_cell("rnn", checks="FD,taylor")) == ["fd", "taylor"]
 
 
 def test_torch_column_is_na_for_cells_pytorch_lacks():
@@ -124,11 +128,69 @@ def test_relu_cells_are_checked_as_piecewise_smooth():
     assert is_smooth(symlstm.cell("lstm"))
     relu_cells = [n for n in sorted(symlstm.CELLS) if not is_smooth(symlstm.cell(n))]
     for name in relu_cells:
-        reports = verify_cell(name, checks=["direction", "Taylor"])
+        reports = verify_cell(name, checks=["direction", "taylor"])
         assert all(r.ok for r in reports.values()), "\n".join(map(str, reports.values()))
 
 
 def test_checks_and_sizes_cover_the_ladder():
-    assert CHECKS == ("symbolic", "full FD", "direction", "adjoint", "Taylor", "torch")
-    assert set(verify.SIZES) == set(CHECKS) - {"symbolic"}
-    assert np.prod(verify.SIZES["direction"]) > 100 * np.prod(verify.SIZES["full FD"])  # realistic vs tiny
+    assert CHECKS == ("symbolic", "fd", "direction", "adjoint", "taylor", "torch")
+    assert set(verify.SIZES) == set(CHECKS) - {"symbolic"} and set(verify.CHECK_TEXT) == set(CHECKS)
+    assert np.prod(verify.SIZES["direction"]) > 100 * np.prod(verify.SIZES["fd"])  # realistic vs tiny
+
+
+class _Terminal(io.StringIO):
+    def isatty(self) -> bool:
+        return True
+
+
+@pytest.mark.parametrize("jobs", ["1", "2"])
+def test_each_row_is_printed_when_its_cell_is_done(monkeypatch, jobs):
+    """Rows come out in the order of the cells, each before the next cell starts (recorded by the
+    worker when it starts, with one job)."""
+    out = io.StringIO()
+    monkeypatch.setattr(sys, "stdout", out)
+    if jobs == "1":
+        real = verify._verify_worker
+        seen = {}
+
+        def worker(name, *rest):
+            seen[name] = out.getvalue()
+            return real(name, *rest)
+
+        monkeypatch.setattr(verify, "_verify_worker", worker)
+    assert main(["verify", "rnn", "gru", "--checks", "fd", "-j", jobs]) == 0
+    lines = out.getvalue().splitlines()
+    assert [line.split()[0] for line in lines[2:4]] == ["rnn", "gru"]
+    if jobs == "1":
+        assert seen["rnn"].splitlines() == lines[:2]  # the header before any work
+        assert seen["gru"].splitlines() == lines[:3]  # rnn's row before gru starts
+    assert "\r" not in out.getvalue()  # not a terminal: plain rows, no progress line
+
+
+def test_a_terminal_gets_a_progress_line_that_rows_replace(monkeypatch):
+    term = _Terminal()
+    monkeypatch.setattr(sys, "stdout", term)
+    assert main(["verify", "rnn", "gru", "--checks", "fd", "-j", "1"]) == 0
+    text = term.getvalue()
+    assert (
+        "\r\033[K[0/2 cells, 0 s] running: rnn" in text and "[1/2 cells, " in text and "running: gru" in text
+    )
+    plain = io.StringIO()
+    monkeypatch.setattr(sys, "stdout", plain)
+    assert main(["verify", "rnn", "gru", "--checks", "fd", "-j", "1"]) == 0
+    cleaned = re.sub(r"\r\033\[K(\[[^\r\n]*)?", "", text)  # each progress line is erased before a row
+    assert [line.split()[:-1] for line in cleaned.splitlines()[:4]] == [
+        line.split()[:-1] for line in plain.getvalue().splitlines()[:4]
+    ]
+
+
+def test_an_interrupted_run_says_so_and_clears_the_progress_line(monkeypatch, capsys):
+    def interrupted(*args):
+        raise KeyboardInterrupt
+
+    term = _Terminal()
+    monkeypatch.setattr(sys, "stdout", term)
+    monkeypatch.setattr(verify, "_verify_worker", interrupted)
+    assert main(["verify", "rnn", "--checks", "fd", "-j", "1"]) == 130
+    assert "symlstm verify: interrupted" in capsys.readouterr().err
+    assert term.getvalue().endswith("\r\033[K")  # the progress line was erased

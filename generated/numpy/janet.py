@@ -380,7 +380,21 @@ def from_torch(state_dict, layer=0):
     missing = [name for name in names if name not in state_dict]
     if missing:
         raise KeyError(f"{CELL}.from_torch: state dict lacks {missing}; expected keys {list(names)}")
-    return {ours: np.array(state_dict[theirs], copy=True) for theirs, ours in names.items()}
+    return {ours: _copy_of(state_dict[theirs], theirs) for theirs, ours in names.items()}
+
+
+def _copy_of(value, key):
+    """A new numpy array with the values of a state-dict entry: an array, or a torch tensor (on any
+    device, requiring grad or not) read through its own .numpy(), not NumPy's __array__ protocol."""
+    if type(value).__module__.split(".")[0] == "torch" and hasattr(value, "detach"):
+        try:
+            value = value.detach().cpu().numpy()
+        except TypeError as err:  # a dtype numpy lacks (bfloat16)
+            raise TypeError(
+                f"{CELL}.from_torch: state_dict[{key!r}] has no numpy dtype ({err}); convert the module "
+                "with .float() or .double() first"
+            ) from None
+    return np.array(value, copy=True)
 
 
 def to_torch(params, layer=0):
@@ -564,13 +578,28 @@ def _describe(value):
     return f"a {type(value).__name__}"
 
 
+def _not_an_array(value):
+    """What `value` is, where a numpy array was expected, and how to make one of it."""
+    kind = type(value)
+    if kind.__module__.split(".")[0] == "torch":  # torch is never imported: its types are named
+        return f"a torch {kind.__name__} (convert it with .detach().cpu().numpy())"
+    if isinstance(value, (list, tuple, int, float)):
+        return f"a {kind.__name__} (make it an array with np.asarray)"
+    return _describe(value)
+
+
 def _infer_sizes(params, what):
     """(I, H, text saying where they came from): the sizes most parameter shapes agree on."""
     one, wide_i, wide_h = param_shapes(1, 1), param_shapes(2, 1), param_shapes(1, 2)
     votes = {"I": {}, "H": {}}
     for name in BLOCKS:
         value = params[name]
-        if not isinstance(value, np.ndarray) or value.ndim != len(one[name]):
+        if not isinstance(value, np.ndarray):
+            raise TypeError(
+                f"{CELL}: {what}[{name!r}] must be a numpy array of shape {_SHAPE_TEXT[name]}, "
+                f"got {_not_an_array(value)}"
+            )
+        if value.ndim != len(one[name]):
             raise ValueError(
                 f"{CELL}: {what}[{name!r}] must be a {len(one[name])}-D array of shape "
                 f"{_SHAPE_TEXT[name]}, got {_describe(value)}"
@@ -621,7 +650,9 @@ def _check_params(params, what="params", like=None):
     for name, shape in param_shapes(I, H).items():
         value = params[name]
         if not isinstance(value, np.ndarray):
-            raise TypeError(f"{CELL}: {what}[{name!r}] must be a numpy array {shape}, got {_describe(value)}")
+            raise TypeError(
+                f"{CELL}: {what}[{name!r}] must be a numpy array {shape}, got {_not_an_array(value)}"
+            )
         if value.shape != shape:
             raise ValueError(f"{CELL}: {what}[{name!r}] must have shape {shape} ({sizes}), got {value.shape}")
         if value.dtype != dtype:
@@ -634,7 +665,7 @@ def _check_params(params, what="params", like=None):
 
 def _check_array(value, name, shape, dtype):
     if not isinstance(value, np.ndarray):
-        raise TypeError(f"{CELL}: {name} must be a numpy array of shape {shape}, got {_describe(value)}")
+        raise TypeError(f"{CELL}: {name} must be a numpy array of shape {shape}, got {_not_an_array(value)}")
     if value.shape != shape:
         raise ValueError(f"{CELL}: {name} must have shape {shape}, got {value.shape}")
     if value.dtype != dtype:
@@ -645,7 +676,7 @@ def _check_array(value, name, shape, dtype):
 def _check_input(x, I, dtype):
     """x as a C-contiguous (T, B, I) array (a copy only when it is not one already)."""
     if not isinstance(x, np.ndarray):
-        raise TypeError(f"{CELL}: x must be a numpy array of shape (T, B, {I}), got {_describe(x)}")
+        raise TypeError(f"{CELL}: x must be a numpy array of shape (T, B, {I}), got {_not_an_array(x)}")
     if x.ndim != 3 or x.shape[2] != I:
         raise ValueError(f"{CELL}: x must have shape (T, B, {I}) (time-major), got {x.shape}")
     _check_array(x, "x", x.shape, dtype)

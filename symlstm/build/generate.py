@@ -5,6 +5,10 @@ writes the changed files to a staging directory inside `out_dir` and moves them 
 (`os.replace`, atomic per file), removing stale files of the managed kinds. A failure while rendering
 leaves `out_dir` untouched. `check=True` writes nothing and returns the unified diff of what would
 change.
+
+Without `out_dir`: `generated/` of the source checkout. Outside a checkout (an installed package) there
+is no default to write to (the copy installed inside the package belongs to the installation), and
+`check=True` compares that installed copy with what the installed generator renders.
 """
 
 from __future__ import annotations
@@ -18,24 +22,62 @@ from pathlib import Path
 
 import jinja2
 
-from ..backends.latex import cell_document, topic_documents
+from ..backends.latex import cell_document, documents, topic_documents
 from ..backends.numpy import render_numpy
 from ..backends.reference import render_reference
 from ..cells import CELLS, cell
 from ..engine import derive
-from ..paths import checkout_root
+from ..paths import checkout_root, installed_generated_dir
 from ..spec import CellSpec, SpecError
 
-__all__ = ["GenerateError", "default_output_dir", "generate", "render_all"]
+__all__ = ["GenerateError", "default_output_dir", "describe_output_dir", "generate", "render_all"]
 
 # Subdirectories of generated/ that the generator owns, and the suffix of the files it writes there.
 MANAGED = {"numpy": ".py", "reference": ".py", "latex": ".tex"}
 
 
-def default_output_dir() -> Path:
-    """`generated/` of the source checkout when run from one, else `./generated`."""
+class GenerateError(RuntimeError):
+    """Rendering or writing `generated/` failed; the message says what, and that nothing was changed."""
+
+
+def default_output_dir(*, check: bool = False) -> Path:
+    """`generated/` of the source checkout; outside one, the installed copy for `check` only.
+
+    Raises `GenerateError` outside a checkout when writing: the working directory is never a default.
+    """
     root = checkout_root()
-    return root / "generated" if root is not None else Path.cwd() / "generated"
+    if root is not None:
+        return root / "generated"
+    installed = installed_generated_dir()
+    if check and installed is not None:
+        return installed
+    where = f"its generated files are installed in {installed}" if installed else "it has no generated files"
+    raise GenerateError(
+        f"symlstm is not running from a source checkout ({where}); give the directory to write to "
+        "(symlstm generate --out DIR, or generate(out_dir))"
+    )
+
+
+def describe_output_dir(out_dir: Path) -> str:
+    """Which directory `out_dir` is, in words: the checkout's generated/, the installed copy, or a path."""
+    root = checkout_root()
+    if root is not None and out_dir.resolve() == (root / "generated").resolve():
+        return f"generated/ of the source checkout {root}"
+    installed = installed_generated_dir()
+    if installed is not None and out_dir.resolve() == installed.resolve():
+        return f"the copy installed with the package, {installed}"
+    return str(out_dir)
+
+
+def topic_sources_available() -> bool:
+    """Whether the topic documents' sources (`derivations/`, in the source checkout only) are here."""
+    return documents.derivations_dir() is not None
+
+
+def _unmanaged(name: str, topics: bool) -> bool:
+    """Whether an existing file is outside what a full run writes: without the topic sources
+    (`derivations/`, in the source checkout only) the documents that are not a cell's are left alone."""
+    return not topics and name.startswith("latex/") and Path(name).stem not in CELLS
 
 
 def _specs(names: Iterable[str] | None) -> list[CellSpec]:
@@ -76,20 +118,25 @@ def _changed(old: dict[str, str], files: dict[str, str], complete: bool) -> list
     return sorted(n for n in names if old.get(n) != files.get(n))
 
 
-def _diff(old: dict[str, str], files: dict[str, str], complete: bool) -> str:
-    """Unified diff from the texts `old` to `files` (stale files count when `complete`)."""
+def _diff(old: dict[str, str], files: dict[str, str], complete: bool, label: str = "generated") -> str:
+    """Unified diff from the texts `old` to `files` (stale files count when `complete`); file names
+    are shown under `label`."""
     chunks = []
     for name in _changed(old, files, complete):
         chunks += difflib.unified_diff(
             old.get(name, "").splitlines(keepends=True), files.get(name, "").splitlines(keepends=True),
-            fromfile=f"generated/{name}" if name in old else "/dev/null",
-            tofile=f"generated/{name}" if name in files else "/dev/null",
+            fromfile=f"{label}/{name}" if name in old else "/dev/null",
+            tofile=f"{label}/{name}" if name in files else "/dev/null",
         )  # fmt: skip
     return "".join(chunks)
 
 
-class GenerateError(RuntimeError):
-    """Rendering or writing `generated/` failed; the message says what, and that nothing was changed."""
+def _label(out_dir: Path) -> str:
+    """`generated` for the checkout's generated/ (paths as in the repository), else the directory."""
+    root = checkout_root()
+    if root is not None and out_dir.resolve() == (root / "generated").resolve():
+        return "generated"
+    return str(out_dir)
 
 
 def _template_line(err: BaseException) -> str:
@@ -115,12 +162,13 @@ def generate(
 ) -> tuple[list[str], str]:
     """Regenerate `out_dir`; returns (changed relative paths, unified diff). `check` writes nothing.
 
+    `out_dir` defaults to `generated/` of the source checkout (outside one: see `default_output_dir`).
     Every file is rendered in memory first, then the changed ones are written to a staging directory
     inside `out_dir` and moved into place one by one (`os.replace`), each old file backed up first. Any
     failure (an unknown cell: `SpecError`; a broken spec, a template error or an unwritable directory:
     `GenerateError`) leaves the files in `out_dir` as they were.
     """
-    out_dir = Path(out_dir) if out_dir is not None else default_output_dir()
+    out_dir = Path(out_dir) if out_dir is not None else default_output_dir(check=check)
     names = list(names) if names else None
     try:
         files = render_all(names, extra)
@@ -132,8 +180,9 @@ def generate(
             f"nothing was written to {out_dir}"
         ) from err
     complete = names is None
-    old = _existing(out_dir)
-    text = _diff(old, files, complete)
+    topics = topic_sources_available()  # whether render_all wrote the topic documents
+    old = {n: t for n, t in _existing(out_dir).items() if not _unmanaged(n, topics)}
+    text = _diff(old, files, complete, _label(out_dir))
     changed = _changed(old, files, complete)
     if check or not changed:
         return changed, text

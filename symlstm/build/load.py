@@ -1,8 +1,9 @@
 """`load(cell)`: the generated NumPy module of a cell, as a Python module object.
 
-A built-in cell is imported from the committed `generated/numpy/<name>.py` when it exists; otherwise
-(an installed package without the checkout, or a user-defined `CellSpec`) the module is rendered from
-the derivation in memory. Either way the module's only import is numpy.
+A built-in cell is imported from the package's own generated files (`symlstm.paths.generated_dir()`:
+`generated/numpy/<name>.py` of the source checkout, or the copy installed inside the package); when
+there is none, and for a user-defined `CellSpec`, the module is rendered from the derivation in memory.
+The current working directory is never searched. Either way the module's only import is numpy.
 """
 
 from __future__ import annotations
@@ -11,15 +12,16 @@ import hashlib
 import importlib.util
 import sys
 import types
+from pathlib import Path
 
 from ..backends.numpy import render_numpy
 from ..backends.reference import render_reference
 from ..cells import cell as builtin_cell
 from ..engine import derive
+from ..paths import generated_dir
 from ..spec import CellSpec
-from .generate import default_output_dir
 
-__all__ = ["load", "module_from_source"]
+__all__ = ["load", "module_from_source", "module_path"]
 
 _MODULES: dict[tuple[str, str], types.ModuleType] = {}
 
@@ -40,6 +42,25 @@ def module_from_source(name: str, source: str, filename: str | None = None) -> t
 RENDERERS = {"numpy": render_numpy, "reference": render_reference}
 
 
+def module_path(name: str, backend: str = "numpy") -> Path | None:
+    """The package's generated file of built-in cell `name`, or None when the package has none."""
+    folder = generated_dir()
+    path = folder / backend / f"{name}.py" if folder is not None else None
+    return path if path is not None and path.is_file() else None
+
+
+def _import_file(name: str, path: Path) -> types.ModuleType:
+    mod_name = f"symlstm_generated.{name}"
+    loaded = sys.modules.get(mod_name)
+    if loaded is not None and getattr(loaded, "__file__", None) == str(path):
+        return loaded
+    loader_spec = importlib.util.spec_from_file_location(mod_name, path)
+    module = importlib.util.module_from_spec(loader_spec)
+    loader_spec.loader.exec_module(module)
+    sys.modules[mod_name] = module
+    return module
+
+
 def load(spec: str | CellSpec, *, backend: str = "numpy", fresh: bool = False) -> types.ModuleType:
     """The generated module of a built-in cell name or of a `CellSpec`.
 
@@ -51,16 +72,9 @@ def load(spec: str | CellSpec, *, backend: str = "numpy", fresh: bool = False) -
     if isinstance(spec, str):
         name = spec
         spec = builtin_cell(name)  # unknown names raise a SpecError listing the known cells
-        path = default_output_dir() / backend / f"{name}.py"
-        if path.is_file() and not fresh:
-            mod_name = f"symlstm_generated.{backend}.{name}"
-            if mod_name in sys.modules and getattr(sys.modules[mod_name], "__file__", None) == str(path):
-                return sys.modules[mod_name]
-            loader_spec = importlib.util.spec_from_file_location(mod_name, path)
-            module = importlib.util.module_from_spec(loader_spec)
-            loader_spec.loader.exec_module(module)
-            sys.modules[mod_name] = module
-            return module
+        path = module_path(name, backend)
+        if path is not None and not fresh:
+            return _import_file(f"{backend}.{name}", path)
     if not isinstance(spec, CellSpec):
         raise TypeError(f"load() expects a cell name or a CellSpec, got {type(spec).__name__}")
     return module_from_source(f"{backend}.{spec.name}", RENDERERS[backend](derive(spec)))

@@ -43,7 +43,21 @@ def from_torch(state_dict, layer=0):
     missing = [name for name in names if name not in state_dict]
     if missing:
         raise KeyError(f"{CELL}.from_torch: state dict lacks {missing}; expected keys {list(names)}")
-    return {ours: np.array(state_dict[theirs], copy=True) for theirs, ours in names.items()}
+    return {ours: _copy_of(state_dict[theirs], theirs) for theirs, ours in names.items()}
+
+
+def _copy_of(value, key):
+    """A new numpy array with the values of a state-dict entry: an array, or a torch tensor (on any
+    device, requiring grad or not) read through its own .numpy(), not NumPy's __array__ protocol."""
+    if type(value).__module__.split(".")[0] == "torch" and hasattr(value, "detach"):
+        try:
+            value = value.detach().cpu().numpy()
+        except TypeError as err:  # a dtype numpy lacks (bfloat16)
+            raise TypeError(
+                f"{CELL}.from_torch: state_dict[{key!r}] has no numpy dtype ({err}); convert the module "
+                "with .float() or .double() first"
+            ) from None
+    return np.array(value, copy=True)
 
 
 def to_torch(params, layer=0):
