@@ -331,18 +331,19 @@ class Derivation:
         return tuple(out)
 
     def bptt(self) -> dict[str, sp.MatrixExpr]:
-        """delta s_{t-1} = sum over new states s'_t of J(s'_t, s_{t-1})^T din s'_t, per state s.
+        """delta s_{t-1} = sum over the step's outputs n of J(n_t, s_{t-1})^T din n_t, per state s.
 
-        din s'_t is the gradient arriving at the new state from outside the step (the loss at t and the
-        later steps); the paths inside the step, such as c_t -> h_t, are inside the Jacobians.
+        The outputs are the nodes that give the states their new values and the output y (`incoming`),
+        each once. din n_t is the gradient arriving at n from outside the step (the loss at t and the
+        later steps, summed over the states n updates); the paths inside the step, such as c_t -> h_t,
+        are inside the Jacobians.
         """
         s = self.spec
         out = {}
         for st in s.states:
             prev = s.prev(st)
             terms = []
-            for new in s.states:
-                node = s.update_of[new]
+            for node in self.incoming:  # each node once, even when it gives several states their value
                 J = self.jacobian(node, prev)
                 if not isinstance(J, sp.ZeroMatrix):
                     terms.append(sp.MatMul(J.T, sp.MatrixSymbol(naming.incoming(node), H, 1)))

@@ -13,8 +13,8 @@ the activation's textbook definition (`symlstm.definitions`), so a wrong derivat
 * the tangent program must give exactly the Jacobian times a symbolic direction;
 * the BPTT recurrence must equal the backward program's state adjoints.
 
-Equality is decided by `expand(a - b) == 0` on polynomials in these atoms: a proof for that size, not a
-sample. The activations' own derivative rules are also proved on their own
+Equality is decided exactly, as equal canonical polynomials in these atoms (`symlstm.identity`): a
+proof for that size, not a sample. The activations' own derivative rules are also proved on their own
 (`activations.derivative_rule_holds`).
 """
 
@@ -29,6 +29,7 @@ import sympy as sp
 from .activations import ACTIVATIONS, derivative_rule_holds
 from .definitions import independent
 from .engine import Derivation, Diag, H, I, Term
+from .identity import Canonical, is_zero
 from .naming import adjoint, incoming, tangent
 from .spec import ElementwiseNode, LinearNode
 
@@ -134,7 +135,7 @@ class Expanded:
 
 
 def _zero(m: sp.Matrix) -> bool:
-    return all(sp.expand(e) == 0 for e in m)
+    return all(is_zero(e, _CANONICAL) for e in m)
 
 
 def _prove_jacobians(ex: Expanded) -> list[ProofResult]:
@@ -239,8 +240,12 @@ def _prove_jvp(ex: Expanded) -> list[ProofResult]:
     return out
 
 
+_CANONICAL = Canonical()  # atoms are shared between proofs (keys are structural, so that is exact)
+
+
 def prove_all(d: Derivation, hidden: int = 3, inputs: int = 2) -> list[ProofResult]:
-    """Every symbolic claim about a cell, proved at the given size. Returns one result per claim."""
+    """Every symbolic claim about a cell, proved at the given size (the input size is the hidden size
+    for a cell that needs them equal). Returns one result per claim."""
     results = [
         ProofResult(
             f"activation {name}: derivative in output form",
@@ -251,7 +256,7 @@ def prove_all(d: Derivation, hidden: int = 3, inputs: int = 2) -> list[ProofResu
         if any(isinstance(e, fn) for n in d.spec.nodes if isinstance(n, ElementwiseNode)
                for e in sp.preorder_traversal(n.expr))
     ]  # fmt: skip
-    ex = Expanded(d, hidden, inputs)
+    ex = Expanded(d, hidden, hidden if d.spec.same_size else inputs)  # same_size cells: I == H
     results += _prove_jacobians(ex)
     results += _prove_vjp(ex)
     results += _prove_jvp(ex)

@@ -45,6 +45,8 @@ def symbolic_module(source: str, name: str = "cell") -> types.ModuleType:
     for fname, fn in SYMPY_FUNCTIONS.items():
         if hasattr(module, fname):
             setattr(module, fname, np.frompyfunc(independent_function(fn), 1, 1))
+    for name, value in getattr(module, "CONSTANTS", {}).items():  # exact values of rounded constants
+        setattr(module, name, sp.sympify(value))
     return module
 
 

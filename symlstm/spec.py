@@ -51,16 +51,18 @@ RESERVED = frozenset(
         "forward", "backward", "jvp", "init_params", "from_torch", "to_torch", "from_keras", "to_keras",
         "initialize", "sigmoid", "relu",
         "step", "tanh", "input_size", "hidden_size", "workspace", "claim", "inputs", "outputs",
-        "check_finite",
+        "check_finite", "tape",
     }
 )  # fmt: skip
 
 
 # Prefixes of the generated code's derived names: adjoints d_h, incoming adjoints din_h, tangents tan_h,
 # cached values cache_h, buffers buf_W_ih, coefficients coef_0, common subexpressions cse_0, gate runs
-# gates_i_f, the adjoint buffer grad_rows, state sequences seq_h; and the suffix of a node's per-step
-# view sequence, i_seq.
-RESERVED_PREFIXES = ("d_", "din_", "tan_", "cache_", "buf_", "coef_", "cse_", "gates_", "grad_", "seq_")
+# gates_i_f, the adjoint buffer grad_rows, state sequences seq_h, the reference module's named constants
+# const_0; and the suffix of a node's per-step view sequence, i_seq.
+RESERVED_PREFIXES = (
+    "d_", "din_", "tan_", "cache_", "buf_", "coef_", "cse_", "gates_", "grad_", "seq_", "const_",
+)  # fmt: skip
 RESERVED_SUFFIXES = ("_seq",)
 
 
@@ -450,6 +452,19 @@ def _check_structure(spec: CellSpec) -> None:
         )
     kinds = {nd.name: nd for nd in spec.nodes}
     vectors = {*spec.leaves, *kinds}
+    used = {
+        name
+        for nd in spec.nodes
+        if isinstance(nd, LinearNode)
+        for name in (*(w for w, _ in nd.terms), *nd.biases)
+    }
+    used |= {s.name for nd in spec.nodes if isinstance(nd, ElementwiseNode) for s in nd.expr.free_symbols}
+    unused = [p.name for p in spec.params if p.name not in used]
+    if unused:
+        raise SpecError(
+            f"cell {n!r}: parameters {unused} are declared (cell.param) but no node uses them; use them "
+            "in an elementwise expression or do not declare them"
+        )
     if not spec.consumers(spec.input):
         raise SpecError(
             f"cell {n!r}: no node reads the input {spec.input!r}; a recurrent cell maps its input "

@@ -522,7 +522,11 @@ def _central_difference(f: Callable[[], float], array: np.ndarray, index: tuple[
     return (plus - minus) / (2 * h)
 
 
-def _compare(block: str, analytic: np.ndarray, numeric: np.ndarray, rtol: float) -> BlockResult:
+def _compare(
+    block: str, analytic: np.ndarray, numeric: np.ndarray, rtol: float, atol: float = 0.0
+) -> BlockResult:
+    """The worst entry of a block; ok when every |analytic - numeric| <= rtol * max|numeric| + atol (atol:
+    what rounding alone can make of the numeric side)."""
     analytic = np.asarray(analytic, dtype=np.float64)
     diff = np.abs(analytic - numeric)
     scale = max(float(np.max(np.abs(numeric), initial=0.0)), 1e-30)
@@ -534,8 +538,9 @@ def _compare(block: str, analytic: np.ndarray, numeric: np.ndarray, rtol: float)
     else:
         index = np.unravel_index(int(np.argmax(diff)), diff.shape)
         rel = float(diff[index]) / scale
+    ok = bool(np.all(diff <= rtol * scale + atol)) and math.isfinite(rel)
     return BlockResult(
-        block, rel, tuple(int(k) for k in index), float(analytic[index]), float(numeric[index]), rel <= rtol
+        block, rel, tuple(int(k) for k in index), float(analytic[index]), float(numeric[index]), ok
     )
 
 
@@ -558,12 +563,22 @@ def check_full_fd(
         return problem.loss(*point)
 
     report = CheckReport("full finite-difference Jacobian", problem.name, str(problem.dtype))
-    for block in blocks_of(problem, members=False):
+    blocks = blocks_of(problem, members=False)
+    numerics = []
+    for block in blocks:
         array = block.view(point)  # perturbed in place, entry by entry
         numeric = np.zeros(array.shape)
         for index in np.ndindex(array.shape):
             numeric[index] = _central_difference(f, array, index, tol.fd_step)
-        result = _compare(block.name, np.asarray(block.view(grad)), numeric, tol.rtol)
+        numerics.append(numeric)
+    # A central difference of L carries about eps * |L| / h of rounding (|L| as the sum of its terms): an
+    # entry may differ by that much, provided the step keeps it below the tolerance on the largest
+    # gradient (a step too small for the dtype is reported and diagnosed, not absorbed).
+    rounding = 2 * _EPS64 * l_scale / tol.fd_step
+    largest = max((float(np.max(np.abs(n), initial=0.0)) for n in numerics), default=0.0)
+    allowance = rounding if rounding <= tol.rtol * largest else 0.0
+    for block, numeric in zip(blocks, numerics):
+        result = _compare(block.name, np.asarray(block.view(grad)), numeric, tol.rtol, allowance)
         result.where = _locate(problem, block.key if block.kind == "param" else None, result.index)
         if not result.ok and diagnose and math.isfinite(result.rel_error):
             d = _zeros(problem)

@@ -19,6 +19,7 @@ CONFIGS = {
     "T=1": dict(steps=1, batch=2),
     "small": dict(steps=7, batch=3),
     "two projection chunks": dict(steps=130, batch=2),
+    "two projection chunks of two steps": dict(steps=3, batch=100),
     "state0 and dstate None": dict(steps=3, batch=2, with_state0=False, with_dstate=False),
     "coefficient chunk of one step": dict(steps=4, batch=70, input_size=5, hidden_size=64),
     "reused workspace": dict(steps=5, batch=2, workspace=True),

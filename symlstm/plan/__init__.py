@@ -59,6 +59,8 @@ class CellPlan:
     aliases: frozenset[str]  # adjoints that are the incoming gradient itself
     cse: StepCse  # common subexpressions of the step's adjoints
     param_gradients: Mapping[str, sp.Expr]  # parameter vector -> its per-step gradient
+    state_of: Mapping[str, str]  # node giving states their new value -> the state whose sequence holds it
+    copies: Mapping[str, tuple[str, ...]]  # such a node -> the further states it updates (copied there)
 
     @property
     def spec(self):
@@ -69,16 +71,17 @@ class CellPlan:
         g = self.spec.group_of(weight)
         return self.gemms[g.name], g.members.index(weight)
 
-    def chunked(self, name: str) -> bool:
-        """Whether forward value `name` has a sequence over time (coefficients read it per chunk)."""
-        s = self.spec
-        return (
-            name in s.prev_names
-            or name in s.update_of.values()
-            or name in self.gates
-            or name in self.cached
-            or name in {p.name for p in s.elementwise_params()}
-        )
+
+def _has_sequence(spec, gates, cached, name: str) -> bool:
+    """Whether forward value `name` has a sequence over time (coefficients read it per chunk)."""
+    return (
+        name in spec.prev_names
+        or name in spec.update_of.values()
+        or name in gates
+        or name in cached
+        or name in {p.name for p in spec.elementwise_params()}
+        or (name == spec.input and spec.same_size)
+    )
 
 
 def plan_cell(d: Derivation) -> CellPlan:
@@ -91,6 +94,13 @@ def plan_cell(d: Derivation) -> CellPlan:
             g = s.group_of(n.terms[0][0])
             home[n.name] = (g.name, g.members.index(n.terms[0][0]))
     order = adjoint_order(groups)
+    state_of: dict[str, str] = {}
+    copies: dict[str, tuple[str, ...]] = {}
+    for st, node in s.updates:
+        if node in state_of:
+            copies[node] = (*copies.get(node, ()), st)
+        else:
+            state_of[node] = st
     gates = gate_slots(d, groups, home)
     cached = cached_values(d, groups, gates)
     params = {p.name for p in s.elementwise_params()}
@@ -123,4 +133,6 @@ def plan_cell(d: Derivation) -> CellPlan:
         aliases=aliases,
         cse=step_cse(d, step, aliases),
         param_gradients=grads,
+        state_of=state_of,
+        copies=copies,
     )

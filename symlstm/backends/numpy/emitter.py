@@ -80,7 +80,8 @@ class NumpyEmitter:
         self.plan = plan
         self.d = plan.derivation
         self.spec = self.d.spec
-        self.p = NumpyCodePrinter()
+        self.step_names = {self.spec.input: "x[t]"}  # the input read elementwise, at the step's row
+        self.p = NumpyCodePrinter(self.step_names)
         self.layouts = dict(plan.gemms)
         self.numbers = self.d.equation_numbers
         self.function = "forward"  # the function being emitted: the key prefix of its workspace arrays
@@ -166,7 +167,7 @@ class NumpyEmitter:
         inplace = self.inplace_nodes()
         pool = ScratchPool()
         emit = InplaceEmitter(self.p, pool)
-        state_node = {node: st for st, node in s.updates}
+        state_node = dict(self.plan.state_of)
         setup += self._prescale_lines()
         # Biases of nodes whose home is an input projection are added once, outside the loop: for a
         # projection done in chunks, on the way from the chunk's GEMM output into the gate buffer.
@@ -276,6 +277,8 @@ class NumpyEmitter:
             if target:
                 step.append(f"{n.name} = {target}")
             step += emit.emit(d.computational(n.expr), n.name)
+            for other in self.plan.copies.get(n.name, ()):  # further states with the same new value
+                step.append(f"np.copyto(seq_{other}[t + 1], {n.name})")
         for k in range(pool.size):
             setup += self.scratch(f"buf_{k}", "(B, H)")
         y = f"seq_{state_node[out_node]}[1:]" if out_node in state_node else f"cache_{out_node}"
@@ -464,6 +467,8 @@ class NumpyEmitter:
         """The forward value `name` over the steps coef_t0..t (an (n, B, H) view), a parameter vector
         as itself, or None where backward has no such sequence (the value is then not chunked)."""
         s = self.spec
+        if name == s.input:
+            return "x[coef_t0 : t + 1]"
         for st in s.states:
             if name == f"{st}_prev":
                 return f"seq_{st}[coef_t0 : t + 1]"
@@ -477,6 +482,18 @@ class NumpyEmitter:
         if name in {p.name for p in s.elementwise_params()}:
             return name
         return None
+
+    def sequence(self, name: str) -> str:
+        """The forward value `name` over all steps, a (T, B, H) array or view."""
+        s = self.spec
+        if name in self.plan.state_of:
+            return f"seq_{self.plan.state_of[name]}[1:]"
+        if name in self.plan.gates:
+            slot = self.plan.gates[name]
+            return f"buf_{slot.gemm}[:, {slot.block}]"
+        if name in s.prev_names:
+            return f"seq_{name.removesuffix('_prev')}[:-1]"
+        return f"cache_{name}"
 
     def step_plan(self):
         return self.plan.step
@@ -576,11 +593,11 @@ class NumpyEmitter:
         # The step reads coefficient slot j as coef_step[j]; a parameter's gradient reads the linear
         # nodes' adjoints from their blocks of the adjoint buffer.
         slots = {coefficient(j).name: f"coef_step[{j}]" for j in range(len(plan.coefficients))}
-        emit = InplaceEmitter(NumpyCodePrinter(slots), pool)
+        emit = InplaceEmitter(NumpyCodePrinter({**self.step_names, **slots}), pool)
         views = {adjoint(v): self.grad_view(v) for v in self.grad_order()}
-        emit_grads = InplaceEmitter(NumpyCodePrinter({**slots, **views}), pool)
+        emit_grads = InplaceEmitter(NumpyCodePrinter({**self.step_names, **slots, **views}), pool)
         cached = self.cached_nodes()
-        state_node = {node: st for st, node in s.updates}
+        state_node = dict(self.plan.state_of)
         folded = plan.folding.folded
         elem_params = [g for g in d.param_gradients if g.kind == "elementwise"]
         param_exprs = dict(self.plan.param_gradients)
@@ -601,7 +618,8 @@ class NumpyEmitter:
             setup.append(
                 f"d_{st}_prev = np.zeros((B, H), dtype=dtype) if dstate is None else dstate[{k}].copy()"
             )
-            setup.append(f"din_{s.update_of[st]} = np.empty((B, H), dtype=dtype)")
+            if self.plan.state_of[s.update_of[st]] == st:
+                setup.append(f"din_{s.update_of[st]} = np.empty((B, H), dtype=dtype)")
         aliases = self.plan.aliases  # adjoints that are just the incoming gradient
         for a in d.vjp:
             if a.vector in s.leaves or a.vector in linear_names or a.vector in folded or a.vector in aliases:
@@ -627,17 +645,21 @@ class NumpyEmitter:
         for st in s.states:
             if f"{st}_prev" in need:
                 step.append(f"{st}_prev = seq_{st}[t]")
-            if s.update_of[st] in need:
+            if s.update_of[st] in need and self.plan.state_of[s.update_of[st]] == st:
                 step.append(f"{s.update_of[st]} = seq_{st}[t + 1]")
         step += [f"{v} = cache_{v}[t]" for v in cached if v in need]
         step += [self.bind(v, lay, k) for v, (_, lay, k, _) in self.inplace_nodes().items() if v in need]
         step.append("# Gradients arriving at this step's outputs: the loss at t and the later steps.")
-        for st in s.states:
-            node = s.update_of[st]
+        for node, st in state_node.items():
+            others = self.plan.copies.get(node, ())
             if node == s.output:
                 step.append(f"np.add(dy[t], d_{st}_prev, out=din_{node})")
-            else:
+            elif others:
+                step.append(f"np.add(d_{st}_prev, d_{others[0]}_prev, out=din_{node})")
+                others = others[1:]
+            else:  # the incoming gradient is the state's, as it arrived: swap the buffers, no copy
                 step.append(f"din_{node}, d_{st}_prev = d_{st}_prev, din_{node}")
+            step += [f"din_{node} += d_{other}_prev" for other in others]
         if s.output not in state_node:
             step.append(f"din_{s.output} = dy[t]")
         reduced, emit_temps, hoisted = self._backward_cse(aliases, emit, setup)
@@ -716,7 +738,7 @@ class NumpyEmitter:
             elif lay.kind == "recurrent":
                 src, n_in = f"seq_{lay.input.removesuffix('_prev')}[:-1]", "H"
             else:
-                src, n_in = f"cache_{lay.input}", "H"
+                src, n_in = self.sequence(lay.input), "H"
             runs = self.grad_runs(lay)
             if len(runs) == 1:
                 end.append(
@@ -791,28 +813,39 @@ class NumpyEmitter:
             "# Bias gradients: sums of the pre-activation adjoints over time and batch, one pass for all.",
             "grad_sums = grad_all.sum(axis=0)",
         ]
+        accumulated = {g.name for g in self.stored_groups_with(elem_params)}  # already zeros + terms
         for g in groups:
-            ops = []  # (block of the group, block of the adjoint buffer)
+            ops: dict[int, list[int]] = {}  # block of the group -> blocks of the adjoint buffer
             for j, m in enumerate(g.members):
                 for n in s.nodes:
                     if isinstance(n, LinearNode) and m in n.biases:
-                        ops.append((j, order.index(n.name)))
-            runs: list[list[int]] = []  # [j0, u0, count]
-            for j, u in sorted(ops):
+                        ops.setdefault(j, []).append(order.index(n.name))
+            runs: list[list[int]] = []  # [j0, u0, count] over the members added to one node only
+            for j in sorted(j for j, us in ops.items() if len(us) == 1):
+                u = ops[j][0]
                 if runs and j == runs[-1][0] + runs[-1][2] and u == runs[-1][1] + runs[-1][2]:
                     runs[-1][2] += 1
                 else:
                     runs.append([j, u, 1])
-            if len(runs) == 1 and runs[0][0] == 0 and runs[0][2] == len(g.members):
+            shared = [
+                (j, u) for j, us in sorted(ops.items()) if len(us) > 1 for u in us
+            ]  # biases of several nodes
+            fresh = g.name not in accumulated and len(ops) == len(g.members)  # every block set from the sums
+            if fresh and not shared and len(runs) == 1 and runs[0][0] == 0 and runs[0][2] == len(g.members):
                 cols = block_span(runs[0][1], runs[0][1] + runs[0][2], len(order))
                 lines.append(f"d_{g.name} = grad_sums{f'[{cols}]' if cols else ''}.copy()")
                 continue
-            lines.append(f"d_{g.name} = np.empty({self.group_shape(g)}, dtype=dtype)")
-            for j, u, count in runs:
+            if g.name not in accumulated:
+                kind = "empty" if fresh else "zeros"
+                lines.append(f"d_{g.name} = np.{kind}({self.group_shape(g)}, dtype=dtype)")
+            done: set[int] = set()
+            for j, u, count in [*runs, *((j, u, 1) for j, u in shared)]:
                 span = block_span(j, j + count, len(g.members))
                 cols = block_span(u, u + count, len(order))
                 dst = f"d_{g.name}[{span}]" if span else f"d_{g.name}[...]"
-                lines.append(f"{dst} = grad_sums{f'[{cols}]' if cols else ''}")
+                assign = "=" if fresh and j not in done else "+="
+                done.update(range(j, j + count))
+                lines.append(f"{dst} {assign} grad_sums{f'[{cols}]' if cols else ''}")
         return lines
 
     # -- parameters --------------------------------------------------------------------------------
@@ -853,7 +886,7 @@ def numpy_module(d: Derivation) -> NumpyModule:
         if m != g.name and any(p.name == m for p in s.elementwise_params())
     ]
     mod.states_tuple = tuple_source(s.states)
-    mod.jvp_body = _jvp_lines(d, planner.p)
+    mod.jvp_body = _jvp_lines(d, NumpyCodePrinter())
     planner.forward(mod)
     planner.backward(mod)
     # Unpack only the arrays a function body reads.

@@ -17,6 +17,8 @@ import sympy as sp
 from ...engine import Derivation
 from ...naming import adjoint, incoming, tangent
 from ...spec import ElementwiseNode, LinearNode
+from ..numpy.interop import literal
+from ..numpy.printer import NumpyCodePrinter
 from ..numpy.source import call_with_dict, equation_text, member_view, tuple_source, wrap
 from .printer import DEFINITIONS, ReferencePrinter, functions_used
 
@@ -28,7 +30,7 @@ class ReferenceCode:
     """The printed bodies of the reference module's `_forward`, `_backward` and `_jvp`."""
 
     functions: tuple[str, ...]  # module-level elementwise functions the code calls
-    functions_source: str  # their definitions
+    functions_source: str  # their definitions, and the constants' (see `ReferencePrinter`)
     forward: tuple[str, ...]
     backward: tuple[str, ...]
     jvp: tuple[str, ...]
@@ -242,10 +244,24 @@ def reference_code(d: Derivation) -> ReferenceCode:
         return tuple(w for line in lines for w in wrap(line, indent=4))
 
     functions = functions_used(exprs)
+    forward, backward, jvp = wrapped(_forward(d, p)), wrapped(_backward(d, p)), wrapped(jvp_lines(d, p))
     return ReferenceCode(
         functions=tuple(functions),
-        functions_source=_functions_source(functions),
-        forward=wrapped(_forward(d, p)),
-        backward=wrapped(_backward(d, p)),
-        jvp=wrapped(jvp_lines(d, p)),
+        functions_source=_functions_source(functions) + _constants_source(p),
+        forward=forward,
+        backward=backward,
+        jvp=jvp,
     )
+
+
+def _constants_source(p: ReferencePrinter) -> str:
+    """The constants the equations use that a float holds only rounded, and their exact values."""
+    if not p.constants:
+        return ""
+    plain = NumpyCodePrinter()
+    lines = ["", "", "# Constants of the equations that a float holds only rounded; CONSTANTS gives their"]
+    lines.append("# exact values (symlstm.proof uses them when it runs this module on SymPy arrays).")
+    lines += [f"{name} = {plain.doprint(value)}" for name, value in p.constants.items()]
+    exact = {name: sp.sstr(value) for name, value in p.constants.items()}
+    lines.append(f"CONSTANTS = {literal(exact, lead=len('CONSTANTS = '))}")
+    return "\n".join(lines)

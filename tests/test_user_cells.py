@@ -1,0 +1,144 @@
+"""Cells outside the registry's family, one per class of construct: each comes out right everywhere.
+
+Each is derived, proved (the derivation and the generated reference code), generated, checked
+against finite differences, and the optimised module is checked equal to the reference at sizes on
+both sides of its thresholds (`symlstm.fuzz.check_cell`, the fuzzer's checks).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import sympy as sp
+
+import symlstm
+from symlstm import Cell, SpecError, sigmoid, tanh
+from symlstm.fuzz import check_cell
+
+
+def highway() -> symlstm.CellSpec:
+    """The input read coordinate by coordinate: h = r * tanh(W x + U h) + (1 - r) * x (needs I == H)."""
+    cell = Cell("highway", same_size=True)
+    x, h_prev = cell.input("x"), cell.state("h")
+    a_r = cell.linear("a_r", {"W_xr": x, "W_hr": h_prev}, biases=["b_r"])
+    a_n = cell.linear("a_n", {"W_xn": x, "W_hn": h_prev}, biases=["b_n"])
+    r = cell.elementwise("r", sigmoid(a_r))
+    h = cell.elementwise("h", r * tanh(a_n) + (1 - r) * x)
+    cell.update(h=h)
+    return cell.build()
+
+
+def weighted_input() -> symlstm.CellSpec:
+    """A parameter vector times the input: h = tanh(W x + U h + w * x)."""
+    cell = Cell("weighted_input", same_size=True)
+    x, h_prev = cell.input("x"), cell.state("h")
+    w = cell.param("w")
+    a = cell.linear("a", {"W": x, "U": h_prev}, biases=["b"])
+    cell.update(h=cell.elementwise("h", tanh(a + w * x)))
+    return cell.build()
+
+
+def deep_transition() -> symlstm.CellSpec:
+    """An elementwise node feeding a linear node: z = tanh(W x + U h), h = tanh(V z + b)."""
+    cell = Cell("deep_transition")
+    x, h_prev = cell.input("x"), cell.state("h")
+    a = cell.linear("a", {"W": x, "U": h_prev})
+    z = cell.elementwise("z", tanh(a))
+    v = cell.linear("v", {"V": z}, biases=["b"])
+    cell.update(h=cell.elementwise("h", tanh(v)))
+    return cell.build()
+
+
+def state_feeds_linear() -> symlstm.CellSpec:
+    """A state's new value read by a later linear node: c is a state and the input of V."""
+    cell = Cell("state_feeds_linear")
+    x, h_prev, c_prev = cell.input("x"), cell.state("h"), cell.state("c")
+    a = cell.linear("a", {"W": x, "U": h_prev}, biases=["b"])
+    c = cell.elementwise("c", 0.5 * c_prev + tanh(a))
+    v = cell.linear("v", {"V": c, "R": h_prev})
+    cell.update(h=cell.elementwise("h", sigmoid(v) * tanh(c)), c=c)
+    return cell.build()
+
+
+def shared_bias() -> symlstm.CellSpec:
+    """One bias vector added to two linear nodes."""
+    cell = Cell("shared_bias")
+    x, h_prev = cell.input("x"), cell.state("h")
+    a = cell.linear("a", {"W_a": x, "U_a": h_prev}, biases=["b"])
+    g = cell.linear("g", {"W_g": x, "U_g": h_prev}, biases=["b", "b_g"])
+    cell.update(h=cell.elementwise("h", sigmoid(a) * tanh(g) + (1 - sigmoid(a)) * h_prev))
+    return cell.build()
+
+
+def two_states_one_node() -> symlstm.CellSpec:
+    """One node giving two states their new value; the output is neither state's first."""
+    cell = Cell("two_states_one_node")
+    x, h_prev, m_prev = cell.input("x"), cell.state("h"), cell.state("m")
+    a = cell.linear("a", {"W": x, "U": h_prev, "M": m_prev}, biases=["b"])
+    h = cell.elementwise("h", tanh(a))
+    o = cell.elementwise("o", 2 * h - h_prev)
+    cell.update(h=h, m=h)
+    cell.output(o)
+    return cell.build()
+
+
+def fused_mixed_vectors() -> symlstm.CellSpec:
+    """A bias and a peephole stored in one fused array; SymPy's own functions (atan, softplus)."""
+    cell = Cell("fused_mixed_vectors")
+    x, h_prev, c_prev = cell.input("x"), cell.state("h"), cell.state("c")
+    p = cell.param("p")
+    a = cell.linear("a", {"W": x, "U": h_prev}, biases=["b"])
+    c = cell.elementwise("c", sp.atan(a + p * c_prev) * sp.Rational(2, 3) + c_prev / 2)
+    cell.update(h=cell.elementwise("h", tanh(sp.log(1 + sp.exp(c)))), c=c)
+    cell.fuse("vectors", ["b", "p"])
+    return cell.build()
+
+
+CELLS = [highway, weighted_input, deep_transition, state_feeds_linear, shared_bias, two_states_one_node,
+         fused_mixed_vectors]  # fmt: skip
+
+
+@pytest.mark.parametrize("build", CELLS, ids=[f.__name__ for f in CELLS])
+def test_cell_comes_out_right(build):
+    result = check_cell(build())
+    assert result.ok, result.report()
+
+
+def test_same_size_is_enforced_with_a_clear_error():
+    spec = highway()
+    module = symlstm.load(spec)
+    with pytest.raises(ValueError, match="needs input_size == hidden_size, got 3 and 4"):
+        module.init_params(3, 4)
+    params = module.init_params(4, 4)
+    with pytest.raises(ValueError, match=r"x must have shape \(T, B, 4\)"):
+        module.forward(params, np.zeros((2, 1, 3)))
+
+
+def test_reading_the_input_elementwise_needs_same_size():
+    cell = Cell("no_same_size")
+    x, h_prev = cell.input("x"), cell.state("h")
+    a = cell.linear("a", {"W": x, "U": h_prev})
+    cell.update(h=cell.elementwise("h", tanh(a) + x))
+    with pytest.raises(SpecError, match=r"needs input size == hidden size: declare the cell with Cell\("):
+        cell.build()
+
+
+@pytest.mark.parametrize(
+    ("declare", "message"),
+    [
+        (lambda c, x, h: c.update(h=c.linear("a", {"W": x, "U": h})), "state 'h' is linear node 'a'"),
+        (lambda c, x, h: c.update(h=c.elementwise("h", tanh(c.linear("v", {"V": c.linear("a", {"W": x})})))),
+         "linear node 'v' reads linear node 'a'"),
+        (lambda c, x, h: (c.param("p"), c.update(h=c.elementwise("h", tanh(c.linear("a", {"W": x}) + h)))),
+         r"parameters \['p'\] are declared \(cell.param\) but no node uses them"),
+        (lambda c, x, h: c.update(h=c.elementwise("h", tanh(c.linear("a", {"U": h})))),
+         "no node reads the input 'x'"),
+    ],
+    ids=["state updated by a linear node", "linear reads linear", "unused parameter", "input never read"],
+)  # fmt: skip
+def test_unsupported_graphs_are_refused_by_build(declare, message):
+    cell = Cell("refused")
+    x, h = cell.input("x"), cell.state("h")
+    declare(cell, x, h)
+    with pytest.raises(SpecError, match=message):
+        cell.build()
