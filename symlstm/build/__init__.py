@@ -1,0 +1,1 @@
+"""Generating, loading and building: `generated/`, module loading, figures and PDFs."""
