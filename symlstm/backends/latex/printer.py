@@ -96,6 +96,10 @@ class TexPrinter(LatexPrinter):
             if n in self._rank:
                 return (2, *self._rank[n])
             return (5, 0, n)
+        if isinstance(base, sp.Add) and len(base.free_symbols) == 1 and 1 in base.args:
+            # 1 - v, 1 - v**2: next to v itself, so that a slope such as v (1 - v) reads as one piece
+            (sym,) = base.free_symbols
+            return (*self._factor_key(sym), 1)
         return (6, 0, sp.default_sort_key(factor))
 
     def _print_Mul(self, expr: sp.Mul) -> str:
@@ -253,6 +257,3 @@ def terms_lines(printer: TexPrinter, terms: Sequence, width: int = WIDTH) -> lis
     if pending:
         flush()
     return out
-
-
-# -- documents -------------------------------------------------------------------------------------
