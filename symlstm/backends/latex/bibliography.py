@@ -89,4 +89,5 @@ REFERENCES: dict[str, Reference] = {
 
 def bibitem(ref: Reference) -> str:
     """The typeset entry: authors, year, title, venue."""
-    return f"{ref.authors} ({ref.year}). {ref.title}. {ref.venue}."
+    title = ref.title if ref.title.endswith(("?", "!")) else f"{ref.title}."
+    return f"{ref.authors} ({ref.year}). {title} {ref.venue}."

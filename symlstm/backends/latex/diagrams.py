@@ -284,13 +284,14 @@ def cell_tikz(d: Derivation, layout: CellLayout | None = None) -> str:
     for n in lay.nodes:
         style = {"state_in": "state"}.get(n.kind, n.kind) + (", newstate" if n.new_state else "")
         lines.append(rf"  \node[{style}] ({ident[n.name]}) at {_tex_coord(n.col, -n.row)} {{${n.label}$}};")
-        if n.op:
-            text = r"\\".join(f"${line}$" for line in n.op)
-            lines.append(rf"  \node[op, anchor=south, align=center] at ({ident[n.name]}.north) {{{text}}};")
     for e in lay.edges:
         kind = "highway" if e.highway else ("recurrent" if e.recurrent else "flow")
         path = f"to[bend left={e.bend}]" if e.bend else "--"
         lines.append(rf"  \draw[{kind}] ({ident[e.src]}) {path} ({ident[e.dst]});")
+    for n in lay.nodes:  # the operations last, on top of the edges that pass them
+        if n.op:
+            text = r"\\".join(f"${line}$" for line in n.op)
+            lines.append(rf"  \node[op, anchor=south, align=center] at ({ident[n.name]}.north) {{{text}}};")
     right = lay.columns - 0.35
     for n in lay.nodes:  # the ways out to step t+1, where the row to the right is free
         if not (n.new_state or n.output) or not n.exit_long:

@@ -57,8 +57,13 @@ class TexPrinter(LatexPrinter):
             return rf"\dot{{{self.name(name[4:])}}}"
         prev = self._prev_time()
         if name.endswith("_prev"):
-            return latex_name(name[: -len("_prev")], time=prev)
-        return latex_name(name, time=self.time)
+            return self._vector(latex_name(name[: -len("_prev")], time=prev))
+        return self._vector(latex_name(name, time=self.time))
+
+    @staticmethod
+    def _vector(tex: str) -> str:
+        """A vector named delta would read as an adjoint (delta v): it is printed as a capital Delta."""
+        return r"\Delta" + tex[len(r"\delta") :] if tex.startswith(r"\delta_") else tex
 
     def _prev_time(self) -> str:
         return f"{self.time}-1" if self.time.isalpha() else self.time + "-1"
