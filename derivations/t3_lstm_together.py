@@ -154,8 +154,8 @@ def _initialization(doc: Document, mod) -> None:
         + doc.cite("gers2000")
         + r" recommended positive forget biases; Jozefowicz et al.\ "
         + doc.cite("jozefowicz2015")
-        + r" found that a bias of $1$ closes most of the gap to the best "
-        r"architectures they searched. With two bias vectors one must choose which to set, since only "
+        + r" found that with a bias of $1$ the LSTM matched the best of the architectures they searched, "
+        r"the GRU included. With two bias vectors one must choose which to set, since only "
         r"their sum matters; \texttt{initialize(..., forget\_bias=1)} sets $b_{if} = 1$ and $b_{hf} = 0$:",
         bool(np.all(_block(biased, mod.BLOCKS, "b_ih", "b_if") == 1.0))
         and bool(np.all(_block(biased, mod.BLOCKS, "b_hh", "b_hf") == 0.0)),
