@@ -19,7 +19,7 @@ import sympy as sp
 
 from ...engine import Derivation, Diag, Term
 from ...spec import LinearNode
-from .printer import TexPrinter, _wrap_diag, visible_width
+from .printer import TexPrinter, visible_width, wrap_diag
 
 __all__ = ["Product", "expand", "factored", "factored_lines", "same_terms"]
 
@@ -194,14 +194,14 @@ def same_terms(a: Sequence[Term], b: Sequence[Term]) -> bool:
 def _pieces(p: TexPrinter, s: Sum, ref_symbol, width: int) -> list[str]:
     """Unbreakable pieces of the printed sum; a new line may start before any piece but the first.
 
-    A diagonal factor too wide for a line is broken between its factors or summands (`_wrap_diag`).
+    A diagonal factor too wide for a line is broken between its factors or summands (`wrap_diag`).
     """
     out: list[str] = []
     for k, q in enumerate(s):
         head = "" if k == 0 else "+ "
         diag = "" if q.coeff == 1 else p._print(Diag(q.coeff))
         if visible_width(diag) > width - 12:
-            wrapped = _wrap_diag(p, q.coeff, "", width - 12)
+            wrapped = wrap_diag(p, q.coeff, "", width - 12)
             if len(wrapped) > 1:
                 out += [head + wrapped[0], *wrapped[1:-1]]
                 head = ""
