@@ -4,11 +4,11 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-if ! command -v latexmk >/dev/null || ! command -v pdftoppm >/dev/null; then
+if ! command -v latexmk >/dev/null || ! command -v pdftoppm >/dev/null || ! kpsewhich tikz.sty >/dev/null; then
     SUDO=""; [ "$(id -u)" -ne 0 ] && SUDO="sudo"
     $SUDO apt-get update -qq
     DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq \
-        texlive-latex-base texlive-latex-recommended latexmk poppler-utils >/dev/null
+        texlive-latex-base texlive-latex-recommended texlive-pictures lmodern latexmk poppler-utils >/dev/null
 fi
 
 if [ ! -x .venv/bin/python ]; then

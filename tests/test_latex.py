@@ -1,10 +1,18 @@
-"""The derivation documents: printing, claims, equation numbers shared with the code, and PDFs."""
+"""The derivation documents: printing, claims, equation numbers shared with the code, and the PDFs.
+
+The PDF tests compile every committed `.tex` once per session (the `built` fixture, about a minute
+on two cores; it says so when it starts) and check the logs and pages: no LaTeX error, no undefined
+reference, no overfull line beyond `OVERFULL_PT`, no missing glyph, no inverted punctuation (the glyph
+OT1 puts where T1 has `<`), no blank page. Each of those checks is shown to fail on a planted document.
+"""
 
 from __future__ import annotations
 
+import importlib.util
 import re
 import shutil
 import subprocess
+import time
 from pathlib import Path
 
 import numpy as np
@@ -14,7 +22,8 @@ import sympy as sp
 from symlstm import Cell, derive, sigmoid, tanh
 from symlstm.backends.latex import ClaimError, Document, TexPrinter, cell_document, topic_documents
 from symlstm.backends.latex.printer import break_sum
-from symlstm.build.pdf import build_pdfs, first_error
+from symlstm.build.figures import FIGURES
+from symlstm.build.pdf import LOGS, build_pdfs, first_error
 from symlstm.cli import main
 
 from .conftest import CELL_NAMES
@@ -22,7 +31,13 @@ from .conftest import CELL_NAMES
 ROOT = Path(__file__).resolve().parent.parent
 LATEX = ROOT / "generated" / "latex"
 HAVE_TEX = shutil.which("latexmk") is not None and shutil.which("pdftoppm") is not None
+HAVE_MATPLOTLIB = importlib.util.find_spec("matplotlib") is not None
 needs_tex = pytest.mark.skipif(not HAVE_TEX, reason="latexmk/pdftoppm not installed (scripts/setup.sh)")
+needs_matplotlib = pytest.mark.skipif(
+    not HAVE_MATPLOTLIB,
+    reason="matplotlib not installed: the figures need the docs extra, pip install '.[docs]'",
+)
+OVERFULL_PT = 1.0  # widest overfull line a document may have (pt)
 
 
 def _peephole_spec():
@@ -48,7 +63,7 @@ def _peephole_spec():
 def test_printer_keeps_signs_and_time_indices():
     d = derive("lstm")
     p = TexPrinter(d)
-    g, f, c_prev = d.sym["g"], d.sym["f"], d.sym["c_prev"]
+    g, f, c_prev, o = d.sym["g"], d.sym["f"], d.sym["c_prev"], d.sym["o"]
     assert p.doprint(1 - g**2) == "1 - g_{t}^{2}"
     assert p.doprint(f * c_prev) == r"f_{t} \odot c_{t-1}"
     assert p.doprint(-2 * f) == r"-2 f_{t}"
@@ -56,6 +71,11 @@ def test_printer_keeps_signs_and_time_indices():
     assert p.name("d_c_prev") == r"\delta c_{t-1}"
     assert p.name("W_hf") == "W_{hf}"
     assert p.doprint(d.sym["tanh_c"] ** 2) == r"\tanh^{2}\left(c_{t}\right)"
+    # a sigmoid slope o (1 - o) stays in one piece, whatever else the product holds
+    assert (
+        p.doprint(d.sym["tanh_c"] * o * (1 - o))
+        == r"o_{t} \odot \left(1 - o_{t}\right) \odot \tanh\left(c_{t}\right)"
+    )
 
 
 def test_break_sum_signs_and_lines():
@@ -69,6 +89,28 @@ def test_lstm_document_shows_the_derived_carry():
     assert r"\frac{\partial c_{t}}{\partial c_{t-1}} &= \operatorname{diag}\left(f_{t}\right)" in tex
     assert r"\delta c_{t-1} &= \delta c_{t} \odot f_{t} \tag{" in tex
     assert r"\frac{\partial g_{t}}{\partial a_{g,t}} &= 1 - g_{t}^{2}" in tex
+
+
+def test_cell_documents_name_pytorch_only_where_the_cell_has_a_pytorch_counterpart():
+    for name in CELL_NAMES:
+        doc = cell_document(name)
+        stored = [
+            b["statement"] for b in doc.blocks if b["kind"] == "claim" and "Parameter count" in b["statement"]
+        ]
+        assert len(stored) == 1, name
+        assert ("torch.nn" in stored[0]) == bool(derive(name).spec.torch), (name, stored[0])
+
+
+def test_cell_documents_have_no_ascii_formula_line_and_cite_their_sources():
+    from symlstm.naming import tex_escape
+
+    for name in CELL_NAMES:
+        spec = derive(name).spec
+        doc = cell_document(name)
+        tex = doc.render()
+        assert tex_escape(spec.doc) not in tex, name  # the declaration's ASCII summary is not printed
+        assert "generated/numpy" not in tex, name  # no pointer to a file of the source tree
+        assert doc.cited and [k for k, _ in doc.bibliography] == doc.cited, name
 
 
 # -- equation numbers shared with the generated code -------------------------------------------
@@ -90,10 +132,13 @@ def test_equation_numbers_match_the_generated_code(name):
 def test_user_cell_with_elementwise_parameters():
     spec = _peephole_spec()
     d = derive(spec)
-    tex = cell_document(d).render()
+    doc = cell_document(d)
+    tex = doc.render()
     number = d.equation_numbers[("grad", "p_i")]
     assert r"\delta p_{i} &= \sum_{t} \sum_{b}" in tex and rf"\tag{{{number}}}" in tex
     assert r"50\% title" in tex and "peepholes \\& a" in tex  # title escaped
+    assert tex.count(r"\begin{tikzpicture}") == 2  # the cell's graph and the unrolled steps, drawn for it too
+    assert "d = derive(spec)" in doc.prelude
 
 
 # -- claims ----------------------------------------------------------------------------------------
@@ -128,11 +173,16 @@ def test_topics_are_all_present_in_order():
     assert names == ["t1_rnn_limitations", "t2_lstm_gates", "t3_lstm_together", "t4_lstm_gradient", "t5_gru"]
 
 
+def test_an_unknown_citation_is_refused():
+    with pytest.raises(KeyError, match="nosuch2099"):
+        Document("planted", "planted", "test").cite("nosuch2099")
+
+
 # -- figures --------------------------------------------------------------------------------------
 
 
 def test_figure_curves_show_vanishing_exploding_and_the_highway():
-    from symlstm.build.figures import lstm_curves, rnn_curves
+    from symlstm.build.figures import lstm_curves, memory_path_curves, rnn_curves
 
     below, at, above = rnn_curves()
     assert below.norms[-1] < 1e-2 * below.norms[0]
@@ -141,24 +191,62 @@ def test_figure_curves_show_vanishing_exploding_and_the_highway():
     np.testing.assert_allclose(below.norms, below.bound, rtol=1e-3)  # near-linear: the bound is attained
     f0, _, f3 = lstm_curves()
     assert f3.norms[-1] > 1e6 * f0.norms[-1]
+    full1, alone1, full3, alone3 = memory_path_curves()
+    # at k = 1 the cell-state path is the whole gradient: c_{T-1} enters step T only through c_T
+    np.testing.assert_allclose(
+        [full1.norms[0], full3.norms[0]], [alone1.norms[0], alone3.norms[0]], rtol=1e-12
+    )
+    assert alone3.norms[-1] < 0.1 * alone3.norms[0] < full3.norms[-1]
+
+
+def test_figures_are_only_those_the_documents_use():
+    used = {f for doc in topic_documents() for f in doc.figures}
+    assert used == set(FIGURES)
+    assert all(not cell_document(n).figures for n in ("lstm", "gru"))
 
 
 # -- PDFs ------------------------------------------------------------------------------------------
 
 
+PLANTED = {
+    "blank.tex": "\\documentclass{article}\\begin{document}\\thispagestyle{empty}\\mbox{}\\end{document}\n",
+    "broken.tex": "\\documentclass{article}\\begin{document}\n\\undefinedmacro\n\\end{document}\n",
+    "overfull.tex": "\\documentclass{article}\\begin{document}\n"
+    + "\\texttt{" + "x" * 120 + "}\n\\end{document}\n",
+    "ot1.tex": "\\documentclass{article}\\begin{document}\nR\\_<from><to>\n\\end{document}\n",
+    "missing.tex": "\\documentclass{article}\\begin{document}\n\\tracinglostchars=2 \\char200\n"
+    "\\end{document}\n",
+}  # fmt: skip
+
+
 @pytest.fixture(scope="session")
-def built(tmp_path_factory):
+def built(tmp_path_factory, request):
+    if not HAVE_TEX:
+        pytest.skip("latexmk/pdftoppm not installed (scripts/setup.sh)")
     out = tmp_path_factory.mktemp("latex")
     files = {p.name: p.read_text() for p in sorted(LATEX.glob("*.tex"))}
-    files["blank.tex"] = (
-        "\\documentclass{article}\\begin{document}\\thispagestyle{empty}\\mbox{}\\end{document}\n"
-    )
-    files["broken.tex"] = "\\documentclass{article}\\begin{document}\n\\undefinedmacro\n\\end{document}\n"
-    return out, {r.name: r for r in build_pdfs(out, files)}
+    figures = sorted(f for f in FIGURES if any(f"figures/{f}" in text for text in files.values()))
+    files.update(PLANTED)
+    capture = request.config.pluginmanager.getplugin("capturemanager")
+
+    def say(line: str) -> None:  # shown while the tests run, not captured with a test's output
+        with capture.global_and_fixture_disabled():
+            print(line, flush=True)
+
+    drawn = len(figures) if HAVE_MATPLOTLIB else 0
+    say(f"\ntests/test_latex.py: drawing {drawn} figure(s) and compiling {len(files)} documents with latexmk "
+        "(about a minute on two cores) ...")  # fmt: skip
+    start = time.perf_counter()
+    results = {r.name: r for r in build_pdfs(out, files, figures=figures)}
+    say(f"tests/test_latex.py: documents compiled in {time.perf_counter() - start:.0f} s")
+    return out, results
+
+
+DOCUMENTS = sorted(p.stem for p in LATEX.glob("*.tex"))
 
 
 @needs_tex
-@pytest.mark.parametrize("name", sorted(p.stem for p in LATEX.glob("*.tex")))
+@pytest.mark.parametrize("name", DOCUMENTS)
 def test_every_document_compiles_without_errors_or_undefined_references(built, name):
     _, results = built
     r = results[name]
@@ -171,7 +259,48 @@ def test_a_latex_error_reports_the_first_error_line(built):
     out, results = built
     r = results["broken"]
     assert not r.ok and "Undefined control sequence" in r.error
-    assert first_error((out / "broken.log").read_text()) == r.error
+    assert r.log == out / LOGS / "broken.log"
+    assert first_error(r.log.read_text()) == r.error
+
+
+@needs_tex
+def test_latex_files_go_to_the_logs_folder_not_beside_the_pdfs(built):
+    out, _ = built
+    beside = {p.suffix for p in out.iterdir() if p.is_file()}
+    assert beside <= {".tex", ".pdf"}, beside
+    assert (out / LOGS / "lstm.aux").is_file() and (out / LOGS / "lstm.log").is_file()
+
+
+def _overfull(log: str) -> list[float]:
+    return [float(w) for w in re.findall(r"Overfull \\[hv]box \(([\d.]+)pt too (?:wide|high)\)", log)]
+
+
+def _missing_glyphs(log: str) -> list[str]:
+    return re.findall(r"Missing character: There is no .*", log)
+
+
+def _text(pdf: Path) -> str:
+    return subprocess.run(["pdftotext", str(pdf), "-"], capture_output=True, text=True, check=True).stdout
+
+
+@needs_tex
+@pytest.mark.parametrize("name", DOCUMENTS)
+def test_no_overfull_line_and_no_missing_or_wrong_glyph(built, name):
+    out, _ = built
+    log = (out / LOGS / f"{name}.log").read_text(errors="replace")
+    wide = [w for w in _overfull(log) if w > OVERFULL_PT]
+    assert not wide, f"{name}.tex: lines {wide} pt too wide (limit {OVERFULL_PT} pt)"
+    assert not _missing_glyphs(log), f"{name}.tex: {_missing_glyphs(log)}"
+    text = _text(out / f"{name}.pdf")
+    assert "¡" not in text and "¿" not in text, f"{name}.pdf prints inverted punctuation (OT1 for < >)"
+
+
+@needs_tex
+def test_the_typesetting_checks_catch_planted_faults(built):
+    out, _ = built
+    assert max(_overfull((out / LOGS / "overfull.log").read_text(errors="replace"))) > OVERFULL_PT
+    assert _missing_glyphs((out / LOGS / "missing.log").read_text(errors="replace"))
+    assert "¡" in _text(out / "ot1.pdf")
 
 
 def _dark_fraction(pdf: Path, page: int, tmp_path: Path) -> float:
@@ -201,11 +330,12 @@ def test_the_blank_page_check_can_fail(built, tmp_path):
 
 
 @needs_tex
-def test_figures_are_included(built):
+@needs_matplotlib
+def test_figures_are_drawn_and_included(built):
     out, _ = built
-    assert (out / "figures" / "lstm_gradient_norms.pdf").is_file()
-    log = (out / "t4_lstm_gradient.log").read_text(errors="replace")
-    assert "lstm_gradient_norms.pdf" in log
+    assert sorted(p.name for p in (out / "figures").iterdir()) == sorted(FIGURES)
+    log = (out / LOGS / "t4_lstm_gradient.log").read_text(errors="replace")
+    assert "lstm_gradient_norms.pdf" in log and "lstm_memory_path.pdf" in log
 
 
 def test_cli_writes_tex_without_pdf(tmp_path, capsys):
@@ -213,12 +343,35 @@ def test_cli_writes_tex_without_pdf(tmp_path, capsys):
     assert (tmp_path / "rnn.tex").read_text() == (LATEX / "rnn.tex").read_text()
 
 
+def _figure_document() -> Document:
+    doc = Document("with_figure", "A document with one figure", "test")
+    doc.text("Text before the figure.")
+    doc.figure("rnn_gradient_norms.pdf", "The vanilla RNN's gradient norms.")
+    return doc
+
+
 @needs_tex
-def test_no_equation_runs_far_into_the_margin(built):
-    out, results = built
-    for name in results:
-        if name in ("broken", "blank"):
-            continue
-        log = (out / f"{name}.log").read_text(errors="replace")
-        widths = [float(w) for w in re.findall(r"Overfull \\hbox \(([\d.]+)pt too wide\)", log)]
-        assert all(w < 20 for w in widths), f"{name}.tex: lines {widths} pt too wide"
+def test_without_matplotlib_a_boxed_note_replaces_the_figure_and_one_line_names_the_extra(
+    tmp_path, capsys, monkeypatch
+):
+    import symlstm.build.figures as figures
+    import symlstm.build.pdf as pdf
+
+    monkeypatch.setattr(figures, "can_draw", lambda: False)
+    monkeypatch.setattr(pdf, "documents", lambda names, topics: [_figure_document()])
+    assert main(["latex", "--pdf", "--out", str(tmp_path)]) == 0
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "matplotlib" in err[0] and "symlstm[docs]" in err[0], err
+    assert not (tmp_path / "figures").exists()
+    text = " ".join(_text(tmp_path / "with_figure.pdf").split())
+    assert "was not drawn" in text and "pip install 'symlstm[docs]'" in text and "latex --pdf" in text
+
+
+@needs_tex
+@needs_matplotlib
+def test_only_the_figures_a_built_document_uses_are_drawn(tmp_path, monkeypatch):
+    import symlstm.build.pdf as pdf
+
+    monkeypatch.setattr(pdf, "documents", lambda names, topics: [_figure_document()])
+    assert main(["latex", "--pdf", "--out", str(tmp_path)]) == 0
+    assert [p.name for p in (tmp_path / "figures").iterdir()] == ["rnn_gradient_norms.pdf"]

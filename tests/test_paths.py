@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib
 import shutil
 from pathlib import Path
 
@@ -11,8 +12,9 @@ import symlstm
 import symlstm.build.generate as gen
 import symlstm.build.load as load_module
 import symlstm.paths as paths
-from symlstm.backends.latex import documents
 from symlstm.cli import main
+
+LATEX_DOCUMENTS = importlib.import_module("symlstm.backends.latex.documents")
 
 ROOT = Path(__file__).resolve().parent.parent
 PLANTED = "from pathlib import Path\nPath(__file__).with_name('PLANTED_RAN').touch()\nraise SystemExit(97)\n"
@@ -67,7 +69,8 @@ def test_check_outside_a_checkout_compares_the_installed_copy(tmp_path, monkeypa
     monkeypatch.setattr(gen, "checkout_root", lambda: None)
     monkeypatch.setattr(gen, "installed_generated_dir", lambda: installed)
     monkeypatch.setattr(paths, "installed_generated_dir", lambda: installed)
-    monkeypatch.setattr(documents, "derivations_dir", lambda: None)  # the topic sources are not installed
+    for module in (gen, LATEX_DOCUMENTS):  # the topic sources are not installed
+        monkeypatch.setattr(module, "derivations_dir", lambda: None)
     assert gen.default_output_dir(check=True) == installed
     assert main(["generate", "--check"]) == 0
     out = capsys.readouterr()

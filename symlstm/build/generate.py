@@ -22,7 +22,8 @@ from pathlib import Path
 
 import jinja2
 
-from ..backends.latex import cell_document, documents, topic_documents
+from ..backends.latex import cell_document, topic_documents
+from ..backends.latex.documents import derivations_dir
 from ..backends.numpy import render_numpy
 from ..backends.reference import render_reference
 from ..cells import CELLS, cell
@@ -71,7 +72,7 @@ def describe_output_dir(out_dir: Path) -> str:
 
 def topic_sources_available() -> bool:
     """Whether the topic documents' sources (`derivations/`, in the source checkout only) are here."""
-    return documents.derivations_dir() is not None
+    return derivations_dir() is not None
 
 
 def _unmanaged(name: str, topics: bool) -> bool:

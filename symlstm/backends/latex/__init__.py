@@ -1,15 +1,8 @@
 """The LaTeX target: derivation documents printed from the engine, with every claim checked."""
 
-from .documents import (
-    CellTex,
-    ClaimError,
-    Document,
-    Row,
-    cell_document,
-    latex_env,
-    render_documents,
-    topic_documents,
-)
+from .celltex import CellTex
+from .document import ClaimError, Document, Row, latex_env
+from .documents import cell_document, documents, render_documents, topic_documents
 from .printer import TexPrinter
 
 __all__ = [
@@ -19,6 +12,7 @@ __all__ = [
     "Row",
     "TexPrinter",
     "cell_document",
+    "documents",
     "latex_env",
     "render_documents",
     "topic_documents",

@@ -17,7 +17,7 @@ from ...engine import Derivation, Diag
 from ...naming import latex_name
 from ...spec import ElementwiseNode
 
-__all__ = ["WIDTH", "TexPrinter", "break_sum", "expr_lines", "ordered_terms", "terms_lines", "visible_width"]
+__all__ = ["WIDTH", "TexPrinter", "break_sum", "expr_lines", "ordered_terms", "visible_width", "wrap_diag"]
 
 WIDTH = 62  # visible characters per displayed line before a sum is broken
 
@@ -57,8 +57,13 @@ class TexPrinter(LatexPrinter):
             return rf"\dot{{{self.name(name[4:])}}}"
         prev = self._prev_time()
         if name.endswith("_prev"):
-            return latex_name(name[: -len("_prev")], time=prev)
-        return latex_name(name, time=self.time)
+            return self._vector(latex_name(name[: -len("_prev")], time=prev))
+        return self._vector(latex_name(name, time=self.time))
+
+    @staticmethod
+    def _vector(tex: str) -> str:
+        """A vector named delta would read as an adjoint (delta v): it is printed as a capital Delta."""
+        return r"\Delta" + tex[len(r"\delta") :] if tex.startswith(r"\delta_") else tex
 
     def _prev_time(self) -> str:
         return f"{self.time}-1" if self.time.isalpha() else self.time + "-1"
@@ -96,6 +101,10 @@ class TexPrinter(LatexPrinter):
             if n in self._rank:
                 return (2, *self._rank[n])
             return (5, 0, n)
+        if isinstance(base, sp.Add) and len(base.free_symbols) == 1 and 1 in base.args:
+            # 1 - v, 1 - v**2: next to v itself, so that a slope such as v (1 - v) reads as one piece
+            (sym,) = base.free_symbols
+            return (*self._factor_key(sym), 1)
         return (6, 0, sp.default_sort_key(factor))
 
     def _print_Mul(self, expr: sp.Mul) -> str:
@@ -206,7 +215,7 @@ def _pieces(printer: TexPrinter, expr: sp.Expr) -> list[str]:
     return [printer._print(expr)]
 
 
-def _wrap_diag(printer: TexPrinter, expr: sp.Expr, after: str, width: int) -> list[str]:
+def wrap_diag(printer: TexPrinter, expr: sp.Expr, after: str, width: int) -> list[str]:
     """`diag( ... ) after` broken over lines between factors (big delimiters, no left/right pairs)."""
     lines, cur = [], r"\operatorname{diag}\Bigl("
     for k, piece in enumerate(_pieces(printer, expr)):
@@ -217,42 +226,3 @@ def _wrap_diag(printer: TexPrinter, expr: sp.Expr, after: str, width: int) -> li
             cur = f"{cur} {piece}" if k else cur + piece
     lines.append(cur + r"\Bigr)" + (f" {after}" if after else ""))
     return lines
-
-
-def terms_lines(printer: TexPrinter, terms: Sequence, width: int = WIDTH) -> list[str]:
-    """A Jacobian given as `Derivation.jacobian_terms` (products of diag and weight factors) as lines.
-
-    A term too wide for one line is broken inside its diag factor.
-    """
-    if not terms:
-        return ["0"]
-    out: list[str] = []
-    pending: list[str] = []
-
-    def flush() -> None:
-        """Move the pending short terms to `out`, continuing it with a sign when it is not empty."""
-        lines = break_sum(pending, width)
-        out.extend(lines if not out else [x if x.startswith(("+", "-")) else "+ " + x for x in lines])
-        pending.clear()
-
-    for term in terms:
-        if not term:
-            pending.append("I")
-            continue
-        text = " ".join(printer._print(Diag(v)) if kind == "diag" else printer.name(v) for kind, v in term)
-        if visible_width(text) <= width or term[0][0] != "diag":
-            pending.append(text)
-            continue
-        after = " ".join(
-            printer._print(Diag(v)) if kind == "diag" else printer.name(v) for kind, v in term[1:]
-        )
-        if pending:
-            flush()
-        wrapped = _wrap_diag(printer, term[0][1], after, width)
-        out += wrapped if not out else ["+ " + wrapped[0], *wrapped[1:]]
-    if pending:
-        flush()
-    return out
-
-
-# -- documents -------------------------------------------------------------------------------------
