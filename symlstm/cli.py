@@ -63,6 +63,7 @@ def build_parser() -> argparse.ArgumentParser:
     for name, module, text in (
         ("verify", "verify", "run the verification ladder and print one table"),
         ("latex", "build.pdf", "render the derivation documents and build PDFs"),
+        ("fuzz", "fuzz", "draw random cells and check that each comes out right"),
     ):
         cmd = sub.add_parser(name, help=text)
         impl = importlib.import_module(f"symlstm.{module}")

@@ -21,7 +21,7 @@ import sympy as sp
 
 from .activations import relu, sigmoid, step
 
-__all__ = ["DEFINITIONS", "independent", "independent_function", "output_form_derivative"]
+__all__ = ["DEFINITIONS", "independent", "independent_function", "is_odd", "output_form_derivative"]
 
 _A = sp.Symbol("a", real=True)
 _S = sp.Symbol("s", real=True)
@@ -51,13 +51,30 @@ def output_form_derivative(fn: type[sp.Function]) -> sp.Expr:
 
 
 @cache
+def is_odd(fn: type[sp.Function]) -> bool:
+    """Whether fn's definition is odd, definition(-a) == -definition(a) (tanh), proved by SymPy."""
+    definition = DEFINITIONS[fn]
+    return sp.simplify(definition.subs(_A, -_A) + definition) == 0
+
+
+@cache
 def _independent_class(fn: type[sp.Function]) -> type[sp.Function]:
+    """A function with fn's derivative derived from its definition. When the definition is odd it takes
+    the minus sign out of its argument as SymPy's own odd functions do (tanh(-a) -> -tanh(a)), so that
+    it meets expressions SymPy wrote in that form."""
     form = output_form_derivative(fn)
 
     def fdiff(self: sp.Function, argindex: int = 1) -> sp.Expr:
         return form.xreplace({_S: self})
 
-    return type(f"{fn.__name__}_by_definition", (sp.Function,), {"nargs": 1, "fdiff": fdiff})
+    namespace: dict[str, object] = {"nargs": 1, "fdiff": fdiff}
+    if is_odd(fn):
+
+        def eval(cls, arg: sp.Expr) -> sp.Expr | None:
+            return -cls(-arg) if arg.could_extract_minus_sign() else None
+
+        namespace["eval"] = classmethod(eval)
+    return type(f"{fn.__name__}_by_definition", (sp.Function,), namespace)
 
 
 def _heaviside0(a: sp.Expr) -> sp.Expr:

@@ -17,6 +17,8 @@ and prints a failing cell (shrunk by hypothesis) as a declaration to paste into 
 
 from __future__ import annotations
 
+import argparse
+import sys
 import time
 import traceback
 from collections.abc import Callable
@@ -28,7 +30,7 @@ import sympy as sp
 from .activations import relu, sigmoid, tanh
 from .spec import Cell, CellSpec, ElementwiseNode, LinearNode
 
-__all__ = ["CellCheck", "cell_source", "check_cell", "random_cells"]
+__all__ = ["CellCheck", "add_arguments", "cell_source", "check_cell", "cli_main", "fuzz", "random_cells"]
 
 # Functions an elementwise node may apply, with a weight for how often the strategy draws each.
 _UNARY: tuple[tuple[str, Callable[[sp.Expr], sp.Expr]], ...] = (
@@ -199,6 +201,13 @@ class _DeclarationPrinter(sp.printing.str.StrPrinter):
     def _print_Rational(self, expr: sp.Rational) -> str:
         return f"sp.Rational({expr.p}, {expr.q})"
 
+    def _print_Pow(self, expr: sp.Pow, rational: bool = False) -> str:
+        if expr.exp == sp.S.Half:
+            return f"sp.sqrt({self._print(expr.base)})"
+        if expr.exp == -sp.S.Half:
+            return f"1/sp.sqrt({self._print(expr.base)})"
+        return super()._print_Pow(expr, rational)
+
 
 def cell_source(spec: CellSpec) -> str:
     """Python that builds `spec` with the `Cell` API (paste it into a test to reproduce a cell)."""
@@ -207,7 +216,14 @@ def cell_source(spec: CellSpec) -> str:
         "import sympy as sp",
         "from symlstm import Cell, relu, sigmoid, tanh",
         "",
-        f"cell = Cell({spec.name!r}" + (", same_size=True" if spec.same_size else "") + ")",
+        f"cell = Cell({spec.name!r}"
+        + "".join(
+            f", {k}={v!r}"
+            for k, v in (("title", spec.title), ("doc", spec.doc), ("source", spec.source))
+            if v and not (k == "title" and v == spec.name)
+        )
+        + (", same_size=True" if spec.same_size else "")
+        + ")",
         f"{spec.input} = cell.input({spec.input!r})",
     ]
     lines += [f"{spec.prev(s)} = cell.state({s!r})" for s in spec.states]
@@ -273,9 +289,11 @@ def _smooth(spec: CellSpec) -> bool:
 
 
 def check_cell(spec: CellSpec, *, proofs: bool = True) -> CellCheck:
-    """Derive, prove, generate and check `spec` (see the module docstring); never raises."""
-    from .backends.numpy import render_numpy
-    from .backends.reference import render_reference
+    """Derive, prove, generate with every backend and check `spec` (see the module docstring); never
+    raises. Each backend's module (the registered ones of `symlstm.backends`, those whose framework is
+    installed) gets the full FD check and is compared with the reference module; the optimised NumPy
+    module also gets the dot-product test against its own jvp."""
+    from .backends import CODE_BACKENDS
     from .build.load import module_from_source
     from .engine import derive
     from .proof import prove_all
@@ -300,10 +318,12 @@ def check_cell(spec: CellSpec, *, proofs: bool = True) -> CellCheck:
     def derive_and_render() -> tuple[bool, str]:
         nonlocal d
         d = derive(spec)
-        sources["numpy"] = render_numpy(d)
-        sources["reference"] = render_reference(d)
-        for backend, source in sources.items():
-            modules[backend] = module_from_source(f"fuzz.{backend}.{spec.name}", source)
+        for backend in CODE_BACKENDS.values():
+            sources[backend.name] = backend.render(d)  # every backend renders, installed or not
+            if backend.available():
+                modules[backend.name] = module_from_source(
+                    f"fuzz.{backend.name}.{spec.name}", sources[backend.name]
+                )
         return True, ""
 
     if not run("derive and generate", derive_and_render):
@@ -317,7 +337,7 @@ def check_cell(spec: CellSpec, *, proofs: bool = True) -> CellCheck:
     if proofs:
         run("symbolic proofs", lambda: failed_claims(prove_all(d, hidden=2, inputs=2)))
         run("code proof", lambda: failed_claims(prove_code(d, sources["reference"])))
-    opt, ref = modules["numpy"], modules["reference"]
+    ref = modules["reference"]
     smooth = _smooth(spec)
 
     def numeric(check, module) -> Callable[[], tuple[bool, str]]:
@@ -327,19 +347,22 @@ def check_cell(spec: CellSpec, *, proofs: bool = True) -> CellCheck:
 
         return go
 
-    run("full FD (numpy)", numeric(check_full_fd, opt))
-    run("full FD (reference)", numeric(check_full_fd, ref))
-    run("dot-product test (numpy)", numeric(check_adjoint, opt))
-    for label, config in _SAME_CONFIGS.items():
+    for name, module in modules.items():
+        run(f"full FD ({name})", numeric(check_full_fd, module))
+    run("dot-product test (numpy)", numeric(check_adjoint, modules["numpy"]))
+    for name, module in modules.items():
+        if name == "reference":
+            continue
+        for label, config in _SAME_CONFIGS.items():
 
-        def same(config=config) -> tuple[bool, str]:
-            hidden = config.get("hidden_size", 3)
-            options = {k: v for k, v in config.items() if k not in ("hidden_size", "input_size")}
-            inputs = hidden if spec.same_size else config.get("input_size", 2)
-            report = check_same(opt, ref, inputs, hidden, **options)
-            return report.ok, str(report)
+            def same(module=module, config=config) -> tuple[bool, str]:
+                hidden = config.get("hidden_size", 3)
+                options = {k: v for k, v in config.items() if k not in ("hidden_size", "input_size")}
+                inputs = hidden if spec.same_size else config.get("input_size", 2)
+                report = check_same(module, ref, inputs, hidden, **options)
+                return report.ok, str(report)
 
-        run(f"numpy == reference, {label}", same)
+            run(f"{name} == reference, {label}", same)
     out.seconds = time.perf_counter() - start
     return out
 
@@ -352,3 +375,59 @@ _SAME_CONFIGS = {
     "coefficient chunk of one step": dict(steps=3, batch=70, hidden_size=64, input_size=5),
     "reused workspace": dict(steps=4, batch=2, workspace=True),
 }
+
+
+# -- the command ---------------------------------------------------------------------------------------
+
+
+def fuzz(cells: int, seed: int, *, proofs: bool = True, out=print) -> CellCheck | None:
+    """Check `cells` drawn cells (seeded), one line each; on the first failure let hypothesis shrink
+    it and return the check of the smallest failing cell it finds (None when all passed)."""
+    from hypothesis import HealthCheck, Phase, given, settings
+    from hypothesis import seed as with_seed
+
+    state: dict[str, object] = {"count": 0, "failing": None}
+
+    @with_seed(seed)
+    @settings(max_examples=cells, deadline=None, database=None, suppress_health_check=list(HealthCheck),
+              phases=[Phase.generate, Phase.shrink])  # fmt: skip
+    @given(random_cells())
+    def one(spec: CellSpec) -> None:
+        result = check_cell(spec, proofs=proofs)
+        if state["failing"] is None:
+            state["count"] += 1
+            out(f"cell {state['count']}: {result.summary()}")
+        if not result.ok:
+            state["failing"] = result  # the last failing example hypothesis runs is the shrunk one
+            raise AssertionError(result.summary())
+
+    try:
+        one()
+    except AssertionError:
+        return state["failing"]  # type: ignore[return-value]
+    return None
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--cells", type=int, default=100, help="how many cells to draw (default 100)")
+    parser.add_argument("--seed", type=int, default=0, help="seed of the draws (default 0)")
+    parser.add_argument("--no-proofs", action="store_true", help="skip the symbolic and code proofs")
+
+
+def cli_main(args: argparse.Namespace) -> int:
+    try:
+        import hypothesis  # noqa: F401
+    except ImportError:
+        print("symlstm fuzz: needs hypothesis: pip install 'symlstm[test]'", file=sys.stderr)
+        return 2
+    if args.cells < 1:
+        print(f"symlstm fuzz: --cells must be a positive integer, got {args.cells}", file=sys.stderr)
+        return 2
+    start = time.perf_counter()
+    failing = fuzz(args.cells, args.seed, proofs=not args.no_proofs, out=lambda line: print(line, flush=True))
+    if failing is None:
+        print(f"{args.cells} cells (seed {args.seed}): all passed in {time.perf_counter() - start:.0f} s")
+        return 0
+    print(f"\nA failing cell (shrunk by hypothesis), to reproduce:\n\n{cell_source(failing.spec)}\n")
+    print(failing.report())
+    return 1

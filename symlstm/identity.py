@@ -1,15 +1,21 @@
-"""Exact zero test for the large expressions of the code-level proofs: canonical sparse polynomials.
+"""Exact zero test for the large expressions of the proofs: canonical sparse polynomials.
 
 `sympy.expand` re-expands every argument of every function call at every occurrence; the expressions
 of an unrolled cell's gradient share most of their subtrees, so that costs minutes. `Canonical` writes an
 expression, once per distinct subtree (SymPy's expressions are hashed and shared), as a polynomial with
-rational coefficients in *atoms*: symbols, and calls `F(args)` keyed by the class and the canonical
-forms of their arguments (so `tanh(a*b + c)` and `tanh(c + b*a)` are one atom). A negative power of a
-non-monomial is an atom too (its base canonical). Two expressions with the same canonical polynomial
-are equal; `is_zero` is therefore exact and never accepts a nonzero expression. (It could reject an
-identity that needs cancellation inside a denominator or an argument, e.g. `F(a + b) - F(b + a)` is
-zero but `1 / (a**2 - 1) - 1 / ((a - 1) * (a + 1))` is not recognised; the generated code and the
-cell it is compared with are built alike, so such forms do not arise.)
+rational coefficients in *atoms*:
+
+* symbols, and calls `F(args)` keyed by the class and the canonical forms of their arguments (so
+  `tanh(a*b + c)` and `tanh(c + b*a)` are one atom);
+* for a non-monomial b, `1/b` (b canonical): b**-2 is that atom squared;
+* for a rational power b**(p/q), b**k * r**j with the atom r = b**(1/q), p = k q + j, 0 <= j < q, so
+  that b**(3/2) is b * sqrt(b);
+* for exp, exp(sum of c m) as the product of exp(m)**c, so that exp(a)**2 is exp(2 a).
+
+Two expressions with the same canonical polynomial are equal, so `is_zero` never accepts a nonzero
+expression. It can miss an identity that needs more algebra than these rules (a cancellation inside a
+denominator: 1/(a**2 - 1) against 1/((a - 1) (a + 1))): a proof can then fail when the claim holds, and
+is never wrong when it passes.
 """
 
 from __future__ import annotations
@@ -97,6 +103,23 @@ class Canonical:
         self._memo[expr] = out
         return out
 
+    def _integer_power(self, base: Polynomial, n: int) -> Polynomial:
+        if n >= 0:
+            return _pow(base, n)
+        if len(base) == 1:  # a monomial: negative exponents are exact
+            ((m, c),) = base.items()
+            return {tuple((k, x * n) for k, x in m): Fraction(1) / c ** (-n)}
+        return _pow(self._atom(("inverse", self._key(base))), -n)
+
+    def _rational_power(self, base: Polynomial, exponent: Fraction) -> Polynomial:
+        """base**(p/q) = base**k * root**r with root = base**(1/q) an atom, p = k q + r, 0 <= r < q."""
+        if exponent.denominator == 1:
+            return self._integer_power(base, exponent.numerator)
+        q = exponent.denominator
+        k, r = divmod(exponent.numerator, q)
+        root = self._atom(("root", q, self._key(base)))
+        return _mul(self._integer_power(base, k), _pow(root, r))
+
     def _convert(self, e: sp.Basic) -> Polynomial:
         if e.is_Rational:
             return {(): Fraction(int(e.p), int(e.q))} if e != 0 else {}
@@ -118,14 +141,15 @@ class Canonical:
                     return out
             return out
         if e.is_Pow and e.exp.is_Integer:
-            n = int(e.exp)
-            if n >= 0:
-                return _pow(self.of(e.base), n)
-            base = self.of(e.base)
-            if len(base) == 1:  # a monomial: negative exponents are exact
-                ((m, c),) = base.items()
-                return {tuple((k, x * n) for k, x in m): Fraction(1) / c ** (-n)}
-            return _pow(self._atom(("inverse", self._key(base))), -n)
+            return self._integer_power(self.of(e.base), int(e.exp))
+        if e.is_Pow and e.exp.is_Rational:
+            return self._rational_power(self.of(e.base), Fraction(int(e.exp.p), int(e.exp.q)))
+        if isinstance(e, sp.exp):  # exp(sum of c m) = product of exp(m)**c: exp(a)**2 == exp(2 a)
+            out = {(): Fraction(1)}
+            for m, c in self.of(e.args[0]).items():
+                atom = self._atom(("exp", m))
+                out = _mul(out, self._rational_power(atom, c))
+            return out
         if e.is_number and not e.free_symbols:  # pi, E, sqrt(2), ...: exact atoms
             return self._atom(("number", sp.srepr(e)))
         if isinstance(e, sp.Function) or e.args:

@@ -12,7 +12,7 @@ import symlstm
 CELL_NAMES = sorted(symlstm.CELLS)
 
 # Optional module -> the extra of pyproject.toml that installs it.
-EXTRAS = {"torch": "torch", "matplotlib": "docs", "line_profiler": "dev"}
+EXTRAS = {"torch": "torch", "matplotlib": "docs", "line_profiler": "dev", "hypothesis": "test"}
 
 
 def require(module: str) -> types.ModuleType:

@@ -22,10 +22,9 @@ from pathlib import Path
 
 import jinja2
 
+from ..backends import CODE_BACKENDS
 from ..backends.latex import cell_document, topic_documents
 from ..backends.latex.documents import derivations_dir
-from ..backends.numpy import render_numpy
-from ..backends.reference import render_reference
 from ..cells import CELLS, cell
 from ..engine import derive
 from ..paths import checkout_root, installed_generated_dir
@@ -34,7 +33,7 @@ from ..spec import CellSpec, SpecError
 __all__ = ["GenerateError", "default_output_dir", "describe_output_dir", "generate", "render_all"]
 
 # Subdirectories of generated/ that the generator owns, and the suffix of the files it writes there.
-MANAGED = {"numpy": ".py", "reference": ".py", "latex": ".tex"}
+MANAGED = {**{name: ".py" for name in CODE_BACKENDS}, "latex": ".tex"}
 
 
 class GenerateError(RuntimeError):
@@ -92,8 +91,8 @@ def render_all(
     files: dict[str, str] = {}
     for spec in _specs(names):
         d = derive(spec)
-        files[f"numpy/{spec.name}.py"] = render_numpy(d)
-        files[f"reference/{spec.name}.py"] = render_reference(d)
+        for backend in CODE_BACKENDS.values():
+            files[f"{backend.name}/{spec.name}.py"] = backend.render(d)
         files[f"latex/{spec.name}.tex"] = cell_document(d).render()
     if names is None:  # the topic documents draw on several cells: written with the full set only
         for doc in topic_documents():

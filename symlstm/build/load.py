@@ -14,8 +14,7 @@ import sys
 import types
 from pathlib import Path
 
-from ..backends.numpy import render_numpy
-from ..backends.reference import render_reference
+from ..backends import code_backend
 from ..cells import cell as builtin_cell
 from ..engine import derive
 from ..paths import generated_dir
@@ -36,10 +35,6 @@ def module_from_source(name: str, source: str, filename: str | None = None) -> t
     exec(compile(source, module.__file__, "exec"), module.__dict__)
     _MODULES[key] = module
     return module
-
-
-# The targets `load` can give, and how each renders a derivation: the folder under generated/ is the name.
-RENDERERS = {"numpy": render_numpy, "reference": render_reference}
 
 
 def module_path(name: str, backend: str = "numpy") -> Path | None:
@@ -64,11 +59,11 @@ def _import_file(name: str, path: Path) -> types.ModuleType:
 def load(spec: str | CellSpec, *, backend: str = "numpy", fresh: bool = False) -> types.ModuleType:
     """The generated module of a built-in cell name or of a `CellSpec`.
 
-    `backend`: "numpy" (the optimised module, default) or "reference" (one statement per equation).
-    `fresh=True` renders from the derivation even when a generated file exists.
+    `backend`: a name of `symlstm.backends.CODE_BACKENDS`: "numpy" (the optimised module, default),
+    "reference" (one statement per equation), ... `fresh=True` renders from the derivation even when a
+    generated file exists.
     """
-    if backend not in RENDERERS:
-        raise ValueError(f"load(): unknown backend {backend!r}; known: {', '.join(RENDERERS)}")
+    target = code_backend(backend)  # an unknown name raises ValueError listing the known ones
     if isinstance(spec, str):
         name = spec
         spec = builtin_cell(name)  # unknown names raise a SpecError listing the known cells
@@ -77,4 +72,4 @@ def load(spec: str | CellSpec, *, backend: str = "numpy", fresh: bool = False) -
             return _import_file(f"{backend}.{name}", path)
     if not isinstance(spec, CellSpec):
         raise TypeError(f"load() expects a cell name or a CellSpec, got {type(spec).__name__}")
-    return module_from_source(f"{backend}.{spec.name}", RENDERERS[backend](derive(spec)))
+    return module_from_source(f"{backend}.{spec.name}", target.render(derive(spec)))
