@@ -59,6 +59,7 @@ __all__ = [
     "check_taylor",
     "check_torch",
     "make_problem",
+    "random_cells",
     "taylor_test",
     "tolerance_for",
 ]
@@ -800,3 +801,13 @@ def check_same(
     config += f"dstate {'given' if with_dstate else 'None'}" + (", reused workspace" if workspace else "")
     report.note = config
     return report
+
+
+# -- random cells ---------------------------------------------------------------------------------------
+def random_cells(max_states: int = 3, max_nodes: int = 7):
+    """A hypothesis strategy of valid `CellSpec`s drawn from the whole `Cell` API, to fuzz your own
+    tools with (`symlstm.fuzz`; needs hypothesis). `symlstm.fuzz.check_cell(spec)` runs what the package
+    promises for each."""
+    from .fuzz import random_cells as strategy
+
+    return strategy(max_states, max_nodes)

@@ -19,7 +19,7 @@ def _problem(mod, T, B, seed):
 def test_results_equal_those_without_a_workspace_and_arrays_are_reused(name):
     mod = symlstm.load(name)
     ws = {}
-    kept = None
+    kept = kept_y = None
     for seed in (0, 1):  # the second call runs in the first one's arrays
         params, x, dy = _problem(mod, 5, 3, seed)
         y, state, cache = mod.forward(params, x, workspace=ws)
@@ -32,10 +32,12 @@ def test_results_equal_those_without_a_workspace_and_arrays_are_reused(name):
         for k in grads0[0]:
             np.testing.assert_array_equal(grads[0][k], grads0[0][k])
         np.testing.assert_array_equal(grads[1], grads0[1])
-        arrays = {k: v for k, v in cache.items() if isinstance(v, np.ndarray) and k != "x"}
+        # y is a fresh read-only view each call, of memory the workspace keeps
+        arrays = {k: v for k, v in cache.items() if isinstance(v, np.ndarray) and k not in ("x", "y")}
         if kept is not None:
             assert all(arrays[k] is kept[k] for k in arrays), "the cache arrays were not reused"
-        kept = arrays
+            assert np.shares_memory(cache["y"], kept_y), "y is not a view of the reused arrays"
+        kept, kept_y = arrays, cache["y"]
     assert any(key.startswith("backward.") for key in ws) and any(key.startswith("forward.") for key in ws)
 
 

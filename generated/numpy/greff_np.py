@@ -103,7 +103,7 @@ def forward(params, x, state0=None, *, check_finite=False, workspace=None):
             cache overwritten that way.
 
     Returns:
-        y: (T, B, H) outputs (a view into the cache: copy it before writing into it).
+        y: (T, B, H) outputs, read-only: a view of what backward reads (copy it to write into it).
         state: tuple of (B, H) final states.
         cache: what `backward` needs.
     """
@@ -192,13 +192,15 @@ def forward(params, x, state0=None, *, check_finite=False, workspace=None):
         h = seq_h[t + 1]
         np.multiply(o, tanh_c, out=h)
     y = seq_h[1:]
+    y.flags.writeable = False
     state = (seq_h[T].copy(), seq_c[T].copy())
     cache = {
         "cell": CELL,
         "params": {name: params[name] for name in BLOCKS},
-        "fingerprint": _fingerprint(params, x),
+        "fingerprint": _fingerprint(params, x, y),
         "workspace": claim,
         "x": x,
+        "y": y,
         "seq_h": seq_h,
         "seq_c": seq_c,
         "buf_W_ih": buf_W_ih,
@@ -847,10 +849,11 @@ def _claim(workspace):
     return (workspace, workspace["forward.generation"])
 
 
-def _fingerprint(params, x):
-    """Identity, shape and the XOR of the bit patterns of each array backward reads: another array or an
-    in-place change shows (a change to any one element flips a bit of the XOR)."""
-    arrays = [params[name] for name in BLOCKS] + [x]
+def _fingerprint(params, x, y=None):
+    """Identity, shape and the XOR of the bit patterns of each array backward reads that the caller
+    holds (the parameters, x, and y where it is a view of the cache): another array or an in-place
+    change shows (a change to any one element flips a bit of the XOR)."""
+    arrays = [params[name] for name in BLOCKS] + [x] + ([] if y is None else [y])
     return tuple((id(a), a.shape, int(np.bitwise_xor.reduce(_bits(a)))) for a in arrays)
 
 
@@ -881,10 +884,15 @@ def _check_cache(cache, params, x_name="x"):
             f"{CELL}: backward got other parameter arrays ({other}) than the forward pass that made the "
             "cache; call backward with the same params dict as forward"
         )
-    now = _fingerprint(params, cache[x_name])
+    now = _fingerprint(params, cache[x_name], cache.get("y"))
     if now != cache["fingerprint"]:
-        changed = [name for name, old, new in zip([*BLOCKS, "x"], cache["fingerprint"], now) if old != new]
+        changed = [
+            name for name, old, new in zip([*BLOCKS, "x", "y"], cache["fingerprint"], now) if old != new
+        ]
+        also = (
+            " (y is read-only because backward reads it: copy it to write into it)" if "y" in changed else ""
+        )
         raise ValueError(
             f"{CELL}: {changed} changed in place between forward and backward; the cache no longer matches "
-            "them (run forward again, or update the parameters after backward)"
+            f"them (run forward again, or update the parameters after backward){also}"
         )

@@ -858,10 +858,11 @@ def _claim(workspace):
     return (workspace, workspace["forward.generation"])
 
 
-def _fingerprint(params, x):
-    """Identity, shape and the XOR of the bit patterns of each array backward reads: another array or an
-    in-place change shows (a change to any one element flips a bit of the XOR)."""
-    arrays = [params[name] for name in BLOCKS] + [x]
+def _fingerprint(params, x, y=None):
+    """Identity, shape and the XOR of the bit patterns of each array backward reads that the caller
+    holds (the parameters, x, and y where it is a view of the cache): another array or an in-place
+    change shows (a change to any one element flips a bit of the XOR)."""
+    arrays = [params[name] for name in BLOCKS] + [x] + ([] if y is None else [y])
     return tuple((id(a), a.shape, int(np.bitwise_xor.reduce(_bits(a)))) for a in arrays)
 
 
@@ -892,10 +893,15 @@ def _check_cache(cache, params, x_name="x"):
             f"{CELL}: backward got other parameter arrays ({other}) than the forward pass that made the "
             "cache; call backward with the same params dict as forward"
         )
-    now = _fingerprint(params, cache[x_name])
+    now = _fingerprint(params, cache[x_name], cache.get("y"))
     if now != cache["fingerprint"]:
-        changed = [name for name, old, new in zip([*BLOCKS, "x"], cache["fingerprint"], now) if old != new]
+        changed = [
+            name for name, old, new in zip([*BLOCKS, "x", "y"], cache["fingerprint"], now) if old != new
+        ]
+        also = (
+            " (y is read-only because backward reads it: copy it to write into it)" if "y" in changed else ""
+        )
         raise ValueError(
             f"{CELL}: {changed} changed in place between forward and backward; the cache no longer matches "
-            "them (run forward again, or update the parameters after backward)"
+            f"them (run forward again, or update the parameters after backward){also}"
         )

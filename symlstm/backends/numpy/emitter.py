@@ -281,8 +281,10 @@ class NumpyEmitter:
                 step.append(f"np.copyto(seq_{other}[t + 1], {n.name})")
         for k in range(pool.size):
             setup += self.scratch(f"buf_{k}", "(B, H)")
-        y = f"seq_{state_node[out_node]}[1:]" if out_node in state_node else f"cache_{out_node}"
-        mod.forward_end.append(f"y = {y}")
+        y = f"seq_{state_node[out_node]}[1:]" if out_node in state_node else f"cache_{out_node}[:]"
+        # y is a view of arrays backward reads: the caller gets it read-only (and the cache's fingerprint
+        # includes it), so that writing into it cannot make backward's gradients wrong.
+        mod.forward_end += [f"y = {y}", "y.flags.writeable = False"]
         _resolve_views(setup, step)
         mod.cache_keys = [
             *(f"seq_{st}" for st in s.states),
