@@ -808,6 +808,6 @@ def random_cells(max_states: int = 3, max_nodes: int = 7):
     """A hypothesis strategy of valid `CellSpec`s drawn from the whole `Cell` API, to fuzz your own
     tools with (`symlstm.fuzz`; needs hypothesis). `symlstm.fuzz.check_cell(spec)` runs what the package
     promises for each."""
-    from .fuzz import random_cells as strategy
+    from .random_cells import random_cells as strategy
 
     return strategy(max_states, max_nodes)
