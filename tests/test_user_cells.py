@@ -94,7 +94,17 @@ def fused_mixed_vectors() -> symlstm.CellSpec:
     return cell.build()
 
 
-CELLS = [highway, weighted_input, deep_transition, state_feeds_linear, shared_bias, two_states_one_node,
+def constants() -> symlstm.CellSpec:
+    """Constants a float holds only rounded, and activations of constants: 1/3, pi, sigmoid(0), e."""
+    cell = Cell("constants")
+    x, h_prev = cell.input("x"), cell.state("h")
+    a = cell.linear("a", {"W": x, "U": h_prev})
+    h = tanh(a / 3 + sp.pi * h_prev / 7 + sigmoid(0) + sp.exp(1) * sp.Rational(1, 5))
+    cell.update(h=cell.elementwise("h", h))
+    return cell.build()
+
+
+CELLS = [constants, highway, weighted_input, deep_transition, state_feeds_linear, shared_bias, two_states_one_node,
          fused_mixed_vectors]  # fmt: skip
 
 
