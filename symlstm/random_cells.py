@@ -102,7 +102,7 @@ def random_cells(max_states: int = 3, max_nodes: int = 7):
         cell.update(**updates)
         if draw(st.booleans()):
             cell.output(draw(st.sampled_from(elementwise)))
-        _draw_groups(draw, cell, weight_inputs, biases)
+        _draw_groups(draw, cell, weight_inputs, biases + [q.name for q in params])
         if any(p.free_symbols.isdisjoint(_used(cell)) for p in params):  # cancelled out of its expression
             reject()
         return cell.build()
@@ -158,8 +158,9 @@ def _expressions(vectors: list[sp.Symbol], x_elementwise: bool, params: list[sp.
     return expressions()
 
 
-def _draw_groups(draw, cell: Cell, weight_inputs: dict[str, str], biases: list[str]) -> None:
-    """Fuse some weights that multiply the same vector, and some biases."""
+def _draw_groups(draw, cell: Cell, weight_inputs: dict[str, str], vectors: list[str]) -> None:
+    """Fuse some weights that multiply the same vector, and some vectors (biases and parameter vectors,
+    mixed)."""
     from hypothesis import strategies as st
 
     by_input: dict[str, list[str]] = {}
@@ -171,8 +172,8 @@ def _draw_groups(draw, cell: Cell, weight_inputs: dict[str, str], biases: list[s
             chosen = draw(st.lists(st.sampled_from(members), min_size=2, max_size=len(members), unique=True))
             cell.fuse(f"Wf{k}", chosen)
             k += 1
-    if len(biases) > 1 and draw(st.booleans()):
-        chosen = draw(st.lists(st.sampled_from(biases), min_size=2, max_size=len(biases), unique=True))
+    if len(vectors) > 1 and draw(st.booleans()):
+        chosen = draw(st.lists(st.sampled_from(vectors), min_size=2, max_size=len(vectors), unique=True))
         cell.fuse("bf", chosen)
 
 
