@@ -6,15 +6,22 @@ test diffs it); a wheel carries a copy of it as `symlstm/generated/` (package `s
 pyproject.toml.
 """
 
+from pathlib import Path
+
 from setuptools import find_namespace_packages, setup
 
 # Installed package name -> the checkout folder it is built from.
 SHIPPED = {"symlstm.generated": "generated"}
+# Each target's folder of generated/ (numpy, reference, latex, ...) is a subpackage.
+GENERATED = Path(__file__).parent / "generated"
+TARGETS = sorted(
+    p.name for p in GENERATED.iterdir() if p.is_dir() and p.name.isidentifier() and p.name[0] != "_"
+)
 
 setup(
     packages=[
         *find_namespace_packages(include=["symlstm", "symlstm.*"], exclude=["*.__pycache__"]),
-        *(f"{package}{sub}" for package in SHIPPED for sub in ("", ".numpy", ".reference", ".latex")),
+        *(f"{package}{sub}" for package in SHIPPED for sub in ["", *(f".{t}" for t in TARGETS)]),
     ],
     package_dir=SHIPPED,
 )

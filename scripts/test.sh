@@ -5,4 +5,5 @@ cd "$(dirname "$0")/.."
 bash scripts/setup.sh
 # The virtualenv's tools (ruff) for the tests that run them.
 export PATH="$PWD/.venv/bin:$PATH"
-.venv/bin/python -m pytest "$@"
+# One worker per core (pytest-xdist), each taking whole test files.
+.venv/bin/python -m pytest -n auto --dist loadfile "$@"

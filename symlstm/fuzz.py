@@ -16,7 +16,7 @@ import argparse
 import sys
 import time
 import traceback
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -66,11 +66,12 @@ def _smooth(spec: CellSpec) -> bool:
     )
 
 
-def check_cell(spec: CellSpec, *, proofs: bool = True) -> CellCheck:
+def check_cell(spec: CellSpec, *, proofs: bool = True, backends: Sequence[str] | None = None) -> CellCheck:
     """Derive, prove, generate with every backend and check `spec` (see the module docstring); never
-    raises. Each backend's module (the registered ones of `symlstm.backends`, those whose framework is
-    installed) gets the full FD check and is compared with the reference module; the optimised NumPy
-    module also gets the dot-product test against its own jvp."""
+    raises. Each backend's module (the registered ones of `symlstm.backends` whose framework is
+    installed, or those named in `backends`; numpy and reference always) gets the full FD check and is
+    compared with the reference module; the optimised NumPy module also gets the dot-product test
+    against its own jvp. Every backend renders, checked or not."""
     from .backends import CODE_BACKENDS
     from .build.load import module_from_source
     from .engine import derive
@@ -98,10 +99,10 @@ def check_cell(spec: CellSpec, *, proofs: bool = True) -> CellCheck:
         d = derive(spec)
         for backend in CODE_BACKENDS.values():
             sources[backend.name] = backend.render(d)  # every backend renders, installed or not
-            if backend.available():
-                modules[backend.name] = module_from_source(
-                    f"fuzz.{backend.name}.{spec.name}", sources[backend.name]
-                )
+            checked = backends is None or backend.name in (*backends, "numpy", "reference")
+            if checked and backend.available():
+                module = module_from_source(f"fuzz.{backend.name}.{spec.name}", sources[backend.name])
+                modules[backend.name] = backend.checkable(module)
         return True, ""
 
     if not run("derive and generate", derive_and_render):
@@ -158,9 +159,12 @@ _SAME_CONFIGS = {
 # -- the command ---------------------------------------------------------------------------------------
 
 
-def fuzz(cells: int, seed: int, *, proofs: bool = True, out=print) -> CellCheck | None:
-    """Check `cells` drawn cells (seeded), one line each; on the first failure let hypothesis shrink
-    it and return the check of the smallest failing cell it finds (None when all passed)."""
+def fuzz(
+    cells: int, seed: int, *, proofs: bool = True, backends: Sequence[str] | None = None, out=print
+) -> CellCheck | None:
+    """Check `cells` drawn cells (seeded), one line each, on `backends` (see `check_cell`); on the
+    first failure let hypothesis shrink it and return the check of the smallest failing cell it finds
+    (None when all passed)."""
     from hypothesis import HealthCheck, Phase, given, settings
     from hypothesis import seed as with_seed
 
@@ -171,7 +175,7 @@ def fuzz(cells: int, seed: int, *, proofs: bool = True, out=print) -> CellCheck 
               phases=[Phase.generate, Phase.shrink])  # fmt: skip
     @given(random_cells())
     def one(spec: CellSpec) -> None:
-        result = check_cell(spec, proofs=proofs)
+        result = check_cell(spec, proofs=proofs, backends=backends)
         if state["failing"] is None:
             state["count"] += 1
             out(f"cell {state['count']}: {result.summary()}")
@@ -190,6 +194,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--cells", type=int, default=100, help="how many cells to draw (default 100)")
     parser.add_argument("--seed", type=int, default=0, help="seed of the draws (default 0)")
     parser.add_argument("--no-proofs", action="store_true", help="skip the symbolic and code proofs")
+    parser.add_argument(
+        "--backends",
+        help="comma-separated code targets to check besides numpy and reference (default: every "
+        "registered one whose framework is installed)",
+    )
 
 
 def cli_main(args: argparse.Namespace) -> int:
@@ -201,8 +210,16 @@ def cli_main(args: argparse.Namespace) -> int:
     if args.cells < 1:
         print(f"symlstm fuzz: --cells must be a positive integer, got {args.cells}", file=sys.stderr)
         return 2
+    from .backends import CODE_BACKENDS
+
+    backends = None if args.backends is None else [b.strip() for b in args.backends.split(",") if b.strip()]
+    unknown = [b for b in backends or () if b not in CODE_BACKENDS]
+    if unknown:
+        print(f"symlstm fuzz: unknown backends {unknown}; known: {', '.join(CODE_BACKENDS)}", file=sys.stderr)
+        return 2
     start = time.perf_counter()
-    failing = fuzz(args.cells, args.seed, proofs=not args.no_proofs, out=lambda line: print(line, flush=True))
+    out = lambda line: print(line, flush=True)  # noqa: E731
+    failing = fuzz(args.cells, args.seed, proofs=not args.no_proofs, backends=backends, out=out)
     if failing is None:
         print(f"{args.cells} cells (seed {args.seed}): all passed in {time.perf_counter() - start:.0f} s")
         return 0

@@ -51,7 +51,8 @@ RESERVED = frozenset(
         "forward", "backward", "jvp", "init_params", "from_torch", "to_torch", "from_keras", "to_keras",
         "initialize", "sigmoid", "relu",
         "step", "tanh", "input_size", "hidden_size", "workspace", "claim", "inputs", "outputs",
-        "check_finite", "tape",
+        "check_finite", "tape", "jax", "jnp", "lax", "carry", "adjoints", "steps", "dy_t", "tape_t",
+        "forward_step", "backward_step", "tangent_step", "step_adjoints",
     }
 )  # fmt: skip
 

@@ -13,7 +13,8 @@ CELL_NAMES = sorted(symlstm.CELLS)
 
 # Optional module -> the extra of pyproject.toml that installs it.
 EXTRAS = {
-    "torch": "torch", "keras": "keras", "matplotlib": "docs", "line_profiler": "dev", "hypothesis": "test",
+    "torch": "torch", "keras": "keras", "jax": "jax", "matplotlib": "docs", "line_profiler": "dev",
+    "hypothesis": "test",
 }  # fmt: skip
 
 

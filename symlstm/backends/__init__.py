@@ -23,11 +23,21 @@ class CodeBackend:
     render_path: str
     requires: str | None = None  # the module its generated code imports besides numpy
     extra: str | None = None  # the extra that installs it: pip install 'symlstm[<extra>]'
+    # Dotted path of a class giving a module of this target the NumPy modules' contract (forward ->
+    # (y, state, cache), backward(params, cache, ...)) for the checks; None: it has that contract.
+    contract_path: str | None = None
 
     @property
     def render(self) -> Callable:
         module, _, function = self.render_path.rpartition(".")
         return getattr(importlib.import_module(module), function)
+
+    def checkable(self, module: object) -> object:
+        """`module` with the NumPy modules' contract, as `symlstm.testing`'s checks call it."""
+        if self.contract_path is None:
+            return module
+        path, _, name = self.contract_path.rpartition(".")
+        return getattr(importlib.import_module(path), name)(module)
 
     def available(self) -> bool:
         """Whether its generated modules can run here (their framework is installed)."""
@@ -45,6 +55,13 @@ CODE_BACKENDS: dict[str, CodeBackend] = {
     for b in (
         CodeBackend("numpy", "symlstm.backends.numpy.render_numpy"),
         CodeBackend("reference", "symlstm.backends.reference.render_reference"),
+        CodeBackend(
+            "jax",
+            "symlstm.backends.jax.render_jax",
+            "jax",
+            "jax",
+            "symlstm.backends.jax.contract.NumpyContract",
+        ),
     )
 }
 
