@@ -23,6 +23,7 @@ class CodeBackend:
     render_path: str
     requires: str | None = None  # the module its generated code imports besides numpy
     extra: str | None = None  # the extra that installs it: pip install 'symlstm[<extra>]'
+    from_file: bool = False  # its modules run from a file (numba caches compiled code beside it)
 
     @property
     def render(self) -> Callable:
@@ -45,6 +46,7 @@ CODE_BACKENDS: dict[str, CodeBackend] = {
     for b in (
         CodeBackend("numpy", "symlstm.backends.numpy.render_numpy"),
         CodeBackend("reference", "symlstm.backends.reference.render_reference"),
+        CodeBackend("numba", "symlstm.backends.numba.render_numba", "numba", "numba", from_file=True),
     )
 }
 
