@@ -94,8 +94,30 @@ def fused_mixed_vectors() -> symlstm.CellSpec:
     return cell.build()
 
 
-CELLS = [highway, weighted_input, deep_transition, state_feeds_linear, shared_bias, two_states_one_node,
-         fused_mixed_vectors]  # fmt: skip
+def constants() -> symlstm.CellSpec:
+    """Constants a float holds only rounded, and activations of constants: 1/3, pi, sigmoid(0), e."""
+    cell = Cell("constants")
+    x, h_prev = cell.input("x"), cell.state("h")
+    a = cell.linear("a", {"W": x, "U": h_prev})
+    h = tanh(a / 3 + sp.pi * h_prev / 7 + sigmoid(0) + sp.exp(1) * sp.Rational(1, 5))
+    cell.update(h=cell.elementwise("h", h))
+    return cell.build()
+
+
+def cancelling() -> symlstm.CellSpec:
+    """A gradient that is exactly zero by cancellation: (s - n) with n = s; the optimised module leaves
+    rounding residue where the reference computes 0, which the checks must accept as rounding."""
+    cell = Cell("cancelling")
+    x, s_prev = cell.input("x"), cell.state("s")
+    a = cell.linear("a", {"W": x})
+    n = cell.elementwise("n", s_prev)
+    p = cell.param("p")
+    cell.update(s=cell.elementwise("u", tanh((s_prev - n) * (p * s_prev + s_prev)) + tanh(a)))
+    return cell.build()
+
+
+CELLS = [cancelling, constants, highway, weighted_input, deep_transition, state_feeds_linear, shared_bias,
+         two_states_one_node, fused_mixed_vectors]  # fmt: skip
 
 
 @pytest.mark.parametrize("build", CELLS, ids=[f.__name__ for f in CELLS])

@@ -23,10 +23,8 @@ from ..spec import LinearNode
 __all__ = [
     "AdjointRun",
     "BackwardStep",
-    "Cse",
     "backward_step",
     "coefficient",
-    "coefficient_cse",
     "incoming_aliases",
     "param_gradient",
     "step_cse",
@@ -152,14 +150,6 @@ def incoming_aliases(d: Derivation, step: BackwardStep) -> frozenset[str]:
 
 
 @dataclass(frozen=True)
-class Cse:
-    """Common subexpressions of a list of expressions: `reduced[k]` uses the temporaries `temps`."""
-
-    temps: tuple[tuple[sp.Symbol, sp.Expr], ...]
-    reduced: tuple[sp.Expr, ...]
-
-
-@dataclass(frozen=True)
 class StepCse:
     """Common subexpressions of the step's adjoint expressions.
 
@@ -201,18 +191,3 @@ def step_cse(d: Derivation, step: BackwardStep, aliases: frozenset[str]) -> Step
     renamed = {subs.get(x, x): e.xreplace(subs) for x, e in temp_expr.items()}
     hoisted = {subs[x]: v for x, v in storage.items()}
     return StepCse(reduced, renamed, hoisted)
-
-
-def coefficient_cse(
-    coefficients: tuple[sp.Expr, ...], rename: Mapping[sp.Symbol, sp.Symbol]
-) -> tuple[Cse, dict]:
-    """Factors shared by several coefficients (GRU's (1 - z) and (1 - n**2)), each computed once per chunk.
-
-    `rename` maps forward values to the names of their chunk views. Returns the CSE and `home`: for a
-    shared factor that is itself a coefficient, temporary -> that coefficient's slot (it is computed
-    straight into the slot)."""
-    temps, reduced = sp.cse(
-        [c.xreplace(rename) for c in coefficients], symbols=sp.numbered_symbols("coef_cse_", real=True)
-    )
-    home = {e: j for j, e in reversed(list(enumerate(reduced))) if e in dict(temps)}
-    return Cse(tuple(temps), tuple(reduced)), home
