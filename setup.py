@@ -14,7 +14,11 @@ SHIPPED = {"symlstm.generated": "generated"}
 setup(
     packages=[
         *find_namespace_packages(include=["symlstm", "symlstm.*"], exclude=["*.__pycache__"]),
-        *(f"{package}{sub}" for package in SHIPPED for sub in ("", ".numpy", ".reference", ".latex")),
+        *(
+            f"{package}{sub}"
+            for package in SHIPPED
+            for sub in ("", ".numpy", ".reference", ".numba", ".latex")
+        ),
     ],
     package_dir=SHIPPED,
 )

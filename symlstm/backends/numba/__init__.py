@@ -53,6 +53,5 @@ def numba_env() -> jinja2.Environment:
 def render_numba(d: Derivation) -> str:
     """The source of the numba module of a derived cell."""
     template = numba_env().get_template("numba_cell.py.j2")
-    return template.render(
-        m=numba_module(d).head, n=numba_module(d), code=reference_code(d), io=plan_interop(d.spec)
-    )
+    mod = numba_module(d)
+    return template.render(m=mod.head, n=mod, code=reference_code(d), io=plan_interop(d.spec))

@@ -365,7 +365,7 @@ class NumbaEmitter:
 
         carried = {v for v in self.crossing(program, defined, reads) if self.stored(v) is None}
         # The kernel.
-        body = [f"dtype = seq_{s.states[0]}.dtype.type", f"T = seq_{s.states[0]}.shape[0] - 1"]
+        body = [f"T = seq_{s.states[0]}.shape[0] - 1"]
         body += [f"B, H = seq_{s.states[0]}.shape[1], seq_{s.states[0]}.shape[2]", "for t in range(T):"]
         step = []
         for g in self.per_step:
@@ -379,6 +379,8 @@ class NumbaEmitter:
             else:
                 step += self.gemm_forward(item[1])
         body += [f"    {line}" for line in step]
+        if any("dtype(" in line for line in body):  # numbers in the kernel's float type
+            body.insert(0, f"dtype = seq_{s.states[0]}.dtype.type")
         arrays = self.kernel_arrays(body)
         mod.forward_kernel = [
             "@_jit",
@@ -567,7 +569,7 @@ class NumbaEmitter:
         crossing = self.crossing(program, defined, reads)
         carried = {v.removeprefix("d_") for v in crossing if v.startswith("d_")} - set(self.linear)
         U = len(plan.adjoint_order)
-        body = ["dtype = dy.dtype.type", "T, B, H = dy.shape", "for t in range(T - 1, -1, -1):"]
+        body = ["T, B, H = dy.shape", "for t in range(T - 1, -1, -1):"]
         step = []
         for item in program:
             if isinstance(item, Loop):
@@ -600,6 +602,8 @@ class NumbaEmitter:
                     )
                     beta = "1.0"
         body += [f"    {line}" for line in step]
+        if any("dtype(" in line for line in body):
+            body.insert(0, "dtype = dy.dtype.type")
         arrays = self.kernel_arrays(body)
         mod.backward_kernel = [
             "@_jit",

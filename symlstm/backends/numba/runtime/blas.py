@@ -11,13 +11,10 @@ blocks of a wider array):
     _gemm_nn(a, b, c, beta): c = a @ b + beta * c      (a (m, k), b (k, n), c (m, n))
 """
 
-numba = _llvm_binding = _llvm_ir = _cgutils = None  # stand-ins for what runtime/jit.py defines
+numba = None  # stand-ins for what the module defines before this point (runtime/jit.py)
 
 
 def _cython_function_address(module, name): ...
-
-
-def _intrinsic(function): ...
 
 
 def _jit_helper(function): ...
@@ -29,6 +26,11 @@ _GEMM_SYMBOLS = {"sgemm": "symlstm_cython_sgemm", "dgemm": "symlstm_cython_dgemm
 _TRANS, _NOTRANS = 84, 78  # ord("T"), ord("N"): the Fortran transpose flags
 
 if numba is not None:
+    from llvmlite import binding as _llvm_binding
+    from llvmlite import ir as _llvm_ir
+    from numba.core import cgutils as _cgutils
+    from numba.extending import intrinsic as _intrinsic
+
     for _routine, _symbol in _GEMM_SYMBOLS.items():
         _llvm_binding.add_symbol(_symbol, _cython_function_address("scipy.linalg.cython_blas", _routine))
 

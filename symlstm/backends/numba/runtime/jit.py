@@ -14,14 +14,8 @@ CELL = "cell"  # stand-in for the constant each generated module defines before 
 
 # -- generated modules include this file from the next line on --
 try:
-    # What the BLAS and vmath runtime below build their compiled helpers with:
     import numba
-    from llvmlite import binding as _llvm_binding  # noqa: F401
-    from llvmlite import ir as _llvm_ir  # noqa: F401
-    from numba.core import cgutils as _cgutils  # noqa: F401
     from numba.extending import get_cython_function_address as _cython_function_address
-    from numba.extending import intrinsic as _intrinsic  # noqa: F401
-    from numba.extending import overload as _overload  # noqa: F401
 
     _cython_function_address("scipy.linalg.cython_blas", "dgemm")  # numba's BLAS is scipy's
 except ImportError as _error:

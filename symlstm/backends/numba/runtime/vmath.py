@@ -12,13 +12,7 @@ little before the subnormal range). Measured accuracy: within 2.2 ulp of the exa
 
 import numpy as np
 
-numba = _llvm_ir = None  # stand-ins for what the module defines before this point (runtime/jit.py)
-
-
-def _intrinsic(function): ...
-
-
-def _overload(function): ...
+numba = None  # stand-ins for what the module defines before this point (runtime/jit.py)
 
 
 def _jit_helper(function): ...
@@ -26,6 +20,9 @@ def _jit_helper(function): ...
 
 # -- generated modules include this file from the next line on --
 if numba is not None:
+    from llvmlite import ir as _llvm_ir
+    from numba.extending import intrinsic as _intrinsic
+    from numba.extending import overload as _overload
 
     @_intrinsic
     def _bits_to_float(typingctx, bits):
