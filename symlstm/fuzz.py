@@ -4,10 +4,11 @@ Cells are drawn by `symlstm.random_cells.random_cells` (a hypothesis strategy ov
 API); `cell_source(spec)` prints one as the declaration that builds it.
 
 `check_cell(spec)` runs what the package promises for any cell it accepts: derive, prove (the derivation
-and the generated code), generate every backend, and the numerical checks: full finite differences and
-the dot-product test of the optimised module, and optimised == reference at sizes on both sides of the
-generated code's thresholds. `symlstm fuzz --cells N --seed S` runs it over N drawn cells, one line each,
-and prints a failing cell (shrunk by hypothesis) as a declaration to paste into a test.
+and the generated code), generate every backend, and the numerical checks of each backend's module
+(every one installed here, or those of `backends=`): full finite differences, the dot-product test, and
+module == reference at sizes on both sides of the generated code's thresholds. `symlstm fuzz --cells N
+--seed S [--backends numpy,numba]` runs it over N drawn cells, one line each, and prints a failing cell
+(shrunk by hypothesis) as a declaration to paste into a test.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ import argparse
 import sys
 import time
 import traceback
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -66,11 +67,13 @@ def _smooth(spec: CellSpec) -> bool:
     )
 
 
-def check_cell(spec: CellSpec, *, proofs: bool = True) -> CellCheck:
-    """Derive, prove, generate with every backend and check `spec` (see the module docstring); never
-    raises. Each backend's module (the registered ones of `symlstm.backends`, those whose framework is
-    installed) gets the full FD check and is compared with the reference module; the optimised NumPy
-    module also gets the dot-product test against its own jvp."""
+def check_cell(spec: CellSpec, *, proofs: bool = True, backends: Collection[str] | None = None) -> CellCheck:
+    """Derive, prove, generate with every backend and check `spec` (see the module docstring); whatever
+    the cell, never raises. Every registered backend (`symlstm.backends`) renders; the modules of
+    `backends` (default: every one whose framework is installed here; the reference module always) each
+    get the full FD check, and each but the reference the dot-product test against its jvp and the
+    comparison with the reference module. A name in `backends` that is not registered raises
+    ValueError, one whose framework is not installed ImportError naming the extra."""
     from .backends import CODE_BACKENDS
     from .build.load import module_from_source
     from .engine import derive
@@ -78,6 +81,7 @@ def check_cell(spec: CellSpec, *, proofs: bool = True) -> CellCheck:
     from .proof_code import prove_code
     from .testing import check_adjoint, check_full_fd, check_same, make_problem
 
+    run_here = _backends_to_run(backends)
     out = CellCheck(spec)
     start = time.perf_counter()
 
@@ -98,7 +102,7 @@ def check_cell(spec: CellSpec, *, proofs: bool = True) -> CellCheck:
         d = derive(spec)
         for backend in CODE_BACKENDS.values():
             sources[backend.name] = backend.render(d)  # every backend renders, installed or not
-            if backend.available():
+            if backend.name in run_here:
                 modules[backend.name] = module_from_source(
                     f"fuzz.{backend.name}.{spec.name}", sources[backend.name]
                 )
@@ -127,7 +131,9 @@ def check_cell(spec: CellSpec, *, proofs: bool = True) -> CellCheck:
 
     for name, module in modules.items():
         run(f"full FD ({name})", numeric(check_full_fd, module))
-    run("dot-product test (numpy)", numeric(check_adjoint, modules["numpy"]))
+    for name, module in modules.items():
+        if name != "reference":
+            run(f"dot-product test ({name})", numeric(check_adjoint, module))
     for name, module in modules.items():
         if name == "reference":
             continue
@@ -145,6 +151,23 @@ def check_cell(spec: CellSpec, *, proofs: bool = True) -> CellCheck:
     return out
 
 
+def _backends_to_run(backends: Collection[str] | None) -> list[str]:
+    """The names of the code backends whose modules `check_cell` runs: `backends` (each checked to be
+    registered and runnable here) or every available one, the reference module first."""
+    from .backends import CODE_BACKENDS, code_backend
+
+    if backends is None:
+        return [name for name, b in CODE_BACKENDS.items() if name == "reference" or b.available()]
+    names = ["reference", *(n for n in backends if n != "reference")]
+    for name in names:
+        target = code_backend(name)  # an unknown name raises ValueError listing the known ones
+        if not target.available():
+            raise ImportError(
+                f"backend {name!r} needs {target.requires}: pip install 'symlstm[{target.extra}]'"
+            )
+    return names
+
+
 # Sizes on both sides of the optimised module's thresholds, as in tests/test_reference.py.
 _SAME_CONFIGS = {
     "T=1": dict(steps=1, batch=2),
@@ -158,9 +181,12 @@ _SAME_CONFIGS = {
 # -- the command ---------------------------------------------------------------------------------------
 
 
-def fuzz(cells: int, seed: int, *, proofs: bool = True, out=print) -> CellCheck | None:
-    """Check `cells` drawn cells (seeded), one line each; on the first failure let hypothesis shrink
-    it and return the check of the smallest failing cell it finds (None when all passed)."""
+def fuzz(
+    cells: int, seed: int, *, proofs: bool = True, backends: Collection[str] | None = None, out=print
+) -> CellCheck | None:
+    """Check `cells` drawn cells (seeded), one line each, running the modules of `backends` (as in
+    `check_cell`); on the first failure let hypothesis shrink it and return the check of the smallest
+    failing cell it finds (None when all passed)."""
     from hypothesis import HealthCheck, Phase, given, settings
     from hypothesis import seed as with_seed
 
@@ -171,7 +197,7 @@ def fuzz(cells: int, seed: int, *, proofs: bool = True, out=print) -> CellCheck 
               phases=[Phase.generate, Phase.shrink])  # fmt: skip
     @given(random_cells())
     def one(spec: CellSpec) -> None:
-        result = check_cell(spec, proofs=proofs)
+        result = check_cell(spec, proofs=proofs, backends=backends)
         if state["failing"] is None:
             state["count"] += 1
             out(f"cell {state['count']}: {result.summary()}")
@@ -190,6 +216,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--cells", type=int, default=100, help="how many cells to draw (default 100)")
     parser.add_argument("--seed", type=int, default=0, help="seed of the draws (default 0)")
     parser.add_argument("--no-proofs", action="store_true", help="skip the symbolic and code proofs")
+    parser.add_argument(
+        "--backends",
+        type=lambda text: [name.strip() for name in text.split(",") if name.strip()],
+        default=None,
+        help="comma-separated code backends whose modules run (default: every one installed here; "
+        "numba compiles each drawn cell, seconds a cell)",
+    )
 
 
 def cli_main(args: argparse.Namespace) -> int:
@@ -201,8 +234,19 @@ def cli_main(args: argparse.Namespace) -> int:
     if args.cells < 1:
         print(f"symlstm fuzz: --cells must be a positive integer, got {args.cells}", file=sys.stderr)
         return 2
+    try:
+        _backends_to_run(args.backends)
+    except (ValueError, ImportError) as err:
+        print(f"symlstm fuzz: --backends: {err}", file=sys.stderr)
+        return 2
     start = time.perf_counter()
-    failing = fuzz(args.cells, args.seed, proofs=not args.no_proofs, out=lambda line: print(line, flush=True))
+    failing = fuzz(
+        args.cells,
+        args.seed,
+        proofs=not args.no_proofs,
+        backends=args.backends,
+        out=lambda line: print(line, flush=True),
+    )
     if failing is None:
         print(f"{args.cells} cells (seed {args.seed}): all passed in {time.perf_counter() - start:.0f} s")
         return 0

@@ -13,6 +13,9 @@ from hypothesis import HealthCheck, Phase, given, settings  # noqa: E402
 import symlstm  # noqa: E402
 from symlstm.fuzz import cell_source, check_cell, fuzz, random_cells  # noqa: E402
 
+# The modules run here: numba's JIT (seconds a cell) has its own small sample in tests/test_numba.py.
+NUMPY = ("numpy",)
+
 # A fixed sample, not shrunk here (a failure prints its cell; `symlstm fuzz` shrinks).
 SAMPLE = settings(max_examples=100, derandomize=True, deadline=None, database=None,
                   suppress_health_check=list(HealthCheck), phases=[Phase.generate])  # fmt: skip
@@ -21,7 +24,7 @@ SAMPLE = settings(max_examples=100, derandomize=True, deadline=None, database=No
 @SAMPLE
 @given(random_cells())
 def test_every_drawn_cell_comes_out_right(spec):
-    result = check_cell(spec)
+    result = check_cell(spec, backends=NUMPY)
     assert result.ok, f"{cell_source(spec)}\n\n{result.report()}"
 
 
@@ -45,7 +48,7 @@ def test_a_planted_generator_error_is_found_and_shrunk(monkeypatch):
 
     monkeypatch.setattr(emitter.NumpyEmitter, "_bias_gradients", wrong)
     lines: list[str] = []
-    failing = fuzz(30, seed=1, proofs=False, out=lines.append)
+    failing = fuzz(30, seed=1, proofs=False, backends=NUMPY, out=lines.append)
     assert failing is not None and not failing.ok
     assert any(name.startswith("numpy == reference") and not ok for name, ok, _ in failing.results)
     assert lines and "FAILED" in lines[-1]
@@ -55,11 +58,11 @@ def test_a_planted_generator_error_is_found_and_shrunk(monkeypatch):
 def test_the_command_prints_one_line_per_cell(capsys):
     from symlstm.cli import main
 
-    assert main(["fuzz", "--cells", "3", "--seed", "5", "--no-proofs"]) == 0
+    assert main(["fuzz", "--cells", "3", "--seed", "5", "--no-proofs", "--backends", "numpy"]) == 0
     out = capsys.readouterr().out
     assert out.count("cell ") >= 3 and "3 cells (seed 5): all passed" in out
 
 
 @pytest.mark.parametrize("name", ["lstm", "gru", "peephole"])
 def test_registered_cells_pass_the_fuzzers_checks(name):
-    assert check_cell(symlstm.cell(name), proofs=False).ok
+    assert check_cell(symlstm.cell(name), proofs=False, backends=NUMPY).ok

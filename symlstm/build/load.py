@@ -13,6 +13,7 @@ written, the module runs from memory and compiles in every process.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import importlib.util
 import os
@@ -77,14 +78,20 @@ def _cached_file(backend: str, name: str, source: str) -> Path | None:
     folder = cache_dir() / backend
     path = folder / f"{name}_{hashlib.sha256(source.encode()).hexdigest()[:20]}.py"
     try:
-        if not path.is_file() or path.read_text(encoding="utf-8") != source:
-            folder.mkdir(parents=True, exist_ok=True)
-            with tempfile.NamedTemporaryFile(
-                "w", encoding="utf-8", dir=folder, suffix=".tmp", delete=False
-            ) as fh:
-                fh.write(source)
-            os.replace(fh.name, path)
+        if path.is_file() and path.read_text(encoding="utf-8") == source:
+            return path  # written before (by this process or another): numba's cache beside it is kept
+        folder.mkdir(parents=True, exist_ok=True)
+        # A temporary file renamed into place: a reader sees the whole file or none.
+        fd, temporary = tempfile.mkstemp(dir=folder, prefix=f".{path.stem}.", suffix=".tmp")
     except OSError:
+        return None
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+            fh.write(source)
+        os.replace(temporary, path)
+    except OSError:
+        with contextlib.suppress(OSError):
+            os.unlink(temporary)
         return None
     return path
 
