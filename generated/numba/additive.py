@@ -279,7 +279,7 @@ def _forward_kernel(buf_W_hh, buf_b, gates_W_ih, seq_c, seq_h):
         _gemm_nt(seq_h[t], buf_W_hh, gates_W_ih[t], 1.0)
         for b in range(B):
             buf_0 = seq_c[t, b]
-            buf_1 = gates_W_ih[t, b]
+            buf_1 = gates_W_ih[t, b, 0:H]
             buf_2 = seq_c[t + 1, b]
             buf_3 = seq_h[t + 1, b]
             for j in range(H):
@@ -308,8 +308,8 @@ def _backward_kernel(buf_W_hh, gates_W_ih, seq_h, dy, d_c_prev, d_h_prev, grad_r
             buf_1 = d_h_prev[b]
             buf_2 = d_c_prev[b]
             buf_3 = seq_h[t + 1, b]
-            buf_4 = gates_W_ih[t, b]
-            buf_5 = grad_rows[t, b]
+            buf_4 = gates_W_ih[t, b, 0:H]
+            buf_5 = grad_rows[t, b, 0:H]
             for j in range(H):
                 din_h = buf_0[j] + buf_1[j]
                 din_c = buf_2[j]

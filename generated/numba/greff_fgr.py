@@ -409,13 +409,16 @@ def _forward_kernel(
         _gemm_nt(seq_o[t], buf_R_o[2 * H : 3 * H], gates_W_ih[t, :, 3 * H : 4 * H], 1.0)
         for b in range(B):
             buf_0 = seq_c[t, b]
-            buf_1 = gates_W_ih[t, b]
-            buf_2 = seq_i[t + 1, b]
-            buf_3 = seq_f[t + 1, b]
-            buf_4 = seq_c[t + 1, b]
-            buf_5 = seq_o[t + 1, b]
-            buf_6 = cache_tanh_c[t, b]
-            buf_7 = seq_h[t + 1, b]
+            buf_1 = gates_W_ih[t, b, 0:H]
+            buf_2 = gates_W_ih[t, b, H : 2 * H]
+            buf_3 = gates_W_ih[t, b, 2 * H : 3 * H]
+            buf_4 = gates_W_ih[t, b, 3 * H : 4 * H]
+            buf_5 = seq_i[t + 1, b]
+            buf_6 = seq_f[t + 1, b]
+            buf_7 = seq_c[t + 1, b]
+            buf_8 = seq_o[t + 1, b]
+            buf_9 = cache_tanh_c[t, b]
+            buf_10 = seq_h[t + 1, b]
             for j in range(H):
                 c_prev = buf_0[j]
                 p_i = buf_p[j]
@@ -424,31 +427,31 @@ def _forward_kernel(
                 # (1) a_i = W_ii @ x + W_hi @ h_prev + R_ii @ i_prev + R_fi @ f_prev + R_oi @ o_prev + b_i
                 a_i = buf_1[j] + buf_b[j]
                 # (2) a_f = W_if @ x + W_hf @ h_prev + R_if @ i_prev + R_ff @ f_prev + R_of @ o_prev + b_f
-                a_f = buf_1[H + j] + buf_b[H + j]
+                a_f = buf_2[j] + buf_b[H + j]
                 # (3) a_z = W_iz @ x + W_hz @ h_prev + b_z
-                a_z = buf_1[2 * H + j] + buf_b[2 * H + j]
+                a_z = buf_3[j] + buf_b[2 * H + j]
                 # (4) a_o = W_io @ x + W_ho @ h_prev + R_io @ i_prev + R_fo @ f_prev + R_oo @ o_prev + b_o
-                a_o = buf_1[3 * H + j] + buf_b[3 * H + j]
+                a_o = buf_4[j] + buf_b[3 * H + j]
                 # (5) z = tanh(a_z)
                 z = _vtanh(a_z)
-                buf_1[2 * H + j] = z
+                buf_3[j] = z
                 # (6) i = sigmoid(a_i + c_prev*p_i)
                 i = _vsigmoid(a_i + c_prev * p_i)
-                buf_2[j] = i
+                buf_5[j] = i
                 # (7) f = sigmoid(a_f + c_prev*p_f)
                 f = _vsigmoid(a_f + c_prev * p_f)
-                buf_3[j] = f
+                buf_6[j] = f
                 # (8) c = c_prev*f + i*z
                 c = c_prev * f + i * z
-                buf_4[j] = c
+                buf_7[j] = c
                 # (9) o = sigmoid(a_o + c*p_o)
                 o = _vsigmoid(a_o + c * p_o)
-                buf_5[j] = o
+                buf_8[j] = o
                 # (10) h = o*tanh(c)
                 tanh_c = _vtanh(c)
-                buf_6[j] = tanh_c
+                buf_9[j] = tanh_c
                 h = o * tanh_c
-                buf_7[j] = h
+                buf_10[j] = h
 
 
 @_jit
@@ -488,12 +491,17 @@ def _backward_kernel(
             buf_6 = seq_c[t, b]
             buf_7 = d_f_prev[b]
             buf_8 = d_i_prev[b]
-            buf_9 = gates_W_ih[t, b]
+            buf_9 = gates_W_ih[t, b, 2 * H : 3 * H]
             buf_10 = seq_i[t + 1, b]
             buf_11 = seq_f[t + 1, b]
             buf_12 = seq_c[t + 1, b]
-            buf_13 = grad_rows[t, b]
-            buf_14 = grad_params[b]
+            buf_13 = grad_rows[t, b, 3 * H : 4 * H]
+            buf_14 = grad_rows[t, b, 2 * H : 3 * H]
+            buf_15 = grad_rows[t, b, H : 2 * H]
+            buf_16 = grad_rows[t, b, 0:H]
+            buf_17 = grad_params[b, 0:H]
+            buf_18 = grad_params[b, H : 2 * H]
+            buf_19 = grad_params[b, 2 * H : 3 * H]
             for j in range(H):
                 din_h = buf_0[j] + buf_1[j]
                 din_o = buf_2[j]
@@ -504,7 +512,7 @@ def _backward_kernel(
                 c_prev = buf_6[j]
                 din_f = buf_7[j]
                 din_i = buf_8[j]
-                z = buf_9[2 * H + j]
+                z = buf_9[j]
                 i = buf_10[j]
                 f = buf_11[j]
                 p_f = buf_p[H + j]
@@ -522,24 +530,24 @@ def _backward_kernel(
                 d_i = din_i + d_c * z
                 # (17) d_a_o = d_o*o*(1 - o)
                 d_a_o = d_o * o * (dtype(1) - o)
-                buf_13[3 * H + j] = d_a_o
+                buf_13[j] = d_a_o
                 # (18) d_a_z = d_z*(1 - z**2)
                 d_a_z = d_c * i * (dtype(1) - (z * z))
-                buf_13[2 * H + j] = d_a_z
+                buf_14[j] = d_a_z
                 # (19) d_a_f = d_f*f*(1 - f)
                 d_a_f = d_f * f * (dtype(1) - f)
-                buf_13[H + j] = d_a_f
+                buf_15[j] = d_a_f
                 # (20) d_a_i = d_i*i*(1 - i)
                 d_a_i = d_i * i * (dtype(1) - i)
-                buf_13[j] = d_a_i
+                buf_16[j] = d_a_i
                 # (23) d_c_prev: its elementwise part
                 buf_4[j] = d_c * f + d_f * f * p_f * (dtype(1) - f) + d_i * i * p_i * (dtype(1) - i)
                 # (48) d_p_i += c_prev*d_i*i*(1 - i)
-                buf_14[j] += c_prev * d_a_i
+                buf_17[j] += c_prev * d_a_i
                 # (49) d_p_f += c_prev*d_f*f*(1 - f)
-                buf_14[H + j] += c_prev * d_a_f
+                buf_18[j] += c_prev * d_a_f
                 # (50) d_p_o += c*d_o*o*(1 - o)
-                buf_14[2 * H + j] += c * d_a_o
+                buf_19[j] += c * d_a_o
         for b in range(B):  # the bias gradients: sums of the adjoints, while they are in cache
             buf_0 = grad_rows[t, b]
             for j in range(4 * H):

@@ -308,10 +308,12 @@ def _forward_kernel(buf_W_hh, buf_b, buf_p, gates_W_ih, seq_c, seq_h, cache_tanh
         _gemm_nt(seq_h[t], buf_W_hh, gates_W_ih[t], 1.0)
         for b in range(B):
             buf_0 = seq_c[t, b]
-            buf_1 = gates_W_ih[t, b]
-            buf_2 = seq_c[t + 1, b]
-            buf_3 = cache_tanh_c[t, b]
-            buf_4 = seq_h[t + 1, b]
+            buf_1 = gates_W_ih[t, b, 0:H]
+            buf_2 = gates_W_ih[t, b, H : 2 * H]
+            buf_3 = gates_W_ih[t, b, 2 * H : 3 * H]
+            buf_4 = seq_c[t + 1, b]
+            buf_5 = cache_tanh_c[t, b]
+            buf_6 = seq_h[t + 1, b]
             for j in range(H):
                 c_prev = buf_0[j]
                 p_f = buf_p[j]
@@ -319,26 +321,26 @@ def _forward_kernel(buf_W_hh, buf_b, buf_p, gates_W_ih, seq_c, seq_h, cache_tanh
                 # (1) a_f = W_if @ x + W_hf @ h_prev + b_f
                 a_f = buf_1[j] + buf_b[j]
                 # (2) a_z = W_iz @ x + W_hz @ h_prev + b_z
-                a_z = buf_1[H + j] + buf_b[H + j]
+                a_z = buf_2[j] + buf_b[H + j]
                 # (3) a_o = W_io @ x + W_ho @ h_prev + b_o
-                a_o = buf_1[2 * H + j] + buf_b[2 * H + j]
+                a_o = buf_3[j] + buf_b[2 * H + j]
                 # (4) z = tanh(a_z)
                 z = _vtanh(a_z)
-                buf_1[H + j] = z
+                buf_2[j] = z
                 # (5) f = sigmoid(a_f + c_prev*p_f)
                 f = _vsigmoid(a_f + c_prev * p_f)
                 buf_1[j] = f
                 # (6) c = c_prev*f + z
                 c = c_prev * f + z
-                buf_2[j] = c
+                buf_4[j] = c
                 # (7) o = sigmoid(a_o + c*p_o)
                 o = _vsigmoid(a_o + c * p_o)
-                buf_1[2 * H + j] = o
+                buf_3[j] = o
                 # (8) h = o*tanh(c)
                 tanh_c = _vtanh(c)
-                buf_3[j] = tanh_c
+                buf_5[j] = tanh_c
                 h = o * tanh_c
-                buf_4[j] = h
+                buf_6[j] = h
 
 
 @_jit
@@ -363,42 +365,47 @@ def _backward_kernel(
             buf_0 = dy[t, b]
             buf_1 = d_h_prev[b]
             buf_2 = d_c_prev[b]
-            buf_3 = gates_W_ih[t, b]
+            buf_3 = gates_W_ih[t, b, 2 * H : 3 * H]
             buf_4 = cache_tanh_c[t, b]
-            buf_5 = seq_c[t, b]
-            buf_6 = seq_c[t + 1, b]
-            buf_7 = grad_rows[t, b]
-            buf_8 = grad_params[b]
+            buf_5 = gates_W_ih[t, b, H : 2 * H]
+            buf_6 = seq_c[t, b]
+            buf_7 = gates_W_ih[t, b, 0:H]
+            buf_8 = seq_c[t + 1, b]
+            buf_9 = grad_rows[t, b, 2 * H : 3 * H]
+            buf_10 = grad_rows[t, b, H : 2 * H]
+            buf_11 = grad_rows[t, b, 0:H]
+            buf_12 = grad_params[b, 0:H]
+            buf_13 = grad_params[b, H : 2 * H]
             for j in range(H):
                 din_h = buf_0[j] + buf_1[j]
                 din_c = buf_2[j]
-                o = buf_3[2 * H + j]
+                o = buf_3[j]
                 p_o = buf_p[H + j]
                 tanh_c = buf_4[j]
-                z = buf_3[H + j]
-                c_prev = buf_5[j]
-                f = buf_3[j]
+                z = buf_5[j]
+                c_prev = buf_6[j]
+                f = buf_7[j]
                 p_f = buf_p[j]
-                c = buf_6[j]
+                c = buf_8[j]
                 # (9) d_h = din_h
                 d_h = din_h
                 # (11) d_c = d_h*o*(1 - tanh_c**2) + d_o*o*p_o*(1 - o) + din_c
                 d_c = din_c + d_h * (o * p_o * tanh_c * (dtype(1) - o) + o * (dtype(1) - (tanh_c * tanh_c)))
                 # (14) d_a_o = d_o*o*(1 - o)
                 d_a_o = d_h * o * tanh_c * (dtype(1) - o)
-                buf_7[2 * H + j] = d_a_o
+                buf_9[j] = d_a_o
                 # (15) d_a_z = d_z*(1 - z**2)
                 d_a_z = d_c * (dtype(1) - (z * z))
-                buf_7[H + j] = d_a_z
+                buf_10[j] = d_a_z
                 # (16) d_a_f = d_f*f*(1 - f)
                 d_a_f = c_prev * d_c * f * (dtype(1) - f)
-                buf_7[j] = d_a_f
+                buf_11[j] = d_a_f
                 # (19) d_c_prev: its elementwise part
                 buf_2[j] = d_c * (c_prev * f * p_f * (dtype(1) - f) + f)
                 # (29) d_p_f += c_prev*d_f*f*(1 - f)
-                buf_8[j] += c_prev * d_a_f
+                buf_12[j] += c_prev * d_a_f
                 # (30) d_p_o += c*d_o*o*(1 - o)
-                buf_8[H + j] += c * d_a_o
+                buf_13[j] += c * d_a_o
         for b in range(B):  # the bias gradients: sums of the adjoints, while they are in cache
             buf_0 = grad_rows[t, b]
             for j in range(3 * H):

@@ -299,33 +299,37 @@ def _forward_kernel(buf_W_hh, buf_b_hh, buf_b_ih, gates_W_hh, gates_W_ih, seq_h,
         _gemm_nt(seq_h[t], buf_W_hh, gates_W_hh, 0.0)
         for b in range(B):
             buf_0 = seq_h[t, b]
-            buf_1 = gates_W_ih[t, b]
-            buf_2 = gates_W_hh[b]
-            buf_3 = cache_u_n[t, b]
-            buf_4 = seq_h[t + 1, b]
+            buf_1 = gates_W_ih[t, b, 0:H]
+            buf_2 = gates_W_hh[b, 0:H]
+            buf_3 = gates_W_ih[t, b, H : 2 * H]
+            buf_4 = gates_W_hh[b, H : 2 * H]
+            buf_5 = gates_W_ih[t, b, 2 * H : 3 * H]
+            buf_6 = gates_W_hh[b, 2 * H : 3 * H]
+            buf_7 = cache_u_n[t, b]
+            buf_8 = seq_h[t + 1, b]
             for j in range(H):
                 h_prev = buf_0[j]
                 # (1) a_r = W_ir @ x + W_hr @ h_prev + b_ir + b_hr
                 a_r = buf_1[j] + buf_2[j] + buf_b_ih[j] + buf_b_hh[j]
                 # (2) a_z = W_iz @ x + W_hz @ h_prev + b_iz + b_hz
-                a_z = buf_1[H + j] + buf_2[H + j] + buf_b_ih[H + j] + buf_b_hh[H + j]
+                a_z = buf_3[j] + buf_4[j] + buf_b_ih[H + j] + buf_b_hh[H + j]
                 # (3) a_n = W_in @ x + b_in
-                a_n = buf_1[2 * H + j] + buf_b_ih[2 * H + j]
+                a_n = buf_5[j] + buf_b_ih[2 * H + j]
                 # (4) u_n = W_hn @ h_prev + b_hn
-                u_n = buf_2[2 * H + j] + buf_b_hh[2 * H + j]
-                buf_3[j] = u_n
+                u_n = buf_6[j] + buf_b_hh[2 * H + j]
+                buf_7[j] = u_n
                 # (5) r = sigmoid(a_r)
                 r = _vsigmoid(a_r)
                 buf_1[j] = r
                 # (6) z = sigmoid(a_z)
                 z = _vsigmoid(a_z)
-                buf_1[H + j] = z
+                buf_3[j] = z
                 # (7) n = tanh(a_n + r*u_n)
                 n = _vtanh(a_n + r * u_n)
-                buf_1[2 * H + j] = n
+                buf_5[j] = n
                 # (8) h = h_prev*z + n*(1 - z)
                 h = h_prev * z + n * (dtype(1) - z)
-                buf_4[j] = h
+                buf_8[j] = h
 
 
 @_jit
@@ -337,31 +341,36 @@ def _backward_kernel(buf_W_hh, gates_W_ih, seq_h, cache_u_n, dy, d_h_prev, grad_
         for b in range(B):
             buf_0 = dy[t, b]
             buf_1 = d_h_prev[b]
-            buf_2 = gates_W_ih[t, b]
-            buf_3 = seq_h[t, b]
-            buf_4 = cache_u_n[t, b]
-            buf_5 = grad_rows[t, b]
+            buf_2 = gates_W_ih[t, b, 2 * H : 3 * H]
+            buf_3 = gates_W_ih[t, b, 0:H]
+            buf_4 = gates_W_ih[t, b, H : 2 * H]
+            buf_5 = seq_h[t, b]
+            buf_6 = cache_u_n[t, b]
+            buf_7 = grad_rows[t, b, 2 * H : 3 * H]
+            buf_8 = grad_rows[t, b, 3 * H : 4 * H]
+            buf_9 = grad_rows[t, b, H : 2 * H]
+            buf_10 = grad_rows[t, b, 0:H]
             for j in range(H):
                 din_h = buf_0[j] + buf_1[j]
-                n = buf_2[2 * H + j]
-                r = buf_2[j]
-                z = buf_2[H + j]
-                h_prev = buf_3[j]
-                u_n = buf_4[j]
+                n = buf_2[j]
+                r = buf_3[j]
+                z = buf_4[j]
+                h_prev = buf_5[j]
+                u_n = buf_6[j]
                 # (9) d_h = din_h
                 d_h = din_h
                 # (13) d_u_n = d_n*r*(1 - n**2)
                 d_u_n = d_h * r * (dtype(1) - (n * n)) * (dtype(1) - z)
-                buf_5[2 * H + j] = d_u_n
+                buf_7[j] = d_u_n
                 # (14) d_a_n = d_n*(1 - n**2)
                 d_a_n = d_h * (dtype(1) - (n * n)) * (dtype(1) - z)
-                buf_5[3 * H + j] = d_a_n
+                buf_8[j] = d_a_n
                 # (15) d_a_z = d_z*z*(1 - z)
                 d_a_z = d_h * z * (dtype(1) - z) * (h_prev - n)
-                buf_5[H + j] = d_a_z
+                buf_9[j] = d_a_z
                 # (16) d_a_r = d_r*r*(1 - r)
                 d_a_r = d_h * r * u_n * (dtype(1) - (n * n)) * (dtype(1) - r) * (dtype(1) - z)
-                buf_5[j] = d_a_r
+                buf_10[j] = d_a_r
                 # (18) d_h_prev: its elementwise part
                 buf_1[j] = d_h * z
         for b in range(B):  # the bias gradients: sums of the adjoints, while they are in cache

@@ -298,39 +298,41 @@ def _forward_kernel(buf_W_hh, buf_W_hn, buf_b, gates_W_ih, seq_h, cache_rh):
         _gemm_nt(seq_h[t], buf_W_hh, gates_W_ih[t, :, 0 : 2 * H], 1.0)
         for b in range(B):
             buf_0 = seq_h[t, b]
-            buf_1 = gates_W_ih[t, b]
-            buf_2 = cache_rh[t, b]
+            buf_1 = gates_W_ih[t, b, 0:H]
+            buf_2 = gates_W_ih[t, b, H : 2 * H]
+            buf_3 = cache_rh[t, b]
             for j in range(H):
                 h_prev = buf_0[j]
                 # (1) a_r = W_ir @ x + W_hr @ h_prev + b_r
                 a_r = buf_1[j] + buf_b[j]
                 # (2) a_z = W_iz @ x + W_hz @ h_prev + b_z
-                a_z = buf_1[H + j] + buf_b[H + j]
+                a_z = buf_2[j] + buf_b[H + j]
                 # (3) r = sigmoid(a_r)
                 r = _vsigmoid(a_r)
                 buf_1[j] = r
                 # (4) z = sigmoid(a_z)
                 z = _vsigmoid(a_z)
-                buf_1[H + j] = z
+                buf_2[j] = z
                 # (5) rh = h_prev*r
                 rh = h_prev * r
-                buf_2[j] = rh
+                buf_3[j] = rh
         _gemm_nt(cache_rh[t], buf_W_hn, gates_W_ih[t, :, 2 * H : 3 * H], 1.0)
         for b in range(B):
             buf_0 = seq_h[t, b]
-            buf_1 = gates_W_ih[t, b]
-            buf_2 = seq_h[t + 1, b]
+            buf_1 = gates_W_ih[t, b, H : 2 * H]
+            buf_2 = gates_W_ih[t, b, 2 * H : 3 * H]
+            buf_3 = seq_h[t + 1, b]
             for j in range(H):
                 h_prev = buf_0[j]
-                z = buf_1[H + j]
+                z = buf_1[j]
                 # (6) a_n = W_in @ x + W_hn @ rh + b_n
-                a_n = buf_1[2 * H + j] + buf_b[2 * H + j]
+                a_n = buf_2[j] + buf_b[2 * H + j]
                 # (7) n = tanh(a_n)
                 n = _vtanh(a_n)
-                buf_1[2 * H + j] = n
+                buf_2[j] = n
                 # (8) h = h_prev*z + n*(1 - z)
                 h = h_prev * z + n * (dtype(1) - z)
-                buf_2[j] = h
+                buf_3[j] = h
 
 
 @_jit
@@ -344,43 +346,47 @@ def _backward_kernel(
         for b in range(B):
             buf_0 = dy[t, b]
             buf_1 = d_h_prev[b]
-            buf_2 = gates_W_ih[t, b]
-            buf_3 = grad_rows[t, b]
-            buf_4 = cache_d_h[b]
+            buf_2 = gates_W_ih[t, b, 2 * H : 3 * H]
+            buf_3 = gates_W_ih[t, b, H : 2 * H]
+            buf_4 = grad_rows[t, b, 2 * H : 3 * H]
+            buf_5 = cache_d_h[b]
             for j in range(H):
                 din_h = buf_0[j] + buf_1[j]
-                n = buf_2[2 * H + j]
-                z = buf_2[H + j]
+                n = buf_2[j]
+                z = buf_3[j]
                 # (9) d_h = din_h
                 d_h = din_h
                 # (11) d_a_n = d_n*(1 - n**2)
                 d_a_n = d_h * (dtype(1) - (n * n)) * (dtype(1) - z)
-                buf_3[2 * H + j] = d_a_n
-                buf_4[j] = d_h
+                buf_4[j] = d_a_n
+                buf_5[j] = d_h
         _gemm_nn(grad_rows[t, :, 2 * H : 3 * H], buf_W_hn, grad_in_rh, 0.0)
         for b in range(B):
             buf_0 = cache_d_h[b]
             buf_1 = seq_h[t, b]
-            buf_2 = gates_W_ih[t, b]
-            buf_3 = grad_in_rh[b]
-            buf_4 = grad_rows[t, b]
-            buf_5 = d_h_prev[b]
+            buf_2 = gates_W_ih[t, b, 2 * H : 3 * H]
+            buf_3 = gates_W_ih[t, b, H : 2 * H]
+            buf_4 = gates_W_ih[t, b, 0:H]
+            buf_5 = grad_in_rh[b]
+            buf_6 = grad_rows[t, b, H : 2 * H]
+            buf_7 = grad_rows[t, b, 0:H]
+            buf_8 = d_h_prev[b]
             for j in range(H):
                 d_h = buf_0[j]
                 h_prev = buf_1[j]
-                n = buf_2[2 * H + j]
-                z = buf_2[H + j]
-                r = buf_2[j]
+                n = buf_2[j]
+                z = buf_3[j]
+                r = buf_4[j]
                 # (12) d_rh = W_hn^T d_a_n
-                d_rh = buf_3[j]
+                d_rh = buf_5[j]
                 # (15) d_a_z = d_z*z*(1 - z)
                 d_a_z = d_h * z * (dtype(1) - z) * (h_prev - n)
-                buf_4[H + j] = d_a_z
+                buf_6[j] = d_a_z
                 # (16) d_a_r = d_r*r*(1 - r)
                 d_a_r = d_rh * h_prev * r * (dtype(1) - r)
-                buf_4[j] = d_a_r
+                buf_7[j] = d_a_r
                 # (18) d_h_prev: its elementwise part
-                buf_5[j] = d_h * z + d_rh * r
+                buf_8[j] = d_h * z + d_rh * r
         for b in range(B):  # the bias gradients: sums of the adjoints, while they are in cache
             buf_0 = grad_rows[t, b]
             for j in range(3 * H):

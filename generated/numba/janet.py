@@ -285,27 +285,28 @@ def _forward_kernel(buf_W_hh, buf_b, gates_W_ih, seq_h, cache_f, cache_sigmoid_h
         _gemm_nt(seq_h[t], buf_W_hh, gates_W_ih[t], 1.0)
         for b in range(B):
             buf_0 = seq_h[t, b]
-            buf_1 = gates_W_ih[t, b]
-            buf_2 = cache_f[t, b]
-            buf_3 = cache_sigmoid_h[t, b]
-            buf_4 = seq_h[t + 1, b]
+            buf_1 = gates_W_ih[t, b, 0:H]
+            buf_2 = gates_W_ih[t, b, H : 2 * H]
+            buf_3 = cache_f[t, b]
+            buf_4 = cache_sigmoid_h[t, b]
+            buf_5 = seq_h[t + 1, b]
             for j in range(H):
                 h_prev = buf_0[j]
                 # (1) s = W_if @ x + W_hf @ h_prev + b_f
                 s = buf_1[j] + buf_b[j]
                 # (2) a_g = W_ig @ x + W_hg @ h_prev + b_g
-                a_g = buf_1[H + j] + buf_b[H + j]
+                a_g = buf_2[j] + buf_b[H + j]
                 # (3) f = sigmoid(s)
                 f = _vsigmoid(s)
-                buf_2[j] = f
+                buf_3[j] = f
                 # (4) g = tanh(a_g)
                 g = _vtanh(a_g)
-                buf_1[H + j] = g
+                buf_2[j] = g
                 # (5) h = f*h_prev + g*(1 - sigmoid(s - 1))
                 sigmoid_h = _vsigmoid(s - dtype(1))
-                buf_3[j] = sigmoid_h
+                buf_4[j] = sigmoid_h
                 h = f * h_prev + g * (dtype(1) - sigmoid_h)
-                buf_4[j] = h
+                buf_5[j] = h
 
 
 @_jit
@@ -319,14 +320,15 @@ def _backward_kernel(
         for b in range(B):
             buf_0 = dy[t, b]
             buf_1 = d_h_prev[b]
-            buf_2 = gates_W_ih[t, b]
+            buf_2 = gates_W_ih[t, b, H : 2 * H]
             buf_3 = cache_sigmoid_h[t, b]
             buf_4 = cache_f[t, b]
             buf_5 = seq_h[t, b]
-            buf_6 = grad_rows[t, b]
+            buf_6 = grad_rows[t, b, H : 2 * H]
+            buf_7 = grad_rows[t, b, 0:H]
             for j in range(H):
                 din_h = buf_0[j] + buf_1[j]
-                g = buf_2[H + j]
+                g = buf_2[j]
                 sigmoid_h = buf_3[j]
                 f = buf_4[j]
                 h_prev = buf_5[j]
@@ -334,10 +336,10 @@ def _backward_kernel(
                 d_h = din_h
                 # (9) d_a_g = d_g*(1 - g**2)
                 d_a_g = d_h * (dtype(1) - (g * g)) * (dtype(1) - sigmoid_h)
-                buf_6[H + j] = d_a_g
+                buf_6[j] = d_a_g
                 # (10) d_s = d_f*f*(1 - f) - d_h*g*sigmoid_h*(1 - sigmoid_h)
                 d_s = d_h * (f * h_prev * (dtype(1) - f) - g * sigmoid_h * (dtype(1) - sigmoid_h))
-                buf_6[j] = d_s
+                buf_7[j] = d_s
                 # (12) d_h_prev: its elementwise part
                 buf_1[j] = d_h * f
         for b in range(B):  # the bias gradients: sums of the adjoints, while they are in cache

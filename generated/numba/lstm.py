@@ -299,40 +299,43 @@ def _forward_kernel(buf_W_hh, buf_b_hh, buf_b_ih, gates_W_ih, seq_c, seq_h, cach
         _gemm_nt(seq_h[t], buf_W_hh, gates_W_ih[t], 1.0)
         for b in range(B):
             buf_0 = seq_c[t, b]
-            buf_1 = gates_W_ih[t, b]
-            buf_2 = seq_c[t + 1, b]
-            buf_3 = cache_tanh_c[t, b]
-            buf_4 = seq_h[t + 1, b]
+            buf_1 = gates_W_ih[t, b, 0:H]
+            buf_2 = gates_W_ih[t, b, H : 2 * H]
+            buf_3 = gates_W_ih[t, b, 2 * H : 3 * H]
+            buf_4 = gates_W_ih[t, b, 3 * H : 4 * H]
+            buf_5 = seq_c[t + 1, b]
+            buf_6 = cache_tanh_c[t, b]
+            buf_7 = seq_h[t + 1, b]
             for j in range(H):
                 c_prev = buf_0[j]
                 # (1) a_i = W_ii @ x + W_hi @ h_prev + b_ii + b_hi
                 a_i = buf_1[j] + buf_b_ih[j] + buf_b_hh[j]
                 # (2) a_f = W_if @ x + W_hf @ h_prev + b_if + b_hf
-                a_f = buf_1[H + j] + buf_b_ih[H + j] + buf_b_hh[H + j]
+                a_f = buf_2[j] + buf_b_ih[H + j] + buf_b_hh[H + j]
                 # (3) a_g = W_ig @ x + W_hg @ h_prev + b_ig + b_hg
-                a_g = buf_1[2 * H + j] + buf_b_ih[2 * H + j] + buf_b_hh[2 * H + j]
+                a_g = buf_3[j] + buf_b_ih[2 * H + j] + buf_b_hh[2 * H + j]
                 # (4) a_o = W_io @ x + W_ho @ h_prev + b_io + b_ho
-                a_o = buf_1[3 * H + j] + buf_b_ih[3 * H + j] + buf_b_hh[3 * H + j]
+                a_o = buf_4[j] + buf_b_ih[3 * H + j] + buf_b_hh[3 * H + j]
                 # (5) i = sigmoid(a_i)
                 i = _vsigmoid(a_i)
                 buf_1[j] = i
                 # (6) f = sigmoid(a_f)
                 f = _vsigmoid(a_f)
-                buf_1[H + j] = f
+                buf_2[j] = f
                 # (7) g = tanh(a_g)
                 g = _vtanh(a_g)
-                buf_1[2 * H + j] = g
+                buf_3[j] = g
                 # (8) o = sigmoid(a_o)
                 o = _vsigmoid(a_o)
-                buf_1[3 * H + j] = o
+                buf_4[j] = o
                 # (9) c = c_prev*f + g*i
                 c = c_prev * f + g * i
-                buf_2[j] = c
+                buf_5[j] = c
                 # (10) h = o*tanh(c)
                 tanh_c = _vtanh(c)
-                buf_3[j] = tanh_c
+                buf_6[j] = tanh_c
                 h = o * tanh_c
-                buf_4[j] = h
+                buf_7[j] = h
 
 
 @_jit
@@ -345,35 +348,41 @@ def _backward_kernel(buf_W_hh, gates_W_ih, seq_c, cache_tanh_c, dy, d_c_prev, d_
             buf_0 = dy[t, b]
             buf_1 = d_h_prev[b]
             buf_2 = d_c_prev[b]
-            buf_3 = gates_W_ih[t, b]
+            buf_3 = gates_W_ih[t, b, 3 * H : 4 * H]
             buf_4 = cache_tanh_c[t, b]
-            buf_5 = seq_c[t, b]
-            buf_6 = grad_rows[t, b]
+            buf_5 = gates_W_ih[t, b, 2 * H : 3 * H]
+            buf_6 = gates_W_ih[t, b, 0:H]
+            buf_7 = seq_c[t, b]
+            buf_8 = gates_W_ih[t, b, H : 2 * H]
+            buf_9 = grad_rows[t, b, 3 * H : 4 * H]
+            buf_10 = grad_rows[t, b, 2 * H : 3 * H]
+            buf_11 = grad_rows[t, b, H : 2 * H]
+            buf_12 = grad_rows[t, b, 0:H]
             for j in range(H):
                 din_h = buf_0[j] + buf_1[j]
                 din_c = buf_2[j]
-                o = buf_3[3 * H + j]
+                o = buf_3[j]
                 tanh_c = buf_4[j]
-                g = buf_3[2 * H + j]
-                i = buf_3[j]
-                c_prev = buf_5[j]
-                f = buf_3[H + j]
+                g = buf_5[j]
+                i = buf_6[j]
+                c_prev = buf_7[j]
+                f = buf_8[j]
                 # (11) d_h = din_h
                 d_h = din_h
                 # (12) d_c = d_h*o*(1 - tanh_c**2) + din_c
                 d_c = din_c + d_h * o * (dtype(1) - (tanh_c * tanh_c))
                 # (17) d_a_o = d_o*o*(1 - o)
                 d_a_o = d_h * o * tanh_c * (dtype(1) - o)
-                buf_6[3 * H + j] = d_a_o
+                buf_9[j] = d_a_o
                 # (18) d_a_g = d_g*(1 - g**2)
                 d_a_g = d_c * i * (dtype(1) - (g * g))
-                buf_6[2 * H + j] = d_a_g
+                buf_10[j] = d_a_g
                 # (19) d_a_f = d_f*f*(1 - f)
                 d_a_f = c_prev * d_c * f * (dtype(1) - f)
-                buf_6[H + j] = d_a_f
+                buf_11[j] = d_a_f
                 # (20) d_a_i = d_i*i*(1 - i)
                 d_a_i = d_c * g * i * (dtype(1) - i)
-                buf_6[j] = d_a_i
+                buf_12[j] = d_a_i
                 # (23) d_c_prev: its elementwise part
                 buf_2[j] = d_c * f
         for b in range(B):  # the bias gradients: sums of the adjoints, while they are in cache

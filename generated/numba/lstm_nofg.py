@@ -304,39 +304,41 @@ def _forward_kernel(buf_W_hh, buf_b, gates_W_ih, seq_c, seq_h, cache_g, cache_si
         _gemm_nt(seq_h[t], buf_W_hh, gates_W_ih[t], 1.0)
         for b in range(B):
             buf_0 = seq_c[t, b]
-            buf_1 = gates_W_ih[t, b]
-            buf_2 = cache_sigmoid_a_g[t, b]
-            buf_3 = cache_g[t, b]
-            buf_4 = seq_c[t + 1, b]
-            buf_5 = cache_sigmoid_c[t, b]
-            buf_6 = seq_h[t + 1, b]
+            buf_1 = gates_W_ih[t, b, 0:H]
+            buf_2 = gates_W_ih[t, b, H : 2 * H]
+            buf_3 = gates_W_ih[t, b, 2 * H : 3 * H]
+            buf_4 = cache_sigmoid_a_g[t, b]
+            buf_5 = cache_g[t, b]
+            buf_6 = seq_c[t + 1, b]
+            buf_7 = cache_sigmoid_c[t, b]
+            buf_8 = seq_h[t + 1, b]
             for j in range(H):
                 c_prev = buf_0[j]
                 # (1) a_i = W_ii @ x + W_hi @ h_prev + b_i
                 a_i = buf_1[j] + buf_b[j]
                 # (2) a_g = W_ig @ x + W_hg @ h_prev + b_g
-                a_g = buf_1[H + j] + buf_b[H + j]
+                a_g = buf_2[j] + buf_b[H + j]
                 # (3) a_o = W_io @ x + W_ho @ h_prev + b_o
-                a_o = buf_1[2 * H + j] + buf_b[2 * H + j]
+                a_o = buf_3[j] + buf_b[2 * H + j]
                 # (4) i = sigmoid(a_i)
                 i = _vsigmoid(a_i)
                 buf_1[j] = i
                 # (5) g = 4*sigmoid(a_g) - 2
                 sigmoid_a_g = _vsigmoid(a_g)
-                buf_2[j] = sigmoid_a_g
+                buf_4[j] = sigmoid_a_g
                 g = dtype(4) * sigmoid_a_g - dtype(2)
-                buf_3[j] = g
+                buf_5[j] = g
                 # (6) o = sigmoid(a_o)
                 o = _vsigmoid(a_o)
-                buf_1[2 * H + j] = o
+                buf_3[j] = o
                 # (7) c = c_prev + g*i
                 c = c_prev + g * i
-                buf_4[j] = c
+                buf_6[j] = c
                 # (8) h = o*(2*sigmoid(c) - 1)
                 sigmoid_c = _vsigmoid(c)
-                buf_5[j] = sigmoid_c
+                buf_7[j] = sigmoid_c
                 h = o * (dtype(2) * sigmoid_c - dtype(1))
-                buf_6[j] = h
+                buf_8[j] = h
 
 
 @_jit
@@ -360,32 +362,35 @@ def _backward_kernel(
             buf_0 = dy[t, b]
             buf_1 = d_h_prev[b]
             buf_2 = d_c_prev[b]
-            buf_3 = gates_W_ih[t, b]
+            buf_3 = gates_W_ih[t, b, 2 * H : 3 * H]
             buf_4 = cache_sigmoid_c[t, b]
-            buf_5 = cache_sigmoid_a_g[t, b]
-            buf_6 = cache_g[t, b]
-            buf_7 = grad_rows[t, b]
+            buf_5 = gates_W_ih[t, b, 0:H]
+            buf_6 = cache_sigmoid_a_g[t, b]
+            buf_7 = cache_g[t, b]
+            buf_8 = grad_rows[t, b, 2 * H : 3 * H]
+            buf_9 = grad_rows[t, b, H : 2 * H]
+            buf_10 = grad_rows[t, b, 0:H]
             for j in range(H):
                 din_h = buf_0[j] + buf_1[j]
                 din_c = buf_2[j]
-                o = buf_3[2 * H + j]
+                o = buf_3[j]
                 sigmoid_c = buf_4[j]
-                i = buf_3[j]
-                sigmoid_a_g = buf_5[j]
-                g = buf_6[j]
+                i = buf_5[j]
+                sigmoid_a_g = buf_6[j]
+                g = buf_7[j]
                 # (9) d_h = din_h
                 d_h = din_h
                 # (10) d_c = 2*d_h*o*sigmoid_c*(1 - sigmoid_c) + din_c
                 d_c = din_c + dtype(2) * d_h * o * sigmoid_c * (dtype(1) - sigmoid_c)
                 # (14) d_a_o = d_o*o*(1 - o)
                 d_a_o = d_h * o * (dtype(1) - o) * (dtype(2) * sigmoid_c - dtype(1))
-                buf_7[2 * H + j] = d_a_o
+                buf_8[j] = d_a_o
                 # (15) d_a_g = 4*d_g*sigmoid_a_g*(1 - sigmoid_a_g)
                 d_a_g = dtype(4) * d_c * i * sigmoid_a_g * (dtype(1) - sigmoid_a_g)
-                buf_7[H + j] = d_a_g
+                buf_9[j] = d_a_g
                 # (16) d_a_i = d_i*i*(1 - i)
                 d_a_i = d_c * g * i * (dtype(1) - i)
-                buf_7[j] = d_a_i
+                buf_10[j] = d_a_i
                 # (19) d_c_prev: its elementwise part
                 buf_2[j] = d_c
         for b in range(B):  # the bias gradients: sums of the adjoints, while they are in cache

@@ -292,7 +292,7 @@ def _forward_kernel(buf_W_hf, buf_W_hn, buf_b, gates_W_ih, seq_h, cache_fh):
         _gemm_nt(seq_h[t], buf_W_hf, gates_W_ih[t, :, 0:H], 1.0)
         for b in range(B):
             buf_0 = seq_h[t, b]
-            buf_1 = gates_W_ih[t, b]
+            buf_1 = gates_W_ih[t, b, 0:H]
             buf_2 = cache_fh[t, b]
             for j in range(H):
                 h_prev = buf_0[j]
@@ -306,20 +306,21 @@ def _forward_kernel(buf_W_hf, buf_W_hn, buf_b, gates_W_ih, seq_h, cache_fh):
                 buf_2[j] = fh
         _gemm_nt(cache_fh[t], buf_W_hn, gates_W_ih[t, :, H : 2 * H], 1.0)
         for b in range(B):
-            buf_0 = gates_W_ih[t, b]
+            buf_0 = gates_W_ih[t, b, 0:H]
             buf_1 = seq_h[t, b]
-            buf_2 = seq_h[t + 1, b]
+            buf_2 = gates_W_ih[t, b, H : 2 * H]
+            buf_3 = seq_h[t + 1, b]
             for j in range(H):
                 f = buf_0[j]
                 h_prev = buf_1[j]
                 # (4) a_n = W_in @ x + W_hn @ fh + b_n
-                a_n = buf_0[H + j] + buf_b[H + j]
+                a_n = buf_2[j] + buf_b[H + j]
                 # (5) n = tanh(a_n)
                 n = _vtanh(a_n)
-                buf_0[H + j] = n
+                buf_2[j] = n
                 # (6) h = f*n + h_prev*(1 - f)
                 h = f * n + h_prev * (dtype(1) - f)
-                buf_2[j] = h
+                buf_3[j] = h
 
 
 @_jit
@@ -333,41 +334,43 @@ def _backward_kernel(
         for b in range(B):
             buf_0 = dy[t, b]
             buf_1 = d_h_prev[b]
-            buf_2 = gates_W_ih[t, b]
-            buf_3 = grad_rows[t, b]
-            buf_4 = cache_d_h[b]
+            buf_2 = gates_W_ih[t, b, 0:H]
+            buf_3 = gates_W_ih[t, b, H : 2 * H]
+            buf_4 = grad_rows[t, b, H : 2 * H]
+            buf_5 = cache_d_h[b]
             for j in range(H):
                 din_h = buf_0[j] + buf_1[j]
                 f = buf_2[j]
-                n = buf_2[H + j]
+                n = buf_3[j]
                 # (7) d_h = din_h
                 d_h = din_h
                 # (9) d_a_n = d_n*(1 - n**2)
                 d_a_n = d_h * f * (dtype(1) - (n * n))
-                buf_3[H + j] = d_a_n
-                buf_4[j] = d_h
+                buf_4[j] = d_a_n
+                buf_5[j] = d_h
         _gemm_nn(grad_rows[t, :, H : 2 * H], buf_W_hn, grad_in_fh, 0.0)
         for b in range(B):
             buf_0 = cache_d_h[b]
             buf_1 = seq_h[t, b]
-            buf_2 = gates_W_ih[t, b]
-            buf_3 = grad_in_fh[b]
-            buf_4 = grad_rows[t, b]
-            buf_5 = d_h_prev[b]
+            buf_2 = gates_W_ih[t, b, H : 2 * H]
+            buf_3 = gates_W_ih[t, b, 0:H]
+            buf_4 = grad_in_fh[b]
+            buf_5 = grad_rows[t, b, 0:H]
+            buf_6 = d_h_prev[b]
             for j in range(H):
                 d_h = buf_0[j]
                 h_prev = buf_1[j]
-                n = buf_2[H + j]
-                f = buf_2[j]
+                n = buf_2[j]
+                f = buf_3[j]
                 # (10) d_fh = W_hn^T d_a_n
-                d_fh = buf_3[j]
+                d_fh = buf_4[j]
                 # (11) d_f = d_fh*h_prev + d_h*(-h_prev + n)
                 d_f = d_fh * h_prev + d_h * (-h_prev + n)
                 # (12) d_a_f = d_f*f*(1 - f)
                 d_a_f = d_f * f * (dtype(1) - f)
-                buf_4[j] = d_a_f
+                buf_5[j] = d_a_f
                 # (14) d_h_prev: its elementwise part
-                buf_5[j] = d_fh * f + d_h * (dtype(1) - f)
+                buf_6[j] = d_fh * f + d_h * (dtype(1) - f)
         for b in range(B):  # the bias gradients: sums of the adjoints, while they are in cache
             buf_0 = grad_rows[t, b]
             for j in range(2 * H):

@@ -310,10 +310,13 @@ def _forward_kernel(buf_W_hh, buf_b, buf_p, gates_W_ih, seq_c, seq_h, cache_tanh
         _gemm_nt(seq_h[t], buf_W_hh, gates_W_ih[t], 1.0)
         for b in range(B):
             buf_0 = seq_c[t, b]
-            buf_1 = gates_W_ih[t, b]
-            buf_2 = seq_c[t + 1, b]
-            buf_3 = cache_tanh_c[t, b]
-            buf_4 = seq_h[t + 1, b]
+            buf_1 = gates_W_ih[t, b, 0:H]
+            buf_2 = gates_W_ih[t, b, H : 2 * H]
+            buf_3 = gates_W_ih[t, b, 2 * H : 3 * H]
+            buf_4 = gates_W_ih[t, b, 3 * H : 4 * H]
+            buf_5 = seq_c[t + 1, b]
+            buf_6 = cache_tanh_c[t, b]
+            buf_7 = seq_h[t + 1, b]
             for j in range(H):
                 c_prev = buf_0[j]
                 p_i = buf_p[j]
@@ -322,31 +325,31 @@ def _forward_kernel(buf_W_hh, buf_b, buf_p, gates_W_ih, seq_c, seq_h, cache_tanh
                 # (1) a_i = W_ii @ x + W_hi @ h_prev + b_i
                 a_i = buf_1[j] + buf_b[j]
                 # (2) a_f = W_if @ x + W_hf @ h_prev + b_f
-                a_f = buf_1[H + j] + buf_b[H + j]
+                a_f = buf_2[j] + buf_b[H + j]
                 # (3) a_z = W_iz @ x + W_hz @ h_prev + b_z
-                a_z = buf_1[2 * H + j] + buf_b[2 * H + j]
+                a_z = buf_3[j] + buf_b[2 * H + j]
                 # (4) a_o = W_io @ x + W_ho @ h_prev + b_o
-                a_o = buf_1[3 * H + j] + buf_b[3 * H + j]
+                a_o = buf_4[j] + buf_b[3 * H + j]
                 # (5) z = tanh(a_z)
                 z = _vtanh(a_z)
-                buf_1[2 * H + j] = z
+                buf_3[j] = z
                 # (6) i = sigmoid(a_i + c_prev*p_i)
                 i = _vsigmoid(a_i + c_prev * p_i)
                 buf_1[j] = i
                 # (7) f = sigmoid(a_f + c_prev*p_f)
                 f = _vsigmoid(a_f + c_prev * p_f)
-                buf_1[H + j] = f
+                buf_2[j] = f
                 # (8) c = c_prev*f + i*z
                 c = c_prev * f + i * z
-                buf_2[j] = c
+                buf_5[j] = c
                 # (9) o = sigmoid(a_o + c*p_o)
                 o = _vsigmoid(a_o + c * p_o)
-                buf_1[3 * H + j] = o
+                buf_4[j] = o
                 # (10) h = o*tanh(c)
                 tanh_c = _vtanh(c)
-                buf_3[j] = tanh_c
+                buf_6[j] = tanh_c
                 h = o * tanh_c
-                buf_4[j] = h
+                buf_7[j] = h
 
 
 @_jit
@@ -371,49 +374,57 @@ def _backward_kernel(
             buf_0 = dy[t, b]
             buf_1 = d_h_prev[b]
             buf_2 = d_c_prev[b]
-            buf_3 = gates_W_ih[t, b]
+            buf_3 = gates_W_ih[t, b, 3 * H : 4 * H]
             buf_4 = cache_tanh_c[t, b]
-            buf_5 = seq_c[t, b]
-            buf_6 = seq_c[t + 1, b]
-            buf_7 = grad_rows[t, b]
-            buf_8 = grad_params[b]
+            buf_5 = gates_W_ih[t, b, 0:H]
+            buf_6 = gates_W_ih[t, b, 2 * H : 3 * H]
+            buf_7 = seq_c[t, b]
+            buf_8 = gates_W_ih[t, b, H : 2 * H]
+            buf_9 = seq_c[t + 1, b]
+            buf_10 = grad_rows[t, b, 3 * H : 4 * H]
+            buf_11 = grad_rows[t, b, 2 * H : 3 * H]
+            buf_12 = grad_rows[t, b, H : 2 * H]
+            buf_13 = grad_rows[t, b, 0:H]
+            buf_14 = grad_params[b, 0:H]
+            buf_15 = grad_params[b, H : 2 * H]
+            buf_16 = grad_params[b, 2 * H : 3 * H]
             for j in range(H):
                 din_h = buf_0[j] + buf_1[j]
                 din_c = buf_2[j]
-                o = buf_3[3 * H + j]
+                o = buf_3[j]
                 p_o = buf_p[2 * H + j]
                 tanh_c = buf_4[j]
-                i = buf_3[j]
-                z = buf_3[2 * H + j]
-                c_prev = buf_5[j]
-                f = buf_3[H + j]
+                i = buf_5[j]
+                z = buf_6[j]
+                c_prev = buf_7[j]
+                f = buf_8[j]
                 p_f = buf_p[H + j]
                 p_i = buf_p[j]
-                c = buf_6[j]
+                c = buf_9[j]
                 # (11) d_h = din_h
                 d_h = din_h
                 # (13) d_c = d_h*o*(1 - tanh_c**2) + d_o*o*p_o*(1 - o) + din_c
                 d_c = din_c + d_h * (o * p_o * tanh_c * (dtype(1) - o) + o * (dtype(1) - (tanh_c * tanh_c)))
                 # (17) d_a_o = d_o*o*(1 - o)
                 d_a_o = d_h * o * tanh_c * (dtype(1) - o)
-                buf_7[3 * H + j] = d_a_o
+                buf_10[j] = d_a_o
                 # (18) d_a_z = d_z*(1 - z**2)
                 d_a_z = d_c * i * (dtype(1) - (z * z))
-                buf_7[2 * H + j] = d_a_z
+                buf_11[j] = d_a_z
                 # (19) d_a_f = d_f*f*(1 - f)
                 d_a_f = c_prev * d_c * f * (dtype(1) - f)
-                buf_7[H + j] = d_a_f
+                buf_12[j] = d_a_f
                 # (20) d_a_i = d_i*i*(1 - i)
                 d_a_i = d_c * i * z * (dtype(1) - i)
-                buf_7[j] = d_a_i
+                buf_13[j] = d_a_i
                 # (23) d_c_prev: its elementwise part
                 buf_2[j] = d_c * (c_prev * f * p_f * (dtype(1) - f) + f + i * p_i * z * (dtype(1) - i))
                 # (36) d_p_i += c_prev*d_i*i*(1 - i)
-                buf_8[j] += c_prev * d_a_i
+                buf_14[j] += c_prev * d_a_i
                 # (37) d_p_f += c_prev*d_f*f*(1 - f)
-                buf_8[H + j] += c_prev * d_a_f
+                buf_15[j] += c_prev * d_a_f
                 # (38) d_p_o += c*d_o*o*(1 - o)
-                buf_8[2 * H + j] += c * d_a_o
+                buf_16[j] += c * d_a_o
         for b in range(B):  # the bias gradients: sums of the adjoints, while they are in cache
             buf_0 = grad_rows[t, b]
             for j in range(4 * H):

@@ -280,7 +280,7 @@ def _forward_kernel(buf_W_hh, buf_b_hh, buf_b_ih, gates_W_ih, seq_h):
     for t in range(T):
         _gemm_nt(seq_h[t], buf_W_hh, gates_W_ih[t], 1.0)
         for b in range(B):
-            buf_0 = gates_W_ih[t, b]
+            buf_0 = gates_W_ih[t, b, 0:H]
             buf_1 = seq_h[t + 1, b]
             for j in range(H):
                 # (1) a = W_ih @ x + W_hh @ h_prev + b_ih + b_hh
@@ -300,7 +300,7 @@ def _backward_kernel(buf_W_hh, seq_h, dy, d_h_prev, grad_rows, grad_sums):
             buf_0 = dy[t, b]
             buf_1 = d_h_prev[b]
             buf_2 = seq_h[t + 1, b]
-            buf_3 = grad_rows[t, b]
+            buf_3 = grad_rows[t, b, 0:H]
             for j in range(H):
                 din_h = buf_0[j] + buf_1[j]
                 h = buf_2[j]

@@ -4,8 +4,9 @@ Forward: the input projections of all steps are one NumPy GEMM each before the k
 the time loop. Each step makes its per-step GEMMs (BLAS, called from the kernel), accumulated into the
 input projection's blocks (beta = 1) where the plan's homes allow, else into a (B, n H) scratch; then one
 fused loop over the batch rows and the coordinates whose body is the derivation's scalar statements,
-reading and writing 1-D row views (so that LLVM vectorises it). A GEMM of a value computed inside the
-step (reset-before GRU, MGU: an "inner" GEMM) splits the step's loop in two around it.
+reading and writing 1-D views, one per row and block of H (so that LLVM vectorises it). A GEMM of a
+value computed inside the step (reset-before GRU, MGU: an "inner" GEMM) splits the step's loop in two
+around it.
 
 Backward: the kernel runs the steps in reverse: one fused loop per step printing the plan's folded
 adjoints (`plan.step`, coefficients written out), the linear nodes' adjoints stored in the adjoint
@@ -39,8 +40,16 @@ LOOP_INDICES = ("b", "j")
 OPEN, CLOSE = "\x01", "\x02"  # around a row in a statement's text: replaced by the row's view
 
 
+def block_of(row: str, block: int) -> str:
+    """Coordinate j of block `block` of a row of blocks of H, through the block's own 1-D view
+    (`gates_W_ih[t, b, H : 2 * H]`): LLVM vectorises a loop that reads and writes rows only when
+    every block is a pointer of its own (one view of the whole row, indexed `H + j`, leaves it scalar)."""
+    return f"{OPEN}{row[:-1]}, {columns(block, block + 1)}]{CLOSE}[j]"
+
+
 def offset(block: int) -> str:
-    """The index of coordinate j of block `block` in a row of blocks of H: `j`, `H + j`, `3 * H + j`."""
+    """The index of coordinate j of block `block` in a parameter vector of blocks of H (read only):
+    `j`, `H + j`, `3 * H + j`."""
     return "j" if block == 0 else "H + j" if block == 1 else f"{block} * H + j"
 
 
@@ -271,6 +280,8 @@ class NumbaEmitter:
         """A statement's text for coordinate j of a location (the marked row is replaced by its view)."""
         if not loc.per_row:
             return f"{loc.row}[{offset(loc.block)}]"
+        if loc.row.startswith("gates_"):
+            return block_of(loc.row, loc.block)
         return f"{OPEN}{loc.row}{CLOSE}[{offset(loc.block)}]"
 
     def read(self, v: str, carried: set[str], prefix: str, adjoints: bool, view) -> str:
@@ -285,7 +296,7 @@ class NumbaEmitter:
             vector = v.removeprefix("d_")
             if vector in self.linear:
                 u = self.plan.adjoint_order.index(vector)
-                return self.resolve(f"{OPEN}grad_rows[t, b]{CLOSE}[{offset(u)}]", view)
+                return self.resolve(block_of("grad_rows[t, b]", u), view)
             if vector in carried:
                 return self.resolve(f"{OPEN}cache_d_{vector}[b]{CLOSE}[j]", view)
             raise AssertionError(f"adjoint {v} read before it is computed")
@@ -529,15 +540,13 @@ class NumbaEmitter:
             if v in self.linear:
                 u = plan.adjoint_order.index(v)
                 loop.body.append(
-                    (f"{OPEN}grad_rows[t, b]{CLOSE}[{offset(u)}] = {self.local(adjoint(v))}", set(), set())
+                    (f"{block_of('grad_rows[t, b]', u)} = {self.local(adjoint(v))}", set(), set())
                 )
         for q, g in enumerate(self.elementwise_gradients()):
             expr = plan.param_gradients[g.param]
             number = d.equation_numbers[("grad", g.param)]
             loop.body.append((f"# ({number}) {adjoint(g.param)} += {sp.sstr(g.expr)}", set(), set()))
-            loop.body.append(
-                (f"{OPEN}grad_params[b]{CLOSE}[{offset(q)}] += {self.pr(expr)}", syms(expr), set())
-            )
+            loop.body.append((f"{block_of('grad_params[b]', q)} += {self.pr(expr)}", syms(expr), set()))
         if loop.body:
             program.append(loop)
         return program
