@@ -131,7 +131,9 @@ def param_gradient(d: Derivation, step: BackwardStep, order: tuple[str, ...], ex
         if own == 0:
             continue
         ratio = sp.cancel(expr / own)
-        if not adjoints(ratio):
+        # Only an exact multiple: a ratio with a variable denominator would divide by a value that can
+        # vanish (0 * inf = nan at a zero state).
+        if not adjoints(ratio) and not sp.fraction(ratio)[1].free_symbols:
             return ratio * sp.Symbol(adjoint(v), real=True)
     return step.folding.substitute(expr)
 
