@@ -1,9 +1,11 @@
-"""Benchmark the generated NumPy cells against torch.nn and against their GEMM floor.
+"""Benchmark the generated cells (NumPy and numba backends) against torch.nn and their GEMM floor.
 
-One run times, for every cell, size and dtype, three implementations, each in its own worker process
-(so numpy's and torch's thread pools never share a process):
+One run times, for every cell, size and dtype, these implementations, each in its own worker process
+(so numpy's, numba's and torch's thread pools never share a process):
 
 * ``generated``: the committed module ``generated/numpy/<cell>.py`` (``forward`` and ``backward``);
+* ``numba``: the committed module ``generated/numba/<cell>.py`` (compiled kernels; timed after the
+  first call, which compiles or loads them from numba's cache; default when numba is installed);
 * ``torch``: ``torch.nn.RNN``/``LSTM``/``GRU`` with the same weights, autograd on, gradients of the
   parameters and of x (cells without a torch counterpart skip it);
 * ``floor``: only the matrix multiplies the algorithm cannot avoid, at the same shapes and with
@@ -22,9 +24,12 @@ sequences), and the peak memory of the forward call.
 
 Usage (set BLAS threads before numpy starts, e.g. by the environment)::
 
-    python bench/bench_cells.py                  # the three sizes of the issue, float32 and float64
+    python bench/bench_cells.py                  # the sizes of the issue, float32 and float64
     python bench/bench_cells.py --quick          # a tiny smoke run (seconds)
     python bench/bench_cells.py --cells lstm --sizes medium --dtypes float64 --json out.json
+    python bench/bench_cells.py --jit            # numba: first-call compile and cached-load times
+
+Run with OPENBLAS_CORETYPE and OPENBLAS_L2_SIZE unset (they slow a current numpy on some machines).
 """
 
 from __future__ import annotations
@@ -44,10 +49,11 @@ SIZES: dict[str, tuple[int, int, int, int]] = {  # name: (B, T, I, H)
     "small": (1, 100, 32, 64),
     "medium": (32, 100, 128, 256),
     "large": (64, 50, 512, 1024),
+    "narrow": (1, 1000, 8, 16),  # call overhead is everything
     "tiny": (2, 5, 4, 8),  # --quick
 }
 DTYPES = ("float32", "float64")
-IMPLS = ("generated", "torch", "floor")
+IMPLS = ("generated", "numba", "torch", "floor")
 MODES = ("fwd", "fwd+bwd")
 
 
@@ -61,13 +67,13 @@ class Case:
 # -- workers: each implementation lives in its own process --------------------------------------------
 
 
-def _problem(case: Case):
+def _problem(case: Case, backend: str = "numpy"):
     import numpy as np
 
     import symlstm
 
     B, T, I, H = SIZES[case.size]
-    mod = symlstm.load(case.cell)
+    mod = symlstm.load(case.cell, backend=backend)
     dtype = np.dtype(case.dtype)
     if mod.SAME_SIZE:
         I = H
@@ -78,7 +84,7 @@ def _problem(case: Case):
     return mod, params, x, dy
 
 
-def _generated(case: Case) -> tuple[dict[str, Callable[[], object]], dict]:
+def _generated(case: Case, backend: str = "numpy") -> tuple[dict[str, Callable[[], object]], dict]:
     import tracemalloc
 
     import numpy as np
@@ -86,7 +92,7 @@ def _generated(case: Case) -> tuple[dict[str, Callable[[], object]], dict]:
     import symlstm
     from symlstm.plan import plan_cell
 
-    mod, params, x, dy = _problem(case)
+    mod, params, x, dy = _problem(case, backend)
     workspace = {} if os.environ.get("BENCH_WORKSPACE") == "1" else None  # --workspace
 
     def fwd():
@@ -209,7 +215,14 @@ def _floor(case: Case) -> tuple[dict[str, Callable[[], object]], dict]:
     return {"fwd": fwd, "fwd+bwd": fwd_bwd}, {"flops": flops}
 
 
-_BUILDERS = {"generated": _generated, "torch": _torch, "floor": _floor}
+def _numba(case: Case) -> tuple[dict[str, Callable[[], object]], dict]:
+    mod, params, x, dy = _problem(case, "numba")
+    _, _, cache = mod.forward(params, x[:1])  # compile the kernels (or load them from numba's cache)
+    mod.backward(params, cache, dy[:1])  # before the memory probe and any sample
+    return _generated(case, "numba")
+
+
+_BUILDERS = {"generated": _generated, "numba": _numba, "torch": _torch, "floor": _floor}
 
 
 def _worker(impl: str, conn) -> None:
@@ -306,19 +319,85 @@ def format_table(results: list[dict]) -> str:
     return "\n".join(lines)
 
 
+def format_backends(results: list[dict]) -> str:
+    """A Markdown table of forward + backward: every backend's median beside the floor's, and ratios."""
+    head = (
+        "| cell | size (B, T, I, H) | dtype | floor ms | numpy ms | numba ms | torch ms | numpy / floor "
+        "| numba / floor | torch / floor | numba / torch | numba / numpy |"
+    )
+    lines = [head, "|" + "---|" * 12]
+    for r in results:
+        c, m = r["case"], r["median_s"].get("fwd+bwd", {})
+        floor, gen, nb, th = (m.get(k) for k in ("floor", "generated", "numba", "torch"))
+        row = [c["cell"], f"{c['size']} {tuple(r['shape'])}", c["dtype"]]
+        row += [_fmt_ms(floor), _fmt_ms(gen), _fmt_ms(nb), _fmt_ms(th)]
+        row += [_ratio(gen, floor), _ratio(nb, floor), _ratio(th, floor), _ratio(nb, th), _ratio(nb, gen)]
+        lines.append("| " + " | ".join(row) + " |")
+    return "\n".join(lines)
+
+
+# -- numba's compile and cache-load times, each in a new process ---------------------------------------
+
+_JIT_CHILD = """
+import json, sys, time
+start = time.perf_counter()
+import numpy as np, symlstm
+mod = symlstm.load(sys.argv[1], backend="numba")
+import numba  # noqa: F401 (imported by the module; counted in its load)
+out = {"import_s": time.perf_counter() - start}
+for dtype in sys.argv[2:]:
+    I = 64 if mod.SAME_SIZE else 32
+    params = mod.init_params(I, 64, dtype=np.dtype(dtype))
+    x = np.ones((10, 1, I), dtype)
+    t0 = time.perf_counter()
+    y, _, cache = mod.forward(params, x)
+    mod.backward(params, cache, np.ones_like(y))
+    out[dtype] = time.perf_counter() - t0
+print(json.dumps(out))
+"""
+
+
+def jit_times(cells: list[str], dtypes: list[str]) -> str:
+    """Per cell: two new processes sharing a fresh NUMBA_CACHE_DIR, each timing its first forward +
+    backward per dtype: the first compiles (and writes the cache), the second loads from it."""
+    import subprocess
+    import tempfile
+
+    lines = ["| cell | dtype | import + load s | first call (compile) s | first call, cached s |",
+             "|---|---|---|---|---|"]  # fmt: skip
+    for cell in cells:
+        with tempfile.TemporaryDirectory() as cache:
+            env = {**os.environ, "NUMBA_CACHE_DIR": cache}
+            runs = []
+            for _ in range(2):
+                cmd = [sys.executable, "-c", _JIT_CHILD, cell, *dtypes]
+                done = subprocess.run(cmd, env=env, capture_output=True, text=True, check=True)
+                runs.append(json.loads(done.stdout.strip().splitlines()[-1]))
+        for dtype in dtypes:
+            imports = f"{runs[0]['import_s']:.2f} / {runs[1]['import_s']:.2f}"
+            lines.append(f"| {cell} | {dtype} | {imports} | {runs[0][dtype]:.2f} | {runs[1][dtype]:.3f} |")
+        print("\n".join(lines[-len(dtypes) :]), flush=True)
+    return "\n".join(lines)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--quick", action="store_true", help="tiny size, 2 rounds: a smoke run")
     parser.add_argument("--cells", nargs="+", default=None, help="cell names (default: those with torch)")
     parser.add_argument("--sizes", nargs="+", default=None, choices=sorted(SIZES))
     parser.add_argument("--dtypes", nargs="+", default=list(DTYPES), choices=DTYPES)
-    parser.add_argument("--impls", nargs="+", default=list(IMPLS), choices=IMPLS)
+    parser.add_argument(
+        "--impls", nargs="+", default=None, choices=IMPLS, help="default: all (numba when installed)"
+    )
     parser.add_argument("--rounds", type=int, default=None, help="samples per implementation (default 9)")
     parser.add_argument("--sample-ms", type=float, default=None, help="length of one sample (default 200)")
     parser.add_argument(
         "--gap-ms", type=float, default=None, help="idle time before each sample (default 300)"
     )
     parser.add_argument("--json", default=None, help="also write every sample to this JSON file")
+    parser.add_argument(
+        "--jit", action="store_true", help="only numba's first-call (compile) and cached-load times"
+    )
     parser.add_argument(
         "--workspace",
         action="store_true",
@@ -333,14 +412,21 @@ def main(argv: list[str] | None = None) -> int:
     unknown = [n for n in cells if n not in symlstm.CELLS]
     if unknown:
         parser.error(f"unknown cells {unknown}; known: {sorted(symlstm.CELLS)}")
-    sizes = args.sizes or (["tiny"] if args.quick else ["small", "medium", "large"])
+    if args.jit:
+        print(_environment(), flush=True)
+        table = jit_times(cells, args.dtypes)
+        print()
+        print(table)
+        return 0
+    sizes = args.sizes or (["tiny"] if args.quick else ["narrow", "small", "medium", "large"])
+    impls = list(args.impls) if args.impls else [i for i in IMPLS if i != "numba" or _numba_installed(args)]
     rounds = args.rounds or (2 if args.quick else 9)
     sample_s = (args.sample_ms or (5 if args.quick else 200)) / 1e3
     gap_s = (args.gap_ms if args.gap_ms is not None else (0 if args.quick else 300)) / 1e3
 
     ctx = mp.get_context("spawn")
     workers, procs = {}, []
-    for impl in args.impls:
+    for impl in impls:
         parent, child = ctx.Pipe()
         proc = ctx.Process(target=_worker, args=(impl, child), daemon=True)
         proc.start()
@@ -355,6 +441,8 @@ def main(argv: list[str] | None = None) -> int:
                     r = _run_case(workers, Case(cell, size, dtype), rounds, sample_s, gap_s)
                     results.append(r)
                     print(format_table([r]).splitlines()[-1], flush=True)
+                    if "numba" in impls:  # every backend's forward + backward, as measured
+                        print(format_backends([r]).splitlines()[-1], flush=True)
     finally:
         for conn in workers.values():
             conn.send(("stop",))
@@ -362,6 +450,11 @@ def main(argv: list[str] | None = None) -> int:
             proc.join(timeout=10)
     print()
     print(format_table(results))
+    if "numba" in impls:
+        print()
+        print("Forward + backward, every backend:")
+        print()
+        print(format_backends(results))
     errors = {(r["case"]["cell"], impl): i["error"] for r in results for impl, i in r["info"].items()
               if "error" in i}  # fmt: skip
     for key, err in sorted(errors.items()):
@@ -370,6 +463,13 @@ def main(argv: list[str] | None = None) -> int:
         with open(args.json, "w") as fh:
             json.dump({"environment": _environment(), "results": results}, fh, indent=1)
     return 0
+
+
+def _numba_installed(args: argparse.Namespace) -> bool:
+    """numba is in the default run when it is installed, except in --quick (a smoke run of seconds)."""
+    import importlib.util
+
+    return not args.quick and importlib.util.find_spec("numba") is not None
 
 
 def _environment() -> str:
@@ -392,7 +492,16 @@ def _environment() -> str:
         parts.append(f"torch {version('torch')} {os.environ.get('BENCH_THREADS', '2')} threads")
     except Exception:  # importlib.metadata.PackageNotFoundError
         parts.append("torch not installed")
-    parts.append(f"{os.cpu_count()} CPUs")
+    try:
+        from importlib.metadata import version
+
+        parts.append(f"numba {version('numba')}, scipy {version('scipy')}")
+    except Exception:  # importlib.metadata.PackageNotFoundError
+        parts.append("numba not installed")
+    parts.append(f"{os.cpu_count()} CPUs, load average {' '.join(f'{v:.1f}' for v in os.getloadavg())}")
+    unset = [v for v in ("OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE") if v in os.environ]
+    if unset:
+        parts.append(f"{', '.join(unset)} set (unset them: they slow a current numpy)")
     if os.environ.get("BENCH_WORKSPACE") == "1":
         parts.append("generated code with workspace=")
     return "; ".join(parts)

@@ -4,10 +4,11 @@ Cells are drawn by `symlstm.random_cells.random_cells` (a hypothesis strategy ov
 API); `cell_source(spec)` prints one as the declaration that builds it.
 
 `check_cell(spec)` runs what the package promises for any cell it accepts: derive, prove (the derivation
-and the generated code), generate every backend, and the numerical checks: full finite differences and
-the dot-product test of the optimised module, and optimised == reference at sizes on both sides of the
-generated code's thresholds. `symlstm fuzz --cells N --seed S` runs it over N drawn cells, one line each,
-and prints a failing cell (shrunk by hypothesis) as a declaration to paste into a test.
+and the generated code), generate every backend, and the numerical checks of each backend's module
+(every one installed here, or those of `backends=`): full finite differences, the dot-product test, and
+module == reference at sizes on both sides of the generated code's thresholds. `symlstm fuzz --cells N
+--seed S [--backends numpy,numba]` runs it over N drawn cells, one line each, and prints a failing cell
+(shrunk by hypothesis) as a declaration to paste into a test.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ import argparse
 import sys
 import time
 import traceback
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Collection
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -66,12 +67,13 @@ def _smooth(spec: CellSpec) -> bool:
     )
 
 
-def check_cell(spec: CellSpec, *, proofs: bool = True, backends: Sequence[str] | None = None) -> CellCheck:
-    """Derive, prove, generate with every backend and check `spec` (see the module docstring); never
-    raises. Each backend's module (the registered ones of `symlstm.backends` whose framework is
-    installed, or those named in `backends`; numpy and reference always) gets the full FD check and is
-    compared with the reference module; the optimised NumPy module also gets the dot-product test
-    against its own jvp. Every backend renders, checked or not."""
+def check_cell(spec: CellSpec, *, proofs: bool = True, backends: Collection[str] | None = None) -> CellCheck:
+    """Derive, prove, generate with every backend and check `spec` (see the module docstring); whatever
+    the cell, never raises. Every registered backend (`symlstm.backends`) renders; the modules of
+    `backends` (default: every one whose framework is installed here; the reference module always) each
+    get the full FD check, and each but the reference the dot-product test against its jvp and the
+    comparison with the reference module. A name in `backends` that is not registered raises
+    ValueError, one whose framework is not installed ImportError naming the extra."""
     from .backends import CODE_BACKENDS
     from .build.load import module_from_source
     from .engine import derive
@@ -79,6 +81,7 @@ def check_cell(spec: CellSpec, *, proofs: bool = True, backends: Sequence[str] |
     from .proof_code import prove_code
     from .testing import check_adjoint, check_full_fd, check_same, make_problem
 
+    run_here = _backends_to_run(backends)
     out = CellCheck(spec)
     start = time.perf_counter()
 
@@ -99,8 +102,7 @@ def check_cell(spec: CellSpec, *, proofs: bool = True, backends: Sequence[str] |
         d = derive(spec)
         for backend in CODE_BACKENDS.values():
             sources[backend.name] = backend.render(d)  # every backend renders, installed or not
-            checked = backends is None or backend.name in (*backends, "numpy", "reference")
-            if checked and backend.available():
+            if backend.name in run_here:
                 module = module_from_source(f"fuzz.{backend.name}.{spec.name}", sources[backend.name])
                 modules[backend.name] = backend.checkable(module)
         return True, ""
@@ -128,7 +130,9 @@ def check_cell(spec: CellSpec, *, proofs: bool = True, backends: Sequence[str] |
 
     for name, module in modules.items():
         run(f"full FD ({name})", numeric(check_full_fd, module))
-    run("dot-product test (numpy)", numeric(check_adjoint, modules["numpy"]))
+    for name, module in modules.items():
+        if name != "reference":
+            run(f"dot-product test ({name})", numeric(check_adjoint, module))
     for name, module in modules.items():
         if name == "reference":
             continue
@@ -146,6 +150,23 @@ def check_cell(spec: CellSpec, *, proofs: bool = True, backends: Sequence[str] |
     return out
 
 
+def _backends_to_run(backends: Collection[str] | None) -> list[str]:
+    """The names of the code backends whose modules `check_cell` runs: `backends` (each checked to be
+    registered and runnable here) or every available one, the reference module first."""
+    from .backends import CODE_BACKENDS, code_backend
+
+    if backends is None:
+        return [name for name, b in CODE_BACKENDS.items() if name == "reference" or b.available()]
+    names = ["reference", *(n for n in backends if n != "reference")]
+    for name in names:
+        target = code_backend(name)  # an unknown name raises ValueError listing the known ones
+        if not target.available():
+            raise ImportError(
+                f"backend {name!r} needs {target.requires}: pip install 'symlstm[{target.extra}]'"
+            )
+    return names
+
+
 # Sizes on both sides of the optimised module's thresholds, as in tests/test_reference.py.
 _SAME_CONFIGS = {
     "T=1": dict(steps=1, batch=2),
@@ -160,11 +181,11 @@ _SAME_CONFIGS = {
 
 
 def fuzz(
-    cells: int, seed: int, *, proofs: bool = True, backends: Sequence[str] | None = None, out=print
+    cells: int, seed: int, *, proofs: bool = True, backends: Collection[str] | None = None, out=print
 ) -> CellCheck | None:
-    """Check `cells` drawn cells (seeded), one line each, on `backends` (see `check_cell`); on the
-    first failure let hypothesis shrink it and return the check of the smallest failing cell it finds
-    (None when all passed)."""
+    """Check `cells` drawn cells (seeded), one line each, running the modules of `backends` (as in
+    `check_cell`); on the first failure let hypothesis shrink it and return the check of the smallest
+    failing cell it finds (None when all passed)."""
     from hypothesis import HealthCheck, Phase, given, settings
     from hypothesis import seed as with_seed
 
@@ -196,8 +217,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--no-proofs", action="store_true", help="skip the symbolic and code proofs")
     parser.add_argument(
         "--backends",
-        help="comma-separated code targets to check besides numpy and reference (default: every "
-        "registered one whose framework is installed)",
+        type=lambda text: [name.strip() for name in text.split(",") if name.strip()],
+        default=None,
+        help="comma-separated code backends whose modules run (default: every one installed here; "
+        "numba compiles each drawn cell, seconds a cell)",
     )
 
 
@@ -210,16 +233,19 @@ def cli_main(args: argparse.Namespace) -> int:
     if args.cells < 1:
         print(f"symlstm fuzz: --cells must be a positive integer, got {args.cells}", file=sys.stderr)
         return 2
-    from .backends import CODE_BACKENDS
-
-    backends = None if args.backends is None else [b.strip() for b in args.backends.split(",") if b.strip()]
-    unknown = [b for b in backends or () if b not in CODE_BACKENDS]
-    if unknown:
-        print(f"symlstm fuzz: unknown backends {unknown}; known: {', '.join(CODE_BACKENDS)}", file=sys.stderr)
+    try:
+        _backends_to_run(args.backends)
+    except (ValueError, ImportError) as err:
+        print(f"symlstm fuzz: --backends: {err}", file=sys.stderr)
         return 2
     start = time.perf_counter()
-    out = lambda line: print(line, flush=True)  # noqa: E731
-    failing = fuzz(args.cells, args.seed, proofs=not args.no_proofs, backends=backends, out=out)
+    failing = fuzz(
+        args.cells,
+        args.seed,
+        proofs=not args.no_proofs,
+        backends=args.backends,
+        out=lambda line: print(line, flush=True),
+    )
     if failing is None:
         print(f"{args.cells} cells (seed {args.seed}): all passed in {time.perf_counter() - start:.0f} s")
         return 0

@@ -14,6 +14,9 @@ import symlstm  # noqa: E402
 from symlstm.backends import CODE_BACKENDS  # noqa: E402
 from symlstm.fuzz import cell_source, check_cell, fuzz, random_cells  # noqa: E402
 
+# The modules run here: numba's JIT (seconds a cell) has its own small sample in tests/test_numba.py.
+NUMPY = ("numpy",)
+
 # A fixed sample, not shrunk here (a failure prints its cell; `symlstm fuzz` shrinks).
 SAMPLE = settings(max_examples=100, derandomize=True, deadline=None, database=None,
                   suppress_health_check=list(HealthCheck), phases=[Phase.generate])  # fmt: skip
@@ -22,13 +25,15 @@ SAMPLE = settings(max_examples=100, derandomize=True, deadline=None, database=No
 @SAMPLE
 @given(random_cells())
 def test_every_drawn_cell_comes_out_right(spec):
-    result = check_cell(spec, backends=("numpy", "reference"))
+    result = check_cell(spec, backends=NUMPY)
     assert result.ok, f"{cell_source(spec)}\n\n{result.report()}"
 
 
-@pytest.mark.parametrize(
-    "backend", [b.name for b in CODE_BACKENDS.values() if b.name not in ("numpy", "reference")]
-)
+# The other targets (numba's sample is in tests/test_numba.py, beside its other JIT-compiled checks).
+OTHERS = [name for name in CODE_BACKENDS if name not in ("numpy", "reference", "numba")]
+
+
+@pytest.mark.parametrize("backend", OTHERS)
 @settings(max_examples=4, derandomize=True, deadline=None, database=None,
           suppress_health_check=list(HealthCheck), phases=[Phase.generate])  # fmt: skip
 @given(spec=random_cells())
@@ -62,7 +67,7 @@ def test_a_planted_generator_error_is_found_and_shrunk(monkeypatch):
 
     monkeypatch.setattr(emitter.NumpyEmitter, "_bias_gradients", wrong)
     lines: list[str] = []
-    failing = fuzz(30, seed=1, proofs=False, backends=("numpy",), out=lines.append)
+    failing = fuzz(30, seed=1, proofs=False, backends=NUMPY, out=lines.append)
     assert failing is not None and not failing.ok
     assert any(name.startswith("numpy == reference") and not ok for name, ok, _ in failing.results)
     assert lines and "FAILED" in lines[-1]
@@ -79,4 +84,4 @@ def test_the_command_prints_one_line_per_cell(capsys):
 
 @pytest.mark.parametrize("name", ["lstm", "gru", "peephole"])
 def test_registered_cells_pass_the_fuzzers_checks(name):
-    assert check_cell(symlstm.cell(name), proofs=False, backends=("numpy", "reference")).ok
+    assert check_cell(symlstm.cell(name), proofs=False, backends=NUMPY).ok

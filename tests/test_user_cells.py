@@ -122,7 +122,7 @@ CELLS = [cancelling, constants, highway, weighted_input, deep_transition, state_
 
 @pytest.mark.parametrize("build", CELLS, ids=[f.__name__ for f in CELLS])
 def test_cell_comes_out_right(build):
-    result = check_cell(build())
+    result = check_cell(build(), backends=("numpy",))  # numba: tests/test_numba.py (a JIT per cell)
     assert result.ok, result.report()
 
 

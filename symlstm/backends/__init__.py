@@ -26,6 +26,7 @@ class CodeBackend:
     # Dotted path of a class giving a module of this target the NumPy modules' contract (forward ->
     # (y, state, cache), backward(params, cache, ...)) for the checks; None: it has that contract.
     contract_path: str | None = None
+    from_file: bool = False  # its modules run from a file (numba caches compiled code beside it)
 
     @property
     def render(self) -> Callable:
@@ -62,6 +63,7 @@ CODE_BACKENDS: dict[str, CodeBackend] = {
             "jax",
             "symlstm.backends.jax.contract.NumpyContract",
         ),
+        CodeBackend("numba", "symlstm.backends.numba.render_numba", "numba", "numba", from_file=True),
     )
 }
 

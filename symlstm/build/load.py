@@ -4,13 +4,21 @@ A built-in cell is imported from the package's own generated files (`symlstm.pat
 `generated/numpy/<name>.py` of the source checkout, or the copy installed inside the package); when
 there is none, and for a user-defined `CellSpec`, the module is rendered from the derivation in memory.
 The current working directory is never searched. Either way the module's only import is numpy.
+
+A backend whose modules must run from a file (numba keeps the compiled kernels beside it) gets a rendered
+module written to a file named by the hash of its source in the cache folder (`$SYMLSTM_CACHE_DIR`, else
+`$XDG_CACHE_HOME/symlstm` or `~/.cache/symlstm`), and imported from there; where that folder cannot be
+written, the module runs from memory and compiles in every process.
 """
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import importlib.util
+import os
 import sys
+import tempfile
 import types
 from pathlib import Path
 
@@ -20,7 +28,7 @@ from ..engine import derive
 from ..paths import generated_dir
 from ..spec import CellSpec
 
-__all__ = ["load", "module_from_source", "module_path"]
+__all__ = ["cache_dir", "load", "module_from_source", "module_path"]
 
 _MODULES: dict[tuple[str, str], types.ModuleType] = {}
 
@@ -56,6 +64,38 @@ def _import_file(name: str, path: Path) -> types.ModuleType:
     return module
 
 
+def cache_dir() -> Path:
+    """The folder of rendered modules that run from a file: `$SYMLSTM_CACHE_DIR`, else
+    `$XDG_CACHE_HOME/symlstm`, else `~/.cache/symlstm`."""
+    if os.environ.get("SYMLSTM_CACHE_DIR"):
+        return Path(os.environ["SYMLSTM_CACHE_DIR"])
+    return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "symlstm"
+
+
+def _cached_file(backend: str, name: str, source: str) -> Path | None:
+    """`<cache_dir>/<backend>/<name>_<hash of source>.py`, written once (atomically); None when the
+    folder cannot be written."""
+    folder = cache_dir() / backend
+    path = folder / f"{name}_{hashlib.sha256(source.encode()).hexdigest()[:20]}.py"
+    try:
+        if path.is_file() and path.read_text(encoding="utf-8") == source:
+            return path  # written before (by this process or another): numba's cache beside it is kept
+        folder.mkdir(parents=True, exist_ok=True)
+        # A temporary file renamed into place: a reader sees the whole file or none.
+        fd, temporary = tempfile.mkstemp(dir=folder, prefix=f".{path.stem}.", suffix=".tmp")
+    except OSError:
+        return None
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+            fh.write(source)
+        os.replace(temporary, path)
+    except OSError:
+        with contextlib.suppress(OSError):
+            os.unlink(temporary)
+        return None
+    return path
+
+
 def load(spec: str | CellSpec, *, backend: str = "numpy", fresh: bool = False) -> types.ModuleType:
     """The generated module of a built-in cell name or of a `CellSpec`.
 
@@ -72,4 +112,9 @@ def load(spec: str | CellSpec, *, backend: str = "numpy", fresh: bool = False) -
             return _import_file(f"{backend}.{name}", path)
     if not isinstance(spec, CellSpec):
         raise TypeError(f"load() expects a cell name or a CellSpec, got {type(spec).__name__}")
-    return module_from_source(f"{backend}.{spec.name}", target.render(derive(spec)))
+    source = target.render(derive(spec))
+    if target.from_file:
+        path = _cached_file(backend, spec.name, source)
+        if path is not None:
+            return _import_file(f"{backend}.{path.stem}", path)
+    return module_from_source(f"{backend}.{spec.name}", source)

@@ -1,0 +1,62 @@
+"""Runtime of every generated numba module: numba itself, found when the module is imported.
+
+The module imports without numba (every target renders and imports on any machine); its kernels then
+raise ImportError naming the extra that installs numba when they are called. The compiled kernels are
+cached on disk beside the module's file (numba's `cache=True`), so a process pays the JIT once per
+machine; a module executed from a string has no file, and compiles in every process instead.
+"""
+
+import os
+
+import numpy as np
+
+CELL = "cell"  # stand-in for the constant each generated module defines before this point
+
+# -- generated modules include this file from the next line on --
+try:
+    import numba
+    from numba.extending import get_cython_function_address as _cython_function_address
+
+    _cython_function_address("scipy.linalg.cython_blas", "dgemm")  # numba's BLAS is scipy's
+except ImportError as _error:
+    numba = None
+    _MISSING = str(_error)
+
+# numba caches compiled kernels beside a module's file; a module run from a string has none.
+_CACHE = os.path.isfile(__file__)
+
+
+def _missing(function):
+    """A stand-in for a kernel when numba is not installed: calling it says what to install."""
+
+    def kernel(*args):
+        raise ImportError(
+            f"{CELL}: the numba backend needs numba and scipy ({_MISSING}); "
+            "install them with: pip install 'symlstm[numba]'"
+        )
+
+    kernel.__name__ = function.__name__
+    return kernel
+
+
+def _jit(function):
+    """`function` compiled by numba when first called: IEEE division (inf and NaN, no exception), as
+    NumPy; cached on disk when the module is a file."""
+    if numba is None:
+        return _missing(function)
+    return numba.njit(cache=_CACHE, error_model="numpy")(function)
+
+
+def _jit_helper(function):
+    """A function the kernels call, compiled with them (left as it is without numba: never called)."""
+    if numba is None:
+        return function
+    return numba.njit(cache=_CACHE, error_model="numpy")(function)
+
+
+def _kernel_array(array):
+    """`array` as the kernels take it: C-contiguous and writeable (else a copy), so that every call has
+    the argument types of the first and nothing is compiled twice."""
+    if array.flags.c_contiguous and array.flags.writeable:
+        return array
+    return np.array(array, order="C")

@@ -1,0 +1,216 @@
+"""The numba backend: equal to the reference module to rounding where its code changes path, the full
+FD and dot-product checks, the NumPy module's errors for bad input, a user cell compiled from the cache
+folder (and its kernels reused by the next process), and a fuzz sample through numba.
+
+Every cell costs a JIT of seconds per dtype the first time on a machine (numba caches the kernels beside
+the generated file), so the registered cells here are a sample; `symlstm fuzz --backends numba` runs
+more.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from .conftest import require
+
+REASON = "numba is not installed: pip install 'symlstm[numba]' (in a clone: '.[numba]')"
+numba = pytest.importorskip("numba", reason=REASON)
+pytest.importorskip("scipy.linalg.cython_blas", reason=REASON.replace("numba is", "scipy is"))
+require("hypothesis")
+from hypothesis import HealthCheck, Phase, given, settings  # noqa: E402
+
+import symlstm  # noqa: E402
+from symlstm.backends.numba import emitter, render_numba  # noqa: E402
+from symlstm.build.load import module_from_source  # noqa: E402
+from symlstm.engine import derive  # noqa: E402
+from symlstm.fuzz import cell_source, check_cell, random_cells  # noqa: E402
+from symlstm.testing import check_adjoint, check_full_fd, check_same, make_problem  # noqa: E402
+
+from .test_robustness import BAD_INPUTS, _problem  # noqa: E402
+from .test_robustness import test_any_memory_layout_gives_the_contiguous_result as memory_layouts  # noqa: E402
+from .test_robustness import test_backward_detects_a_foreign_or_stale_cache as stale_caches  # noqa: E402
+from .test_robustness import test_check_finite_names_the_first_bad_step as check_finite_steps  # noqa: E402
+from .test_robustness import test_empty_sequence_and_empty_batch as empty_sizes  # noqa: E402
+
+# rnn, lstm and gru, and mgu: a gated cell with a GEMM of a value of the step (the loop split around it).
+SAMPLE = ["rnn", "lstm", "gru", "mgu"]
+
+# (I, H, T, B) and call options where the kernels or the Python around them take another path: T = 1
+# and B = 1 (one row view), H not a multiple of the vector width (the loops' remainder), the NumPy
+# module's chunk sizes (the same sizes as tests/test_reference.py), states given or None, a workspace
+# reused from an earlier call.
+CONFIGS = {
+    "T=1": dict(steps=1, batch=2),
+    "B=1, H=13": dict(steps=6, batch=1, hidden_size=13, input_size=5),
+    "small": dict(steps=7, batch=3),
+    "two projection chunks": dict(steps=130, batch=2),
+    "two projection chunks of two steps": dict(steps=3, batch=100),
+    "state0 and dstate None": dict(steps=3, batch=2, with_state0=False, with_dstate=False),
+    "coefficient chunk of one step": dict(steps=4, batch=70, input_size=5, hidden_size=64),
+    "reused workspace": dict(steps=5, batch=2, workspace=True),
+}
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32], ids=["float64", "float32"])
+@pytest.mark.parametrize("config", list(CONFIGS))
+@pytest.mark.parametrize("name", SAMPLE)
+def test_numba_module_equals_the_reference(name, config, dtype):
+    module, ref = symlstm.load(name, backend="numba"), symlstm.load(name, backend="reference")
+    options = dict(CONFIGS[config])
+    hidden = options.pop("hidden_size", 4)
+    inputs = options.pop("input_size", 3)
+    report = check_same(module, ref, hidden if module.SAME_SIZE else inputs, hidden, dtype=dtype, **options)
+    assert report.ok, str(report)
+
+
+def test_the_kernels_are_compiled_by_numba():
+    module = symlstm.load("lstm", backend="numba")
+    assert Path(module.__file__).parent.name == "numba"
+    module.forward(*_problem(module)[:2])
+    assert isinstance(module._forward_kernel, numba.core.registry.CPUDispatcher)
+    assert module._forward_kernel.signatures, "forward did not run the compiled kernel"
+
+
+@pytest.mark.parametrize("name", ["lstm", "gru"])
+def test_full_finite_differences_and_the_dot_product_test(name):
+    module = symlstm.load(name, backend="numba")
+    problem = make_problem(module, 3, 4, 5, 2, seed=1)
+    for check in (check_full_fd, check_adjoint):
+        report = check(problem)
+        assert report.ok, str(report)
+
+
+@pytest.mark.parametrize("case", list(BAD_INPUTS))
+def test_bad_input_gives_the_numpy_modules_error(case):
+    call, exc, _ = BAD_INPUTS[case]
+    errors = []
+    for backend in ("numpy", "numba"):
+        mod = symlstm.load("lstm", backend=backend)
+        with pytest.raises(exc) as info:
+            call(mod, *_problem(mod))
+        errors.append((type(info.value), str(info.value)))
+    assert errors[0] == errors[1]
+
+
+@pytest.mark.parametrize("name", ["lstm", "mgu"])
+def test_layouts_empty_sizes_stale_caches_and_check_finite(name):
+    """The NumPy module's robustness tests, run on the numba module."""
+    mod = symlstm.load(name, backend="numba")
+    for dtype in (np.float64, np.float32):
+        for layout in ("fortran", "strided", "reversed"):
+            memory_layouts(mod, layout, dtype)
+    empty_sizes(mod)
+    stale_caches(mod)
+    check_finite_steps(mod)
+
+
+# -- a user cell: rendered, written to the cache folder, compiled there --------------------------------
+
+
+# A cell outside the registry: a parameter vector read elementwise, two linear nodes. Source text, so that
+# a new process builds it the same way (and renders the same module).
+GATED_LEAK = """
+from symlstm import Cell, sigmoid, tanh
+cell = Cell("gated_leak")
+x, h_prev = cell.input("x"), cell.state("h")
+w = cell.param("w")
+a = cell.linear("a", {"W": x, "U": h_prev}, biases=["b"])
+r = cell.elementwise("r", sigmoid(cell.linear("a_r", {"W_r": x}, biases=["b_r"])))
+cell.update(h=cell.elementwise("h", r * tanh(a + w * h_prev) + (1 - r) * h_prev))
+spec = cell.build()
+"""
+
+
+def gated_leak() -> symlstm.CellSpec:
+    scope: dict = {}
+    exec(GATED_LEAK, scope)
+    return scope["spec"]
+
+
+# Run in a new process after the cell's declaration: load it and run forward and backward (numba
+# compiles both kernels and writes them to its cache beside the module's file).
+CHILD = """
+import json
+import numpy as np, symlstm
+m = symlstm.load(spec, backend="numba")
+params = m.init_params(3, 5)
+y, _, cache = m.forward(params, np.ones((4, 2, 3)))
+m.backward(params, cache, np.ones_like(y))
+print(json.dumps({"file": m.__file__, "misses": sum(
+    sum(k.stats.cache_misses.values()) for k in (m._forward_kernel, m._backward_kernel))}))
+"""
+
+
+def test_a_user_cell_is_written_once_and_compiled_once(tmp_path, monkeypatch):
+    """A user cell's module is written to the cache folder (whole, nothing else left there); a new
+    process that loads it again reuses the file and numba's compiled kernels beside it."""
+    spec = gated_leak()
+    env = {**os.environ, "SYMLSTM_CACHE_DIR": str(tmp_path)}
+    done = subprocess.run([sys.executable, "-c", GATED_LEAK + CHILD], env=env, capture_output=True,
+                          text=True, timeout=600)  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    child = json.loads(done.stdout.strip().splitlines()[-1])
+    path = Path(child["file"])
+    assert child["misses"] == 2  # both kernels compiled there
+    assert path.parent == tmp_path / "numba" and path.name.startswith("gated_leak_")
+    assert path.read_text(encoding="utf-8") == render_numba(derive(spec))
+    assert not [p.name for p in path.parent.iterdir() if p.suffix != ".py" and p.name != "__pycache__"]
+    assert [p.name for p in path.parent.glob("*.py")] == [path.name]
+    written = path.stat().st_mtime_ns
+
+    monkeypatch.setenv("SYMLSTM_CACHE_DIR", str(tmp_path))
+    module = symlstm.load(spec, backend="numba")  # this process: the same file, the kernels from disk
+    assert Path(module.__file__) == path and path.stat().st_mtime_ns == written
+    report = check_same(module, symlstm.load(spec, backend="reference"), 3, 5)
+    assert report.ok, str(report)
+    for kernel in (module._forward_kernel, module._backward_kernel):
+        assert sum(kernel.stats.cache_hits.values()) == 1 and not kernel.stats.cache_misses, kernel.stats
+    assert symlstm.load(spec, backend="numba") is module
+
+
+def test_a_failed_write_leaves_nothing_and_runs_from_memory(tmp_path, monkeypatch):
+    monkeypatch.setenv("SYMLSTM_CACHE_DIR", str(tmp_path))
+
+    def refuse(src, dst):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(os, "replace", refuse)
+    module = symlstm.load(gated_leak(), backend="numba")
+    assert not Path(module.__file__).is_file()
+    assert list((tmp_path / "numba").iterdir()) == []
+
+
+# -- the fuzzer through numba ----------------------------------------------------------------------------
+
+
+# A few drawn cells (each a JIT of both dtypes); the proofs are the backend's own, checked elsewhere.
+@settings(max_examples=2, derandomize=True, deadline=None, database=None,
+          suppress_health_check=list(HealthCheck), phases=[Phase.generate])  # fmt: skip
+@given(random_cells())
+def test_drawn_cells_come_out_right_through_numba(spec):
+    result = check_cell(spec, proofs=False, backends=("numba",))
+    assert result.ok, f"{cell_source(spec)}\n\n{result.report()}"
+    assert {"full FD (numba)", "dot-product test (numba)", "numba == reference, T=1"} <= {
+        name for name, _, _ in result.results
+    }
+
+
+def test_a_planted_emitter_error_is_caught(monkeypatch):
+    """Break the numba emitter's bias gradients: the comparison with the reference names the gradients
+    that are wrong, and only those."""
+    original = emitter.NumbaEmitter.gradients
+
+    def wrong(self, x_elementwise):
+        return [line.replace("grad_sums", "2 * grad_sums", 1) for line in original(self, x_elementwise)]
+
+    monkeypatch.setattr(emitter.NumbaEmitter, "gradients", wrong)
+    planted = module_from_source("planted.numba.rnn", render_numba(derive(symlstm.cell("rnn"))))
+    report = check_same(planted, symlstm.load("rnn", backend="reference"), 3, 4)
+    assert not report.ok and sorted(b.block for b in report.failures) == ["db_hh", "db_ih"], str(report)
