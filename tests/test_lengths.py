@@ -189,7 +189,7 @@ def test_drawn_cells_with_lengths():
 
     from symlstm.backends import code_backend
     from symlstm.build.load import module_from_source
-    from symlstm.fuzz import cell_source, random_cells
+    from symlstm.random_cells import cell_source, random_cells
 
     @settings(max_examples=15, derandomize=True, deadline=None, database=None,
               suppress_health_check=list(HealthCheck), phases=[Phase.generate])  # fmt: skip
