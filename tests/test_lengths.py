@@ -17,8 +17,9 @@ LENGTHS = (5, 2, 0, 4)  # T = 5, B = 4: one full sequence, two shorter ones and 
 
 
 def with_lengths(module, lengths):
-    """`module` with `lengths` bound: the contract `symlstm.testing` checks (forward, backward, jvp)."""
-    return SimpleNamespace(
+    """`module` with `lengths` bound: the contract `symlstm.testing` checks (forward, backward, and jvp
+    where the module has one)."""
+    bound = SimpleNamespace(
         CELL=module.CELL,
         STATES=module.STATES,
         BLOCKS=module.BLOCKS,
@@ -26,8 +27,10 @@ def with_lengths(module, lengths):
         init_params=module.init_params,
         forward=lambda params, x, state0=None, **kw: module.forward(params, x, state0, lengths=lengths, **kw),
         backward=module.backward,
-        jvp=lambda *args, **kw: module.jvp(*args, lengths=lengths, **kw),
     )
+    if hasattr(module, "jvp"):
+        bound.jvp = lambda *args, **kw: module.jvp(*args, lengths=lengths, **kw)
+    return bound
 
 
 def _sizes(module):

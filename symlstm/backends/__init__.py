@@ -45,6 +45,7 @@ CODE_BACKENDS: dict[str, CodeBackend] = {
     for b in (
         CodeBackend("numpy", "symlstm.backends.numpy.render_numpy"),
         CodeBackend("reference", "symlstm.backends.reference.render_reference"),
+        CodeBackend("torch", "symlstm.backends.torch.render_torch", requires="torch", extra="torch"),
     )
 }
 
