@@ -12,6 +12,7 @@ import symlstm
 import symlstm.build.generate as gen
 import symlstm.build.load as load_module
 import symlstm.paths as paths
+from symlstm.backends import CODE_BACKENDS
 from symlstm.cli import main
 
 LATEX_DOCUMENTS = importlib.import_module("symlstm.backends.latex.documents")
@@ -86,7 +87,8 @@ def test_check_outside_a_checkout_compares_the_installed_copy(tmp_path, monkeypa
 
 def test_writing_says_where(tmp_path, capsys):
     assert main(["generate", "rnn", "--out", str(tmp_path)]) == 0
-    assert f"3 file(s) written to {tmp_path} in" in capsys.readouterr().out
+    files = len(CODE_BACKENDS) + 1  # a module per code backend and the LaTeX document
+    assert f"{files} file(s) written to {tmp_path} in" in capsys.readouterr().out
     assert main(["generate", "rnn", "--out", str(tmp_path)]) == 0
     assert f"{tmp_path} is up to date, nothing written" in capsys.readouterr().out
 
