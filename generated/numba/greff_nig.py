@@ -1056,6 +1056,36 @@ def _check_state(state, name, B, H, dtype, default=0):
     return tuple(_check_array(s, f"{name}[{k}] ({STATES[k]})", (B, H), dtype) for k, s in enumerate(state))
 
 
+def _check_lengths(lengths, T, B):
+    """`lengths` (B integers in [0, T], one per sequence of the batch) as an int64 array, or None."""
+    if lengths is None:
+        return None
+    if isinstance(lengths, (str, bytes, dict)) or not hasattr(lengths, "__len__"):
+        raise TypeError(
+            f"{CELL}: lengths must be B = {B} integers (one per sequence), got {_describe(lengths)}"
+        )
+    array = np.asarray(lengths)
+    if array.shape != (B,):
+        raise ValueError(
+            f"{CELL}: lengths must be B = {B} integers (one per sequence), got shape {array.shape}"
+        )
+    if array.dtype.kind not in "iu":
+        raise TypeError(f"{CELL}: lengths must be integers, got dtype {array.dtype}")
+    if B and (array.min() < 0 or array.max() > T):
+        raise ValueError(
+            f"{CELL}: lengths must lie in [0, T] = [0, {T}], got values from {array.min()} to {array.max()}"
+        )
+    return array.astype(np.int64)
+
+
+def _past(lengths, T, B):
+    """The (T, B, 1) mask of the steps past each sequence's length, or None where every step counts."""
+    lengths = _check_lengths(lengths, T, B)
+    if lengths is None or bool((lengths == T).all()):
+        return None
+    return (np.arange(T)[:, None] >= lengths[None, :])[:, :, None]
+
+
 def _named(arrays, what):
     """[(label, array)] for a params dict or a state tuple (None gives [])."""
     if arrays is None:

@@ -16,9 +16,9 @@ One step, per coordinate (numbers as in the derivation document greff_nfg.tex):
 
 Contract (x is time-major; states are (B, H) arrays in the order h, c):
     init_params(input_size, hidden_size, *, seed=0, dtype=np.float64) -> params
-    forward(params, x, state0=None, *, check_finite=False) -> (y, state, cache)
+    forward(params, x, state0=None, *, lengths=None, check_finite=False) -> (y, state, cache)
     backward(params, cache, dy, dstate=None, *, check_finite=False) -> (dparams, dx, dstate0)
-    jvp(params, x, state0=None, dparams=None, dx=None, dstate0=None, *, check_finite=False)
+    jvp(params, x, state0=None, dparams=None, dx=None, dstate0=None, *, lengths=None, check_finite=False)
         -> (y, state, dy, dstate)
 NaN and Inf propagate (IEEE arithmetic, no check on the hot path); `check_finite=True` raises
 FloatingPointError naming the first time step with a non-finite input or output.
@@ -86,13 +86,16 @@ def init_params(input_size, hidden_size, *, seed=0, dtype=np.float64):
     return {name: rng.uniform(-bound, bound, size=shape).astype(dtype) for name, shape in shapes.items()}
 
 
-def forward(params, x, state0=None, *, check_finite=False, workspace=None):
+def forward(params, x, state0=None, *, lengths=None, check_finite=False, workspace=None):
     """Run the cell over a sequence.
 
     Args:
         params: dict of arrays with the shapes of `param_shapes(I, H)`, all float32 or all float64.
         x: (T, B, I) inputs, time-major, same dtype as the parameters.
         state0: tuple of (B, H) initial states (h, c); zeros if None.
+        lengths: B integers in [0, T], the length of each sequence of a padded batch, or None (all T).
+            Past its length a sequence's state stays as it was, its y is 0 and its x is not read (as
+            torch's PackedSequence computes it); backward gives those steps no gradient.
         check_finite: raise FloatingPointError naming the first step with a NaN or Inf in the inputs
             (checked before the run) or in the outputs (after it); by default they propagate.
         workspace: a dict kept by the caller across calls (start with {}): the cache and scratch arrays
@@ -110,6 +113,9 @@ def forward(params, x, state0=None, *, check_finite=False, workspace=None):
     x = _check_input(x, I, dtype)
     T, B = x.shape[0], x.shape[1]
     (h0, c0) = _check_state(state0, "state0", B, H, dtype)
+    buf_past = _past(lengths, T, B)  # (T, B, 1): the steps past each sequence's length, or None
+    if buf_past is not None:
+        x = np.where(buf_past, 0, x)
     if check_finite:
         _check_finite("forward", "input", [("x", x)], _named(params, "params"), _named(state0, "state0"))
     claim = _claim(workspace)  # before the first write: an older cache in this workspace is void from here
@@ -181,7 +187,12 @@ def forward(params, x, state0=None, *, check_finite=False, workspace=None):
         np.tanh(c, out=tanh_c)
         h = seq_h[t + 1]
         np.multiply(o, tanh_c, out=h)
+        if buf_past is not None:  # steps past a sequence's length keep its state
+            np.copyto(seq_h[t + 1], seq_h[t], where=buf_past[t])
+            np.copyto(seq_c[t + 1], seq_c[t], where=buf_past[t])
     y = seq_h[1:]
+    if buf_past is not None:
+        y = np.where(buf_past, 0, y)
     y.flags.writeable = False
     state = (seq_h[T].copy(), seq_c[T].copy())
     cache = {
@@ -191,6 +202,7 @@ def forward(params, x, state0=None, *, check_finite=False, workspace=None):
         "workspace": claim,
         "x": x,
         "y": y,
+        "past": buf_past,
         "seq_h": seq_h,
         "seq_c": seq_c,
         "buf_W_ih": buf_W_ih,
@@ -207,7 +219,7 @@ def backward(params, cache, dy, dstate=None, *, check_finite=False, workspace=No
     Args:
         params: the parameters given to `forward`.
         cache: the cache returned by `forward`.
-        dy: (T, B, H) gradient of the loss with respect to y.
+        dy: (T, B, H) gradient of the loss with respect to y, or None (no loss on y).
         dstate: tuple of (B, H) gradients arriving at the final states (truncated BPTT), or None.
         check_finite: raise FloatingPointError naming the first step (in backward order, from T - 1
             down) with a NaN or Inf in dy, dstate or params, or in the gradients.
@@ -224,8 +236,11 @@ def backward(params, cache, dy, dstate=None, *, check_finite=False, workspace=No
     _check_cache(cache, params)
     x = cache["x"]
     T, B = x.shape[0], x.shape[1]
-    dy = _check_array(dy, "dy", (T, B, H), dtype)
+    dy = np.zeros((T, B, H), dtype=dtype) if dy is None else _check_array(dy, "dy", (T, B, H), dtype)
     dstate = _check_state(dstate, "dstate", B, H, dtype, default=None)
+    buf_past = cache.get("past")
+    if buf_past is not None:  # no loss past a sequence's length
+        dy = np.where(buf_past, 0, dy)
     if check_finite:
         inputs = _named(params, "params") + _named(dstate, "dstate")
         _check_finite("backward", "input", [("dy", dy)], inputs, [], backward=True)
@@ -255,6 +270,8 @@ def backward(params, cache, dy, dstate=None, *, check_finite=False, workspace=No
     coef_buf = _array(workspace, "backward.coef_buf", (coef_steps, 5, B, H), dtype)
     coef_tmp_0_all = _array(workspace, "backward.coef_tmp_0_all", (coef_steps, B, H), dtype)
     coef_t0 = T
+    buf_carry_h = None if buf_past is None else np.empty((B, H), dtype=dtype)
+    buf_carry_c = None if buf_past is None else np.empty((B, H), dtype=dtype)
     buf_0 = _array(workspace, "backward.buf_0", (B, H), dtype)
     for t in range(T - 1, -1, -1):
         if t < coef_t0:  # the next chunk of steps: its coefficients of the adjoints, all at once
@@ -295,6 +312,11 @@ def backward(params, cache, dy, dstate=None, *, check_finite=False, workspace=No
         grad_step = grad_rows_g[t]
         c_prev = seq_c[t]
         c = seq_c[t + 1]
+        if buf_past is not None:  # past a sequence's length: its gradients skip the step
+            np.copyto(buf_carry_h, d_h_prev)
+            np.copyto(d_h_prev, 0, where=buf_past[t])
+            np.copyto(buf_carry_c, d_c_prev)
+            np.copyto(d_c_prev, 0, where=buf_past[t])
         # Gradients arriving at this step's outputs: the loss at t and the later steps.
         np.add(dy[t], d_h_prev, out=din_h)
         din_c, d_c_prev = d_c_prev, din_c
@@ -322,6 +344,9 @@ def backward(params, cache, dy, dstate=None, *, check_finite=False, workspace=No
         # (30) d_p_o += batch sum of c*d_o*o*(1 - o)
         np.multiply(c, grad_step[2], out=buf_0)
         d_p_o += buf_0.sum(axis=0)
+        if buf_past is not None:
+            np.copyto(d_h_prev, buf_carry_h, where=buf_past[t])
+            np.copyto(d_c_prev, buf_carry_c, where=buf_past[t])
     # Weight gradients of all steps at once: one GEMM per fused weight.
     # (20) d_W_ii = sum over t of d_a_i x^T
     # (21) d_W_hi = sum over t of d_a_i h_prev^T
@@ -345,14 +370,14 @@ def backward(params, cache, dy, dstate=None, *, check_finite=False, workspace=No
     return dparams, dx, dstate0
 
 
-def jvp(params, x, state0=None, dparams=None, dx=None, dstate0=None, *, check_finite=False):
+def jvp(params, x, state0=None, dparams=None, dx=None, dstate0=None, *, lengths=None, check_finite=False):
     """Forward-mode derivative: the outputs and their directional derivatives along a direction.
 
     Written per node without fused weights, so it is an implementation independent of `forward`;
     `symlstm.testing` uses it for the dot-product test <J u, w> == <u, J^T w> against `backward`.
 
     Args:
-        params, x, state0: as for `forward`.
+        params, x, state0, lengths: as for `forward`.
         dparams, dx, dstate0: the direction (tangents of params, x and state0); zeros where None.
         check_finite: as for `forward`, over the point, the direction and both outputs.
 
@@ -365,6 +390,9 @@ def jvp(params, x, state0=None, dparams=None, dx=None, dstate0=None, *, check_fi
     (h0, c0) = _check_state(state0, "state0", B, H, dtype)
     tan_xs = np.zeros_like(xs) if dx is None else _check_array(dx, "dx", xs.shape, dtype)
     (tan_h0, tan_c0) = _check_state(dstate0, "dstate0", B, H, dtype)
+    buf_past = _past(lengths, T, B)
+    if buf_past is not None:  # x and its tangent are not read past a sequence's length
+        xs, tan_xs = np.where(buf_past, 0, xs), np.where(buf_past, 0, tan_xs)
     if dparams is None:
         dparams = {name: np.zeros_like(value) for name, value in params.items()}
     _check_params(dparams, "dparams", like=(I, H, dtype))
@@ -434,8 +462,17 @@ def jvp(params, x, state0=None, dparams=None, dx=None, dstate0=None, *, check_fi
         h = o * tanh_c
         tan_h = o * tan_c * (1 - tanh_c**2) + tan_o * tanh_c
         ys[t], tan_ys[t] = h, tan_h
-        h_prev, tan_h_prev = h, tan_h
-        c_prev, tan_c_prev = c, tan_c
+        if buf_past is None:
+            h_prev, tan_h_prev = h, tan_h
+            c_prev, tan_c_prev = c, tan_c
+        else:  # past a sequence's length the state and its tangent stay as they were
+            h_prev = np.where(buf_past[t], h_prev, h)
+            tan_h_prev = np.where(buf_past[t], tan_h_prev, tan_h)
+            c_prev = np.where(buf_past[t], c_prev, c)
+            tan_c_prev = np.where(buf_past[t], tan_c_prev, tan_c)
+    if buf_past is not None:  # y and its tangent are 0 past a sequence's length
+        ys[buf_past[..., 0]] = 0
+        tan_ys[buf_past[..., 0]] = 0
     state = (h_prev, c_prev)
     tan_state = (tan_h_prev, tan_c_prev)
     if check_finite:
@@ -768,6 +805,36 @@ def _check_state(state, name, B, H, dtype, default=0):
             f"got {_describe(state) if not isinstance(state, (tuple, list)) else f'{len(state)} items'}"
         )
     return tuple(_check_array(s, f"{name}[{k}] ({STATES[k]})", (B, H), dtype) for k, s in enumerate(state))
+
+
+def _check_lengths(lengths, T, B):
+    """`lengths` (B integers in [0, T], one per sequence of the batch) as an int64 array, or None."""
+    if lengths is None:
+        return None
+    if isinstance(lengths, (str, bytes, dict)) or not hasattr(lengths, "__len__"):
+        raise TypeError(
+            f"{CELL}: lengths must be B = {B} integers (one per sequence), got {_describe(lengths)}"
+        )
+    array = np.asarray(lengths)
+    if array.shape != (B,):
+        raise ValueError(
+            f"{CELL}: lengths must be B = {B} integers (one per sequence), got shape {array.shape}"
+        )
+    if array.dtype.kind not in "iu":
+        raise TypeError(f"{CELL}: lengths must be integers, got dtype {array.dtype}")
+    if B and (array.min() < 0 or array.max() > T):
+        raise ValueError(
+            f"{CELL}: lengths must lie in [0, T] = [0, {T}], got values from {array.min()} to {array.max()}"
+        )
+    return array.astype(np.int64)
+
+
+def _past(lengths, T, B):
+    """The (T, B, 1) mask of the steps past each sequence's length, or None where every step counts."""
+    lengths = _check_lengths(lengths, T, B)
+    if lengths is None or bool((lengths == T).all()):
+        return None
+    return (np.arange(T)[:, None] >= lengths[None, :])[:, :, None]
 
 
 def _named(arrays, what):

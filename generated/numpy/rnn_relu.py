@@ -10,9 +10,9 @@ One step, per coordinate (numbers as in the derivation document rnn_relu.tex):
 
 Contract (x is time-major; states are (B, H) arrays in the order h):
     init_params(input_size, hidden_size, *, seed=0, dtype=np.float64) -> params
-    forward(params, x, state0=None, *, check_finite=False) -> (y, state, cache)
+    forward(params, x, state0=None, *, lengths=None, check_finite=False) -> (y, state, cache)
     backward(params, cache, dy, dstate=None, *, check_finite=False) -> (dparams, dx, dstate0)
-    jvp(params, x, state0=None, dparams=None, dx=None, dstate0=None, *, check_finite=False)
+    jvp(params, x, state0=None, dparams=None, dx=None, dstate0=None, *, lengths=None, check_finite=False)
         -> (y, state, dy, dstate)
 NaN and Inf propagate (IEEE arithmetic, no check on the hot path); `check_finite=True` raises
 FloatingPointError naming the first time step with a non-finite input or output.
@@ -84,13 +84,16 @@ def init_params(input_size, hidden_size, *, seed=0, dtype=np.float64):
     return {name: rng.uniform(-bound, bound, size=shape).astype(dtype) for name, shape in shapes.items()}
 
 
-def forward(params, x, state0=None, *, check_finite=False, workspace=None):
+def forward(params, x, state0=None, *, lengths=None, check_finite=False, workspace=None):
     """Run the cell over a sequence.
 
     Args:
         params: dict of arrays with the shapes of `param_shapes(I, H)`, all float32 or all float64.
         x: (T, B, I) inputs, time-major, same dtype as the parameters.
         state0: tuple of (B, H) initial states (h); zeros if None.
+        lengths: B integers in [0, T], the length of each sequence of a padded batch, or None (all T).
+            Past its length a sequence's state stays as it was, its y is 0 and its x is not read (as
+            torch's PackedSequence computes it); backward gives those steps no gradient.
         check_finite: raise FloatingPointError naming the first step with a NaN or Inf in the inputs
             (checked before the run) or in the outputs (after it); by default they propagate.
         workspace: a dict kept by the caller across calls (start with {}): the cache and scratch arrays
@@ -108,6 +111,9 @@ def forward(params, x, state0=None, *, check_finite=False, workspace=None):
     x = _check_input(x, I, dtype)
     T, B = x.shape[0], x.shape[1]
     (h0,) = _check_state(state0, "state0", B, H, dtype)
+    buf_past = _past(lengths, T, B)  # (T, B, 1): the steps past each sequence's length, or None
+    if buf_past is not None:
+        x = np.where(buf_past, 0, x)
     if check_finite:
         _check_finite("forward", "input", [("x", x)], _named(params, "params"), _named(state0, "state0"))
     claim = _claim(workspace)  # before the first write: an older cache in this workspace is void from here
@@ -137,7 +143,11 @@ def forward(params, x, state0=None, *, check_finite=False, workspace=None):
         # (2) h = relu(a)
         h = seq_h[t + 1]
         np.maximum(a, 0, out=h)
+        if buf_past is not None:  # steps past a sequence's length keep its state
+            np.copyto(seq_h[t + 1], seq_h[t], where=buf_past[t])
     y = seq_h[1:]
+    if buf_past is not None:
+        y = np.where(buf_past, 0, y)
     y.flags.writeable = False
     state = (seq_h[T].copy(),)
     cache = {
@@ -147,6 +157,7 @@ def forward(params, x, state0=None, *, check_finite=False, workspace=None):
         "workspace": claim,
         "x": x,
         "y": y,
+        "past": buf_past,
         "seq_h": seq_h,
     }
     if check_finite:
@@ -160,7 +171,7 @@ def backward(params, cache, dy, dstate=None, *, check_finite=False, workspace=No
     Args:
         params: the parameters given to `forward`.
         cache: the cache returned by `forward`.
-        dy: (T, B, H) gradient of the loss with respect to y.
+        dy: (T, B, H) gradient of the loss with respect to y, or None (no loss on y).
         dstate: tuple of (B, H) gradients arriving at the final states (truncated BPTT), or None.
         check_finite: raise FloatingPointError naming the first step (in backward order, from T - 1
             down) with a NaN or Inf in dy, dstate or params, or in the gradients.
@@ -177,8 +188,11 @@ def backward(params, cache, dy, dstate=None, *, check_finite=False, workspace=No
     _check_cache(cache, params)
     x = cache["x"]
     T, B = x.shape[0], x.shape[1]
-    dy = _check_array(dy, "dy", (T, B, H), dtype)
+    dy = np.zeros((T, B, H), dtype=dtype) if dy is None else _check_array(dy, "dy", (T, B, H), dtype)
     dstate = _check_state(dstate, "dstate", B, H, dtype, default=None)
+    buf_past = cache.get("past")
+    if buf_past is not None:  # no loss past a sequence's length
+        dy = np.where(buf_past, 0, dy)
     if check_finite:
         inputs = _named(params, "params") + _named(dstate, "dstate")
         _check_finite("backward", "input", [("dy", dy)], inputs, [], backward=True)
@@ -195,6 +209,7 @@ def backward(params, cache, dy, dstate=None, *, check_finite=False, workspace=No
     coef_steps = max(1, min(T, 4096 // max(B * H, 1)))
     coef_buf = _array(workspace, "backward.coef_buf", (coef_steps, 1, B, H), dtype)
     coef_t0 = T
+    buf_carry_h = None if buf_past is None else np.empty((B, H), dtype=dtype)
     d_a_seq = grad_step[:, 0]
     for t in range(T - 1, -1, -1):
         if t < coef_t0:  # the next chunk of steps: its coefficients of the adjoints, all at once
@@ -206,6 +221,9 @@ def backward(params, cache, dy, dstate=None, *, check_finite=False, workspace=No
             np.clip(coef_of_h, 0, 1, out=coef_0)
             np.ceil(coef_0, out=coef_0)
         coef_step = coef_buf[t - coef_t0]
+        if buf_past is not None:  # past a sequence's length: its gradients skip the step
+            np.copyto(buf_carry_h, d_h_prev)
+            np.copyto(d_h_prev, 0, where=buf_past[t])
         # Gradients arriving at this step's outputs: the loss at t and the later steps.
         np.add(dy[t], d_h_prev, out=din_h)
         # (3) d_h = din_h
@@ -215,6 +233,8 @@ def backward(params, cache, dy, dstate=None, *, check_finite=False, workspace=No
         np.multiply(coef_step[0], d_h, out=d_a)
         # (6) d_h_prev = W_hh^T d_a
         np.matmul(grad_rows[t], W_hh, out=d_h_prev)
+        if buf_past is not None:
+            np.copyto(d_h_prev, buf_carry_h, where=buf_past[t])
     # Weight gradients of all steps at once: one GEMM per fused weight.
     # (7) d_W_ih = sum over t of d_a x^T
     # (8) d_W_hh = sum over t of d_a h_prev^T
@@ -235,14 +255,14 @@ def backward(params, cache, dy, dstate=None, *, check_finite=False, workspace=No
     return dparams, dx, dstate0
 
 
-def jvp(params, x, state0=None, dparams=None, dx=None, dstate0=None, *, check_finite=False):
+def jvp(params, x, state0=None, dparams=None, dx=None, dstate0=None, *, lengths=None, check_finite=False):
     """Forward-mode derivative: the outputs and their directional derivatives along a direction.
 
     Written per node without fused weights, so it is an implementation independent of `forward`;
     `symlstm.testing` uses it for the dot-product test <J u, w> == <u, J^T w> against `backward`.
 
     Args:
-        params, x, state0: as for `forward`.
+        params, x, state0, lengths: as for `forward`.
         dparams, dx, dstate0: the direction (tangents of params, x and state0); zeros where None.
         check_finite: as for `forward`, over the point, the direction and both outputs.
 
@@ -255,6 +275,9 @@ def jvp(params, x, state0=None, dparams=None, dx=None, dstate0=None, *, check_fi
     (h0,) = _check_state(state0, "state0", B, H, dtype)
     tan_xs = np.zeros_like(xs) if dx is None else _check_array(dx, "dx", xs.shape, dtype)
     (tan_h0,) = _check_state(dstate0, "dstate0", B, H, dtype)
+    buf_past = _past(lengths, T, B)
+    if buf_past is not None:  # x and its tangent are not read past a sequence's length
+        xs, tan_xs = np.where(buf_past, 0, xs), np.where(buf_past, 0, tan_xs)
     if dparams is None:
         dparams = {name: np.zeros_like(value) for name, value in params.items()}
     _check_params(dparams, "dparams", like=(I, H, dtype))
@@ -292,7 +315,14 @@ def jvp(params, x, state0=None, dparams=None, dx=None, dstate0=None, *, check_fi
         h = np.maximum(a, 0)
         tan_h = tan_a * np.ceil(np.clip(h, 0, 1))
         ys[t], tan_ys[t] = h, tan_h
-        h_prev, tan_h_prev = h, tan_h
+        if buf_past is None:
+            h_prev, tan_h_prev = h, tan_h
+        else:  # past a sequence's length the state and its tangent stay as they were
+            h_prev = np.where(buf_past[t], h_prev, h)
+            tan_h_prev = np.where(buf_past[t], tan_h_prev, tan_h)
+    if buf_past is not None:  # y and its tangent are 0 past a sequence's length
+        ys[buf_past[..., 0]] = 0
+        tan_ys[buf_past[..., 0]] = 0
     state = (h_prev,)
     tan_state = (tan_h_prev,)
     if check_finite:
@@ -625,6 +655,36 @@ def _check_state(state, name, B, H, dtype, default=0):
             f"got {_describe(state) if not isinstance(state, (tuple, list)) else f'{len(state)} items'}"
         )
     return tuple(_check_array(s, f"{name}[{k}] ({STATES[k]})", (B, H), dtype) for k, s in enumerate(state))
+
+
+def _check_lengths(lengths, T, B):
+    """`lengths` (B integers in [0, T], one per sequence of the batch) as an int64 array, or None."""
+    if lengths is None:
+        return None
+    if isinstance(lengths, (str, bytes, dict)) or not hasattr(lengths, "__len__"):
+        raise TypeError(
+            f"{CELL}: lengths must be B = {B} integers (one per sequence), got {_describe(lengths)}"
+        )
+    array = np.asarray(lengths)
+    if array.shape != (B,):
+        raise ValueError(
+            f"{CELL}: lengths must be B = {B} integers (one per sequence), got shape {array.shape}"
+        )
+    if array.dtype.kind not in "iu":
+        raise TypeError(f"{CELL}: lengths must be integers, got dtype {array.dtype}")
+    if B and (array.min() < 0 or array.max() > T):
+        raise ValueError(
+            f"{CELL}: lengths must lie in [0, T] = [0, {T}], got values from {array.min()} to {array.max()}"
+        )
+    return array.astype(np.int64)
+
+
+def _past(lengths, T, B):
+    """The (T, B, 1) mask of the steps past each sequence's length, or None where every step counts."""
+    lengths = _check_lengths(lengths, T, B)
+    if lengths is None or bool((lengths == T).all()):
+        return None
+    return (np.arange(T)[:, None] >= lengths[None, :])[:, :, None]
 
 
 def _named(arrays, what):

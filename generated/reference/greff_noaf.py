@@ -25,10 +25,11 @@ One step, per coordinate:
 
 Contract (x is time-major; states are (B, H) arrays in the order h, c):
     init_params(input_size, hidden_size, *, seed=0, dtype=np.float64) -> params
-    forward(params, x, state0=None, *, check_finite=False, workspace=None) -> (y, state, cache)
+    forward(params, x, state0=None, *, lengths=None, check_finite=False, workspace=None)
+        -> (y, state, cache)
     backward(params, cache, dy, dstate=None, *, check_finite=False, workspace=None)
         -> (dparams, dx, dstate0)
-    jvp(params, x, state0=None, dparams=None, dx=None, dstate0=None, *, check_finite=False)
+    jvp(params, x, state0=None, dparams=None, dx=None, dstate0=None, *, lengths=None, check_finite=False)
         -> (y, state, dy, dstate)
     from_torch, to_torch, from_keras, to_keras, initialize: as in the optimised module.
 
@@ -102,20 +103,35 @@ def sigmoid(a):
     return 0.5 * np.tanh(0.5 * a) + 0.5
 
 
-def forward(params, x, state0=None, *, check_finite=False, workspace=None):
+def forward(params, x, state0=None, *, lengths=None, check_finite=False, workspace=None):
     """Run the cell over a sequence: x (T, B, I) time-major, state0 a tuple of (B, H) arrays or None.
 
-    Returns (y (T, B, H), state, cache), as the optimised module's forward. `workspace` is accepted for
-    the common contract and not used: every call allocates its arrays afresh.
+    Returns (y (T, B, H), state, cache), as the optimised module's forward. With `lengths` (B integers
+    in [0, T]) each sequence b runs alone over its first lengths[b] steps, as torch's PackedSequence
+    runs it: its state stays as it was after them and its y is 0. `workspace` is accepted for the common
+    contract and not used: every call allocates its arrays afresh.
     """
     _check_workspace(workspace)
     I, H, dtype = _check_params(params)
     x = _check_input(x, I, dtype)
-    state0 = _check_state(state0, "state0", x.shape[1], H, dtype)
+    T, B = x.shape[0], x.shape[1]
+    state0 = _check_state(state0, "state0", B, H, dtype)
+    lengths = _check_lengths(lengths, T, B)
+    if lengths is not None:  # the steps past a sequence's length are not read
+        x = np.where(np.arange(T)[:, None, None] >= lengths[:, None], 0, x)
     if check_finite:
         _check_finite("forward", "input", [("x", x)], _named(params, "params"), _named(state0, "state0"))
-    y, state, tape = _forward(params, x, state0)
-    state = tuple(s.copy() for s in state)  # the tape keeps its own
+    if lengths is None:
+        y, state, tape = _forward(params, x, state0)
+        state = tuple(s.copy() for s in state)  # the tape keeps its own
+    else:
+        y, state, tape = np.zeros((T, B, H), dtype=dtype), tuple(s.copy() for s in state0), []
+        for b, n in enumerate(lengths):
+            y_b, state_b, tape_b = _forward(params, x[:n, b : b + 1], tuple(s[b : b + 1] for s in state0))
+            y[:n, b] = y_b[:, 0]
+            for s, s_b in zip(state, state_b):
+                s[b] = s_b[0]
+            tape.append(tape_b)
     cache = {
         "cell": CELL,
         "params": {name: params[name] for name in BLOCKS},
@@ -123,6 +139,7 @@ def forward(params, x, state0=None, *, check_finite=False, workspace=None):
         "workspace": None,
         "x": x,
         "tape": tape,
+        "lengths": lengths,
     }
     if check_finite:
         _check_finite("forward", "output", [("y", y)], [], _named(state, "state"))
@@ -130,37 +147,60 @@ def forward(params, x, state0=None, *, check_finite=False, workspace=None):
 
 
 def backward(params, cache, dy, dstate=None, *, check_finite=False, workspace=None):
-    """Backpropagation through time: (dparams, dx, dstate0) given dy (T, B, H) and the gradients
-    arriving at the final states (`dstate`, zeros when None), as the optimised module's backward."""
+    """Backpropagation through time: (dparams, dx, dstate0) given dy (T, B, H) (None: no loss on y) and
+    the gradients arriving at the final states (`dstate`, zeros when None), as the optimised module's
+    backward; with the forward's `lengths`, sequence by sequence over its own steps."""
     _check_workspace(workspace)
     _, H, dtype = _check_params(params)
     _check_cache(cache, params)
     x = cache["x"]
     T, B = x.shape[0], x.shape[1]
-    dy = _check_array(dy, "dy", (T, B, H), dtype)
+    dy = np.zeros((T, B, H), dtype=dtype) if dy is None else _check_array(dy, "dy", (T, B, H), dtype)
     dstate = _check_state(dstate, "dstate", B, H, dtype)
+    lengths = cache.get("lengths")
+    if lengths is not None:  # no loss past a sequence's length
+        dy = np.where(np.arange(T)[:, None, None] >= lengths[:, None], 0, dy)
     if check_finite:
         inputs = _named(params, "params") + _named(dstate, "dstate")
         _check_finite("backward", "input", [("dy", dy)], inputs, [], backward=True)
-    dparams, dx, dstate0 = _backward(params, x, cache["tape"], dy, dstate)
+    if lengths is None:
+        dparams, dx, dstate0 = _backward(params, x, cache["tape"], dy, dstate)
+    else:
+        dparams = {name: np.zeros_like(value) for name, value in params.items()}
+        dx, dstate0 = np.zeros_like(x), tuple(np.zeros_like(s) for s in dstate)
+        for b, n in enumerate(lengths):
+            rows = slice(b, b + 1)
+            dstate_b = tuple(s[rows] for s in dstate)
+            tape_b = cache["tape"][b]
+            grads_b, dx_b, dstate0_b = _backward(params, x[:n, rows], tape_b, dy[:n, rows], dstate_b)
+            for name, g in grads_b.items():
+                dparams[name] += g
+            dx[:n, b] = dx_b[:, 0]
+            for s, s_b in zip(dstate0, dstate0_b):
+                s[b] = s_b[0]
     if check_finite:
         outputs = _named(dparams, "dparams") + _named(dstate0, "dstate0")
         _check_finite("backward", "output", [("dx", dx)], outputs, [], backward=True)
     return dparams, dx, dstate0
 
 
-def jvp(params, x, state0=None, dparams=None, dx=None, dstate0=None, *, check_finite=False):
+def jvp(params, x, state0=None, dparams=None, dx=None, dstate0=None, *, lengths=None, check_finite=False):
     """Forward-mode derivative: (y, state, dy, dstate), the outputs and their tangents along the
-    direction (dparams, dx, dstate0) (zeros where None), as the optimised module's jvp."""
+    direction (dparams, dx, dstate0) (zeros where None), as the optimised module's jvp; with `lengths`,
+    sequence by sequence over its own steps, as `forward`."""
     I, H, dtype = _check_params(params)
     xs = _check_input(x, I, dtype)
-    B = xs.shape[1]
+    T, B = xs.shape[0], xs.shape[1]
     state0 = _check_state(state0, "state0", B, H, dtype)
     tan_xs = np.zeros_like(xs) if dx is None else _check_array(dx, "dx", xs.shape, dtype)
     tan_state0 = _check_state(dstate0, "dstate0", B, H, dtype)
     if dparams is None:
         dparams = {name: np.zeros_like(value) for name, value in params.items()}
     _check_params(dparams, "dparams", like=(I, H, dtype))
+    lengths = _check_lengths(lengths, T, B)
+    if lengths is not None:  # x and its tangent are not read past a sequence's length
+        past = np.arange(T)[:, None, None] >= lengths[:, None]
+        xs, tan_xs = np.where(past, 0, xs), np.where(past, 0, tan_xs)
     if check_finite:
         _check_finite(
             "jvp",
@@ -169,7 +209,18 @@ def jvp(params, x, state0=None, dparams=None, dx=None, dstate0=None, *, check_fi
             _named(params, "params") + _named(dparams, "dparams"),
             _named(state0, "state0") + _named(dstate0, "dstate0"),
         )
-    ys, state, tan_ys, tan_state = _jvp(params, xs, state0, dparams, tan_xs, tan_state0)
+    if lengths is None:
+        ys, state, tan_ys, tan_state = _jvp(params, xs, state0, dparams, tan_xs, tan_state0)
+    else:
+        ys, tan_ys = np.zeros((T, B, H), dtype=dtype), np.zeros((T, B, H), dtype=dtype)
+        state, tan_state = tuple(s.copy() for s in state0), tuple(s.copy() for s in tan_state0)
+        for b, n in enumerate(lengths):
+            rows = slice(b, b + 1)
+            s0_b, ts0_b = tuple(s[rows] for s in state0), tuple(s[rows] for s in tan_state0)
+            y_b, s_b, ty_b, ts_b = _jvp(params, xs[:n, rows], s0_b, dparams, tan_xs[:n, rows], ts0_b)
+            ys[:n, b], tan_ys[:n, b] = y_b[:, 0], ty_b[:, 0]
+            for out, value in zip(state + tan_state, s_b + ts_b):
+                out[b] = value[0]
     if check_finite:
         outputs = _named(state, "state") + _named(tan_state, "dstate")
         _check_finite("jvp", "output", [("y", ys), ("dy", tan_ys)], [], outputs)
@@ -767,6 +818,36 @@ def _check_state(state, name, B, H, dtype, default=0):
             f"got {_describe(state) if not isinstance(state, (tuple, list)) else f'{len(state)} items'}"
         )
     return tuple(_check_array(s, f"{name}[{k}] ({STATES[k]})", (B, H), dtype) for k, s in enumerate(state))
+
+
+def _check_lengths(lengths, T, B):
+    """`lengths` (B integers in [0, T], one per sequence of the batch) as an int64 array, or None."""
+    if lengths is None:
+        return None
+    if isinstance(lengths, (str, bytes, dict)) or not hasattr(lengths, "__len__"):
+        raise TypeError(
+            f"{CELL}: lengths must be B = {B} integers (one per sequence), got {_describe(lengths)}"
+        )
+    array = np.asarray(lengths)
+    if array.shape != (B,):
+        raise ValueError(
+            f"{CELL}: lengths must be B = {B} integers (one per sequence), got shape {array.shape}"
+        )
+    if array.dtype.kind not in "iu":
+        raise TypeError(f"{CELL}: lengths must be integers, got dtype {array.dtype}")
+    if B and (array.min() < 0 or array.max() > T):
+        raise ValueError(
+            f"{CELL}: lengths must lie in [0, T] = [0, {T}], got values from {array.min()} to {array.max()}"
+        )
+    return array.astype(np.int64)
+
+
+def _past(lengths, T, B):
+    """The (T, B, 1) mask of the steps past each sequence's length, or None where every step counts."""
+    lengths = _check_lengths(lengths, T, B)
+    if lengths is None or bool((lengths == T).all()):
+        return None
+    return (np.arange(T)[:, None] >= lengths[None, :])[:, :, None]
 
 
 def _named(arrays, what):

@@ -64,6 +64,7 @@ CODE_BACKENDS: dict[str, CodeBackend] = {
             "symlstm.backends.jax.contract.NumpyContract",
         ),
         CodeBackend("numba", "symlstm.backends.numba.render_numba", "numba", "numba", from_file=True),
+        CodeBackend("torch", "symlstm.backends.torch.render_torch", requires="torch", extra="torch"),
     )
 }
 

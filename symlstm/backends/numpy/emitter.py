@@ -279,12 +279,21 @@ class NumpyEmitter:
             step += emit.emit(d.computational(n.expr), n.name)
             for other in self.plan.copies.get(n.name, ()):  # further states with the same new value
                 step.append(f"np.copyto(seq_{other}[t + 1], {n.name})")
+        # A sequence that has ended (lengths=) keeps its state over the remaining steps.
+        step.append("if buf_past is not None:  # steps past a sequence's length keep its state")
+        step += [f"    np.copyto(seq_{st}[t + 1], seq_{st}[t], where=buf_past[t])" for st in s.states]
         for k in range(pool.size):
             setup += self.scratch(f"buf_{k}", "(B, H)")
         y = f"seq_{state_node[out_node]}[1:]" if out_node in state_node else f"cache_{out_node}[:]"
         # y is a view of arrays backward reads: the caller gets it read-only (and the cache's fingerprint
-        # includes it), so that writing into it cannot make backward's gradients wrong.
-        mod.forward_end += [f"y = {y}", "y.flags.writeable = False"]
+        # includes it), so that writing into it cannot make backward's gradients wrong. Past a
+        # sequence's length y is 0, as torch's pad_packed_sequence gives it.
+        mod.forward_end += [
+            f"y = {y}",
+            "if buf_past is not None:",
+            "    y = np.where(buf_past, 0, y)",
+            "y.flags.writeable = False",
+        ]
         _resolve_views(setup, step)
         mod.cache_keys = [
             *(f"seq_{st}" for st in s.states),
@@ -651,6 +660,13 @@ class NumpyEmitter:
                 step.append(f"{s.update_of[st]} = seq_{st}[t + 1]")
         step += [f"{v} = cache_{v}[t]" for v in cached if v in need]
         step += [self.bind(v, lay, k) for v, (_, lay, k, _) in self.inplace_nodes().items() if v in need]
+        # Past a sequence's length (lengths=) a step leaves the state as it was: the gradients arriving
+        # at its new states pass to the previous ones unchanged, and the step itself gets none.
+        carry = [f"buf_carry_{st}" for st in s.states]
+        setup += [f"{c} = None if buf_past is None else np.empty((B, H), dtype=dtype)" for c in carry]
+        step.append("if buf_past is not None:  # past a sequence's length: its gradients skip the step")
+        for st, c in zip(s.states, carry):
+            step += [f"    np.copyto({c}, d_{st}_prev)", f"    np.copyto(d_{st}_prev, 0, where=buf_past[t])"]
         step.append("# Gradients arriving at this step's outputs: the loss at t and the later steps.")
         for node, st in state_node.items():
             others = self.plan.copies.get(node, ())
@@ -725,6 +741,8 @@ class NumpyEmitter:
             step += emit_grads.emit(param_exprs[g.param], buf)
             step.append(f"d_{g.param} += {buf}.sum(axis=0)")
             pool.release()
+        step.append("if buf_past is not None:")
+        step += [f"    np.copyto(d_{st}_prev, {c}, where=buf_past[t])" for st, c in zip(s.states, carry)]
         setup += [line for k in range(pool.size) for line in self.scratch(f"buf_{k}", "(B, H)")]
 
         # -- after the loop: weight gradients and dx as one GEMM each, biases as one sum each --
@@ -979,8 +997,19 @@ def _jvp_lines(d: Derivation, printer: NumpyCodePrinter) -> list[str]:
         tangent = next(t for t in d.jvp if t.node == n.name).expr
         body.append(f"tan_{n.name} = {p(tangent) if tangent != 0 else 'np.zeros_like(' + n.name + ')'}")
     body.append(f"ys[t], tan_ys[t] = {s.output}, tan_{s.output}")
+    body.append("if buf_past is None:")
     for st in s.states:
         node = s.update_of[st]
-        body.append(f"{st}_prev, tan_{st}_prev = {node}, tan_{node}")
+        body.append(f"    {st}_prev, tan_{st}_prev = {node}, tan_{node}")
+    body.append("else:  # past a sequence's length the state and its tangent stay as they were")
+    for st in s.states:
+        node = s.update_of[st]
+        body.append(f"    {st}_prev = np.where(buf_past[t], {st}_prev, {node})")
+        body.append(f"    tan_{st}_prev = np.where(buf_past[t], tan_{st}_prev, tan_{node})")
     lines += ["    " + line for line in body]
+    lines += [
+        "if buf_past is not None:  # y and its tangent are 0 past a sequence's length",
+        "    ys[buf_past[..., 0]] = 0",
+        "    tan_ys[buf_past[..., 0]] = 0",
+    ]
     return [wrapped for line in lines for wrapped in wrap(line, indent=4)]
