@@ -27,6 +27,7 @@ from dataclasses import dataclass
 import numpy as np
 import sympy as sp
 
+from .activations import ACTIVATIONS
 from .backends.reference import render_reference
 from .backends.reference.printer import SYMPY_FUNCTIONS
 from .definitions import independent, independent_function
@@ -45,8 +46,9 @@ def symbolic_module(source: str, name: str = "cell") -> types.ModuleType:
     for fname, fn in SYMPY_FUNCTIONS.items():
         if hasattr(module, fname):
             setattr(module, fname, np.frompyfunc(independent_function(fn), 1, 1))
+    names = {fn.__name__: fn for fn in ACTIVATIONS.values()}  # the package's functions, by name
     for name, value in getattr(module, "CONSTANTS", {}).items():  # exact values of rounded constants
-        setattr(module, name, sp.sympify(value))
+        setattr(module, name, independent(sp.sympify(value, locals=names)))
     return module
 
 

@@ -94,8 +94,30 @@ def fused_mixed_vectors() -> symlstm.CellSpec:
     return cell.build()
 
 
-CELLS = [highway, weighted_input, deep_transition, state_feeds_linear, shared_bias, two_states_one_node,
-         fused_mixed_vectors]  # fmt: skip
+def constants() -> symlstm.CellSpec:
+    """Constants a float holds only rounded, and activations of constants: 1/3, pi, sigmoid(0), e."""
+    cell = Cell("constants")
+    x, h_prev = cell.input("x"), cell.state("h")
+    a = cell.linear("a", {"W": x, "U": h_prev})
+    h = tanh(a / 3 + sp.pi * h_prev / 7 + sigmoid(0) + sp.exp(1) * sp.Rational(1, 5))
+    cell.update(h=cell.elementwise("h", h))
+    return cell.build()
+
+
+def cancelling() -> symlstm.CellSpec:
+    """A gradient that is exactly zero by cancellation: (s - n) with n = s; the optimised module leaves
+    rounding residue where the reference computes 0, which the checks must accept as rounding."""
+    cell = Cell("cancelling")
+    x, s_prev = cell.input("x"), cell.state("s")
+    a = cell.linear("a", {"W": x})
+    n = cell.elementwise("n", s_prev)
+    p = cell.param("p")
+    cell.update(s=cell.elementwise("u", tanh((s_prev - n) * (p * s_prev + s_prev)) + tanh(a)))
+    return cell.build()
+
+
+CELLS = [cancelling, constants, highway, weighted_input, deep_transition, state_feeds_linear, shared_bias,
+         two_states_one_node, fused_mixed_vectors]  # fmt: skip
 
 
 @pytest.mark.parametrize("build", CELLS, ids=[f.__name__ for f in CELLS])
@@ -142,3 +164,25 @@ def test_unsupported_graphs_are_refused_by_build(declare, message):
     declare(cell, x, h)
     with pytest.raises(SpecError, match=message):
         cell.build()
+
+
+def test_a_parameter_gradient_never_divides_by_a_value_that_can_vanish():
+    """h = tanh(w * a) with a = W x + U h + b: d_w = g * a (g = d_h * (1 - h^2)) is (a / w) times the
+    linear node's adjoint d_a = g * w, but writing it so divides by w: at w = 0 (a zero-initialised
+    weight vector) 0 * inf = nan. The generated code reuses an adjoint only for an exact multiple."""
+    cell = Cell("zero_weight")
+    x, h_prev = cell.input("x"), cell.state("h")
+    w = cell.param("w")
+    a = cell.linear("a", {"W": x, "U": h_prev}, biases=["b"])
+    cell.update(h=cell.elementwise("h", tanh(w * a) + 0.5 * h_prev))
+    spec = cell.build()
+    module, reference = symlstm.load(spec), symlstm.load(spec, backend="reference")
+    rng = np.random.default_rng(0)
+    params = module.init_params(3, 3, seed=0)
+    params["w"][:] = 0.0
+    x_seq = rng.standard_normal((4, 2, 3))
+    dy = rng.standard_normal((4, 2, 3))
+    got = module.backward(params, module.forward(params, x_seq)[2], dy)[0]
+    want = reference.backward(params, reference.forward(params, x_seq)[2], dy)[0]
+    assert np.isfinite(got["w"]).all()
+    np.testing.assert_allclose(got["w"], want["w"], rtol=1e-10, atol=1e-12)

@@ -109,18 +109,7 @@ def plan_cell(d: Derivation) -> CellPlan:
             state_of[node] = st
     gates = gate_slots(d, groups, home)
     cached = cached_values(d, groups, gates)
-    params = {p.name for p in s.elementwise_params()}
-
-    def chunked(name: str) -> bool:
-        return (
-            name in s.prev_names
-            or name in s.update_of.values()
-            or name in gates
-            or name in cached
-            or name in params
-        )
-
-    step = backward_step(d, order, chunked)
+    step = backward_step(d, order, lambda name: _has_sequence(s, gates, cached, name))
     aliases = incoming_aliases(d, step)
     grads = {
         g.param: param_gradient(d, step, order, g.expr) for g in d.param_gradients if g.kind == "elementwise"

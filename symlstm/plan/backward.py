@@ -23,10 +23,8 @@ from ..spec import LinearNode
 __all__ = [
     "AdjointRun",
     "BackwardStep",
-    "Cse",
     "backward_step",
     "coefficient",
-    "coefficient_cse",
     "incoming_aliases",
     "param_gradient",
     "step_cse",
@@ -133,7 +131,9 @@ def param_gradient(d: Derivation, step: BackwardStep, order: tuple[str, ...], ex
         if own == 0:
             continue
         ratio = sp.cancel(expr / own)
-        if not adjoints(ratio):
+        # Only an exact multiple: a ratio with a variable denominator would divide by a value that can
+        # vanish (0 * inf = nan at a zero state).
+        if not adjoints(ratio) and not sp.fraction(ratio)[1].free_symbols:
             return ratio * sp.Symbol(adjoint(v), real=True)
     return step.folding.substitute(expr)
 
@@ -149,14 +149,6 @@ def incoming_aliases(d: Derivation, step: BackwardStep) -> frozenset[str]:
         if a.incoming and a.elementwise == 0 and not a.linear:
             out.add(a.vector)
     return frozenset(out)
-
-
-@dataclass(frozen=True)
-class Cse:
-    """Common subexpressions of a list of expressions: `reduced[k]` uses the temporaries `temps`."""
-
-    temps: tuple[tuple[sp.Symbol, sp.Expr], ...]
-    reduced: tuple[sp.Expr, ...]
 
 
 @dataclass(frozen=True)
@@ -201,18 +193,3 @@ def step_cse(d: Derivation, step: BackwardStep, aliases: frozenset[str]) -> Step
     renamed = {subs.get(x, x): e.xreplace(subs) for x, e in temp_expr.items()}
     hoisted = {subs[x]: v for x, v in storage.items()}
     return StepCse(reduced, renamed, hoisted)
-
-
-def coefficient_cse(
-    coefficients: tuple[sp.Expr, ...], rename: Mapping[sp.Symbol, sp.Symbol]
-) -> tuple[Cse, dict]:
-    """Factors shared by several coefficients (GRU's (1 - z) and (1 - n**2)), each computed once per chunk.
-
-    `rename` maps forward values to the names of their chunk views. Returns the CSE and `home`: for a
-    shared factor that is itself a coefficient, temporary -> that coefficient's slot (it is computed
-    straight into the slot)."""
-    temps, reduced = sp.cse(
-        [c.xreplace(rename) for c in coefficients], symbols=sp.numbered_symbols("coef_cse_", real=True)
-    )
-    home = {e: j for j, e in reversed(list(enumerate(reduced))) if e in dict(temps)}
-    return Cse(tuple(temps), tuple(reduced)), home
