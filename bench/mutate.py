@@ -20,7 +20,7 @@ Two kinds of target:
 A kill shows a difference in behaviour, so a killed mutant is non-equivalent; only survivors need
 the (slow) equivalence check. The operators (`OPERATORS`) are a fixed list, applied at every place
 they fit, in the order of the syntax tree, so a mutant's number names the same edit on every run of
-the same source. `--sample K` takes every K-th mutant.
+the same source. `--sample K` takes every K-th mutant (from the `--offset`-th).
 
     python bench/mutate.py --module lstm --module gru --json out.json
     python bench/mutate.py --generator --sample 20
@@ -347,9 +347,11 @@ def _module_worker(args: tuple[Mutant, str]) -> Verdict:
         return judge_module_mutant(mutant, source, original)
 
 
-def run_module(name: str, sample: int = 1, jobs: int = 1, limit: int | None = None) -> list[Verdict]:
+def run_module(
+    name: str, sample: int = 1, jobs: int = 1, limit: int | None = None, offset: int = 0
+) -> list[Verdict]:
     source = (ROOT / "generated" / "numpy" / f"{name}.py").read_text(encoding="utf-8")
-    chosen = mutants(source, name, MODULE_FUNCTIONS)[::sample][:limit]
+    chosen = mutants(source, name, MODULE_FUNCTIONS)[offset::sample][:limit]
     return _map(_module_worker, [(m, source) for m in chosen], jobs)
 
 
@@ -428,12 +430,12 @@ def judge_render(folder: Path) -> tuple[str, str]:
     return "equivalent", "renders differ only in text: " + why
 
 
-def run_generator(sample: int = 1, jobs: int = 1, limit: int | None = None) -> list[Verdict]:
+def run_generator(sample: int = 1, jobs: int = 1, limit: int | None = None, offset: int = 0) -> list[Verdict]:
     work = []
     for path in GENERATOR_FILES:
         source = (ROOT / path).read_text(encoding="utf-8")
         work += [(m, source) for m in mutants(source, path)]
-    return _map(_generator_job, work[::sample][:limit], jobs)
+    return _map(_generator_job, work[offset::sample][:limit], jobs)
 
 
 # -- report -------------------------------------------------------------------------------------------
@@ -468,6 +470,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     parser.add_argument("--generator", action="store_true", help="mutate the generator files")
     parser.add_argument("--sample", type=int, default=1, help="take every K-th mutant (default: all)")
+    parser.add_argument("--offset", type=int, default=0, help="start the sample at the K-th mutant")
     parser.add_argument("--limit", type=int, help="at most N mutants per target")
     parser.add_argument("-j", "--jobs", type=int, default=1, help="mutants judged in parallel")
     parser.add_argument("--json", help="write every verdict to this file")
@@ -476,16 +479,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.judge_render:
         print(json.dumps(judge_render(Path(args.judge_render))))
         return 0
-    if args.sample < 1 or args.jobs < 1:
-        parser.error("--sample and --jobs must be at least 1")
+    if args.sample < 1 or args.jobs < 1 or args.offset < 0:
+        parser.error("--sample and --jobs must be at least 1, --offset at least 0")
     if not args.module and not args.generator:
         parser.error("name a --module CELL or --generator")
     start = time.perf_counter()
     results = {}
     for name in args.module:
-        results[f"module {name}"] = run_module(name, args.sample, args.jobs, args.limit)
+        results[f"module {name}"] = run_module(name, args.sample, args.jobs, args.limit, args.offset)
     if args.generator:
-        results["generator"] = run_generator(args.sample, args.jobs, args.limit)
+        results["generator"] = run_generator(args.sample, args.jobs, args.limit, args.offset)
     for what, verdicts in results.items():
         print(f"{what}: {summary(verdicts)}")
     print(f"{time.perf_counter() - start:.0f} s")
