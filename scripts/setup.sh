@@ -17,4 +17,4 @@ fi
 .venv/bin/python -m pip install -q --upgrade pip
 # The CPU build of torch first: a bare `torch` requirement would pull the CUDA build.
 .venv/bin/python -m pip install -q torch==2.13.0
-.venv/bin/python -m pip install -q -e ".[dev,torch]"
+.venv/bin/python -m pip install -q -e ".[dev,torch,keras]"

@@ -12,7 +12,9 @@ import symlstm
 CELL_NAMES = sorted(symlstm.CELLS)
 
 # Optional module -> the extra of pyproject.toml that installs it.
-EXTRAS = {"torch": "torch", "matplotlib": "docs", "line_profiler": "dev", "hypothesis": "test"}
+EXTRAS = {
+    "torch": "torch", "keras": "keras", "matplotlib": "docs", "line_profiler": "dev", "hypothesis": "test",
+}  # fmt: skip
 
 
 def require(module: str) -> types.ModuleType:
