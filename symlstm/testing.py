@@ -44,10 +44,12 @@ from typing import Any
 import numpy as np
 
 __all__ = [
+    "REALISTIC",
     "TOLERANCES",
     "Block",
     "BlockResult",
     "CheckReport",
+    "Config",
     "Problem",
     "TaylorResult",
     "Tolerance",
@@ -56,9 +58,12 @@ __all__ = [
     "check_direction",
     "check_full_fd",
     "check_same",
+    "check_same_at",
     "check_taylor",
     "check_torch",
+    "configurations",
     "make_problem",
+    "merge_reports",
     "random_cells",
     "rounding_floor",
     "taylor_test",
@@ -333,6 +338,7 @@ class BlockResult:
     where: str = ""  # the per-gate block and index inside it, e.g. "W_hf[2, 1]"
     orders: tuple[float, ...] = ()  # observed Taylor orders, when the Taylor test ran
     diagnosis: str = ""  # on failure: wrong gradient, or step size, and why
+    config: str = ""  # the configuration it was checked at, when a report covers several
 
 
 @dataclass
@@ -365,22 +371,52 @@ class CheckReport:
             return f"{self.check} on {self.cell} ({self.dtype}): skipped: {self.skipped}"
         status = "passed" if self.ok else "FAILED"
         lines = [f"{self.check} on {self.cell} ({self.dtype}): {status}"]
-        a, n = self.labels
+        groups: dict[str, list[BlockResult]] = {}
         for b in self.blocks:
-            mark = "ok " if b.ok else "BAD"
-            at = f" at {b.index}" if b.index else ""
-            where = f" ({b.where})" if b.where else ""
-            lines.append(
-                f"  {mark} {b.block:<10} rel error {b.rel_error:.2e}{at}{where}: "
-                f"{a} {b.analytic:+.10e}  {n} {b.numeric:+.10e}"
-            )
-            if b.orders:
-                lines.append(f"      Taylor orders {' '.join(_fmt_order(o) for o in b.orders)}")
-            if b.diagnosis:
-                lines.append(f"      -> {b.diagnosis}")
+            groups.setdefault(b.config, []).append(b)
+        for config, blocks in groups.items():
+            if config and all(b.ok for b in blocks):  # a configuration that passed: one line
+                worst = max(blocks, key=lambda b: b.rel_error)
+                lines.append(f"  ok  [{config}] {len(blocks)} compared, worst {worst.block} "
+                             f"rel error {worst.rel_error:.2e}")  # fmt: skip
+                continue
+            if config:
+                lines.append(f"  [{config}]")
+            lines += [self._line(b) for b in blocks if not config or not b.ok]
         if self.note:
             lines.append(f"  {self.note}")
         return "\n".join(lines)
+
+    def _line(self, b: BlockResult) -> str:
+        a, n = self.labels
+        mark = "ok " if b.ok else "BAD"
+        at = f" at {b.index}" if b.index else ""
+        where = f" ({b.where})" if b.where else ""
+        text = f"  {mark} {b.block:<10} rel error {b.rel_error:.2e}{at}{where}: "
+        text += f"{a} {b.analytic:+.10e}  {n} {b.numeric:+.10e}"
+        if b.orders:
+            text += f"\n      Taylor orders {' '.join(_fmt_order(o) for o in b.orders)}"
+        if b.diagnosis:
+            text += f"\n      -> {b.diagnosis}"
+        return text
+
+
+def merge_reports(check: str, cell: str, reports: Sequence[tuple[str, CheckReport]]) -> CheckReport:
+    """One report of `check` from reports at several configurations ((label, report) pairs): every
+    block, labelled with its configuration; skipped when all are."""
+    dtypes = " and ".join(dict.fromkeys(r.dtype for _, r in reports))
+    out = CheckReport(
+        check, cell, dtypes, labels=reports[0][1].labels if reports else ("analytic", "numeric")
+    )
+    for label, report in reports:
+        if report.skipped:
+            continue
+        out.blocks += [replace(b, config=label) for b in report.blocks]
+        out.seconds += report.seconds
+    if reports and all(r.skipped for _, r in reports):
+        out.skipped = reports[0][1].skipped
+    out.note = f"{len(reports)} configuration(s)"
+    return out
 
 
 def _fmt_order(o: float) -> str:
@@ -695,12 +731,14 @@ def check_torch(
     seed: int = 0,
     tolerance: Tolerance | None = None,
     name: str | None = None,
+    with_dstate: bool = True,
 ) -> CheckReport:
     """Outputs and every gradient against `torch.nn.<torch_spec['module']>` with the same weights.
 
     `torch_spec` is a cell's `spec.torch` ({'module': 'LSTM', 'kwargs': {...}}); the module must have
     `from_torch(state_dict)` and `TORCH_NAMES` (torch name -> our name). Skipped (with the reason in the
-    report) when torch is not importable or the cell has no PyTorch counterpart.
+    report) when torch is not importable or the cell has no PyTorch counterpart. `with_dstate=False`:
+    the loss does not weigh the final states, and backward gets dstate=None.
     """
     dtype = np.dtype(dtype)
     tol = tolerance or TOLERANCES[dtype.type]
@@ -725,8 +763,10 @@ def check_torch(
     state0 = tuple(rng.standard_normal((batch, H)).astype(dtype) for _ in range(n_states))
     w_y = rng.standard_normal((steps, batch, H)).astype(dtype)
     w_s = tuple(rng.standard_normal((batch, H)).astype(dtype) for _ in range(n_states))
+    if not with_dstate:
+        w_s = tuple(np.zeros_like(w) for w in w_s)
     y, state, cache = module.forward(params, x, state0)
-    dparams, dx, dstate0 = module.backward(params, cache, w_y, w_s)
+    dparams, dx, dstate0 = module.backward(params, cache, w_y, w_s if with_dstate else None)
 
     xt = torch.tensor(x, requires_grad=True)
     st = [torch.tensor(s[None], requires_grad=True) for s in state0]
@@ -818,13 +858,155 @@ def check_same(
     incoming = max(float(np.max(np.abs(a), initial=0.0)) for a in [dy, *(dstate or ())])
     floor = rounding_floor(dtype, T, incoming)
     for what, ours, theirs in pairs:
-        report.blocks.append(
-            _compare(what, np.asarray(ours), np.asarray(theirs, np.float64), tol.same_rtol, floor)
-        )
+        ours, theirs = np.asarray(ours), np.asarray(theirs)
+        # forward's and backward's results in the dtype asked for (jvp, the dot-product test's
+        # tangent code, may promote a constant's float64 in float32: shape only)
+        wrong_dtype = ours.dtype != dtype and not what.startswith("jvp")
+        if ours.shape != theirs.shape or wrong_dtype:
+            why = f"shape {ours.shape} and dtype {ours.dtype}; expected {theirs.shape} {dtype}"
+            report.blocks.append(BlockResult(what, math.inf, (), math.nan, math.nan, False, diagnosis=why))
+            continue
+        report.blocks.append(_compare(what, ours, theirs.astype(np.float64), tol.same_rtol, floor))
     config = f"I={I} H={H} T={T} B={B}, state0 {'given' if with_state0 else 'None'}, "
     config += f"dstate {'given' if with_dstate else 'None'}" + (", reused workspace" if workspace else "")
     report.note = config
     return report
+
+
+_FLOAT64 = np.dtype(np.float64)
+
+
+# -- configurations: both sides of every threshold of the generated code -------------------------------
+@dataclass(frozen=True)
+class Config:
+    """One way of calling a module: sizes (I, H, T, B), dtype and the call's options (`check_same`)."""
+
+    label: str
+    input_size: int
+    hidden_size: int
+    steps: int
+    batch: int
+    dtype: np.dtype = _FLOAT64
+    with_state0: bool = True
+    with_dstate: bool = True
+    workspace: bool = False
+
+    @property
+    def text(self) -> str:
+        """The label with the dtype, as reports show it."""
+        return f"{self.label}, {self.dtype}"
+
+
+# The largest hidden size a threshold's sizes are given (the rest goes to the batch), and the sizes
+# of the realistic configuration (I, H, T, B) compared with an independent reference.
+_HIDDEN_CAP = 64
+REALISTIC = (32, 64, 100, 32)
+
+
+def _smallest_factor(n: int) -> int:
+    return next((k for k in range(2, math.isqrt(n) + 1) if n % k == 0), n)
+
+
+def _threshold_sizes(threshold: Any, exhaustive: bool) -> list[tuple[str, int, int, int, bool]]:
+    """(label, T, B, H, with a reused workspace) on both sides of `threshold` (a `symlstm.plan.Threshold`)
+    and at its boundary: T * (per step) = limit - 1, limit, limit + 1 (the chunk one short of full,
+    full, one step over; the last again with a reused workspace), and one step alone holding limit and
+    limit + 1 numbers (chunks of one step), and at T = 3 chunks of two steps and one. Not `exhaustive`:
+    the last two."""
+    n, dims = threshold.limit, threshold.per_step
+    unit = " * ".join(dims)
+
+    def split(per_step: int) -> tuple[int, int]:  # (B, H) whose product over `dims` is per_step
+        if dims == ("B",):
+            return per_step, 4
+        hidden = max(k for k in range(1, _HIDDEN_CAP + 1) if per_step % k == 0)
+        return per_step // hidden, hidden
+
+    crossing = [
+        (f"{threshold.name}: T = 3, {unit} = {n // 2}", 3, *split(n // 2), False),
+        (f"{threshold.name}: {unit} = {n + 1}, one step per chunk", 2, *split(n + 1), False),
+    ]
+    if not exhaustive:
+        return crossing
+    out = []
+    for total in (n - 1, n, n + 1):
+        steps = _smallest_factor(total)  # the fewest steps that make the total exactly
+        out.append((f"{threshold.name}: T * {unit} = {total}", steps, *split(total // steps), False))
+    out.append((f"{out[-1][0]}, reused workspace", *out[-1][1:4], True))
+    out.append((f"{threshold.name}: {unit} = {n}, one step per chunk", 2, *split(n), False))
+    return out + crossing
+
+
+def configurations(
+    plan: Any,
+    *,
+    dtypes: Sequence[Any] = (np.float64, np.float32),
+    exhaustive: bool = True,
+    realistic: bool = True,
+) -> list[Config]:
+    """The configurations at which to compare a cell's modules, derived from its plan
+    (`symlstm.plan.plan_cell`): T = 1, state0 and dstate each given and None, a reused workspace,
+    sizes on both sides of every threshold of the plan and at its boundary (`symlstm.plan.thresholds`;
+    a reused workspace there too), each in every dtype of `dtypes`, and a realistic size (`REALISTIC`)
+    in float64 (in float32 the rounding of some cells, e.g. additive, grows past float32's tolerance
+    over 100 steps: a comparison there measures the cell's conditioning, not the code).
+    `exhaustive=False` keeps T = 1, both states None, a reused workspace and two sizes that cross each
+    threshold, each in one dtype, in turn (the fuzzer's budget); `realistic=False` leaves out the
+    realistic size."""
+    from .plan import thresholds
+
+    same_size = plan.spec.same_size
+
+    def config(label: str, steps: int, batch: int, hidden: int = 4, inputs: int = 3, **options) -> Config:
+        return Config(label, hidden if same_size else inputs, hidden, steps, batch, **options)
+
+    base = [config("T=1", 1, 2)]
+    if exhaustive:
+        base += [
+            config("T=5 B=3", 5, 3),
+            config("state0 None", 4, 2, with_state0=False),
+            config("dstate None", 4, 2, with_dstate=False),
+        ]
+    base += [
+        config("state0 and dstate None", 4, 2, with_state0=False, with_dstate=False),
+        config("reused workspace", 4, 2, workspace=True),
+    ]
+    for threshold in thresholds(plan):
+        base += [
+            config(label, t, b, h, workspace=w)
+            for label, t, b, h, w in _threshold_sizes(threshold, exhaustive)
+        ]
+    dtypes = [np.dtype(d) for d in dtypes]
+    if exhaustive:
+        out = [replace(c, dtype=d) for d in dtypes for c in base]
+    else:  # one dtype per configuration, in turn
+        out = [replace(c, dtype=dtypes[k % len(dtypes)]) for k, c in enumerate(base)]
+    if realistic:  # in float64: over 100 steps float32 rounding grows past its tolerance in some cells
+        i, h, t, b = REALISTIC
+        out.append(config(f"realistic I={i} H={h} T={t} B={b}", t, b, h, i))
+    return out
+
+
+def check_same_at(
+    module: Any, reference: Any, configs: Sequence[Config], *, seed: int = 0, name: str | None = None
+) -> CheckReport:
+    """`check_same` at each configuration, as one report whose blocks say their configuration; a
+    configuration at which either module raises is a failed block naming the exception."""
+    cell = name or getattr(module, "CELL", "cell")
+    reports = []
+    for c in configs:
+        try:
+            options = {"with_state0": c.with_state0, "with_dstate": c.with_dstate, "workspace": c.workspace}
+            report = check_same(module, reference, c.input_size, c.hidden_size, c.steps, c.batch,
+                                dtype=c.dtype, seed=seed, name=name, **options)  # fmt: skip
+        except Exception as err:  # reported at its configuration; the others still run
+            report = CheckReport("optimised == reference", cell, str(c.dtype))
+            why = f"raised {type(err).__name__}: {err}"
+            report.blocks.append(
+                BlockResult("(crash)", math.inf, (), math.nan, math.nan, False, diagnosis=why)
+            )
+        reports.append((c.text, report))
+    return merge_reports("optimised == reference", cell, reports)
 
 
 # -- random cells ---------------------------------------------------------------------------------------

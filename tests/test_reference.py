@@ -8,34 +8,31 @@ import numpy as np
 import pytest
 
 import symlstm
-from symlstm.testing import check_same
+from symlstm.plan import plan_cell
+from symlstm.testing import REALISTIC, check_same, check_same_at, check_torch, configurations
 
-from .conftest import CELL_NAMES
-
-# (I, H, T, B) and call options on both sides of the generated code's thresholds: T = 1, the
-# input-projection chunk (T * B rows of 256), the backward coefficients' chunk (B * H above 4096),
-# initial and final states given or None, a workspace reused from an earlier call.
-CONFIGS = {
-    "T=1": dict(steps=1, batch=2),
-    "small": dict(steps=7, batch=3),
-    "two projection chunks": dict(steps=130, batch=2),
-    "two projection chunks of two steps": dict(steps=3, batch=100),
-    "state0 and dstate None": dict(steps=3, batch=2, with_state0=False, with_dstate=False),
-    "coefficient chunk of one step": dict(steps=4, batch=70, input_size=5, hidden_size=64),
-    "reused workspace": dict(steps=5, batch=2, workspace=True),
-}
+from .conftest import CELL_NAMES, require
 
 
 @pytest.mark.parametrize("dtype", [np.float64, np.float32], ids=["float64", "float32"])
-@pytest.mark.parametrize("config", list(CONFIGS))
-def test_optimised_module_equals_the_reference(cell_name, config, dtype):
+def test_optimised_module_equals_the_reference(cell_name, dtype):
+    """At the configurations the plan gives (`symlstm.testing.configurations`): T = 1, state0 and
+    dstate given and None, a reused workspace, both sides of every threshold of the generated code and
+    its boundary, and (float64) a realistic size."""
     opt, ref = symlstm.load(cell_name), symlstm.load(cell_name, backend="reference")
-    options = dict(CONFIGS[config])
-    hidden = options.pop("hidden_size", 4)
-    inputs = hidden if opt.SAME_SIZE else options.pop("input_size", 3)
-    options.pop("input_size", None)
-    report = check_same(opt, ref, inputs, hidden, dtype=dtype, **options)
+    configs = configurations(
+        plan_cell(symlstm.derive(cell_name)), dtypes=[dtype], realistic=dtype == np.float64
+    )
+    report = check_same_at(opt, ref, configs)
     assert report.ok, str(report)
+
+
+@pytest.mark.parametrize("name", [n for n in CELL_NAMES if symlstm.cell(n).torch])
+def test_a_realistic_size_equals_torch(name):
+    """Values and every gradient at T=100, B=32, H=64 against torch.nn, an implementation of its own."""
+    require("torch")
+    report = check_torch(symlstm.load(name), symlstm.cell(name).torch, *REALISTIC, name=name)
+    assert not report.skipped and report.ok, str(report)
 
 
 def test_a_planted_difference_is_caught():

@@ -1,10 +1,16 @@
-"""`symlstm verify`: one table, rows = cells, columns = checks; non-zero exit status on any failure."""
+"""`symlstm verify`: one table, rows = cells, columns = checks; non-zero exit status on any failure.
+
+It checks the files users import: planted errors go into a copy of the committed modules
+(`--generated DIR`), never into generated/ itself."""
 
 from __future__ import annotations
 
+import dataclasses
 import io
 import re
+import shutil
 import sys
+from pathlib import Path
 from types import SimpleNamespace
 
 import numpy as np
@@ -12,31 +18,54 @@ import pytest
 
 import symlstm
 import symlstm.verify as verify
+from symlstm.backends import CODE_BACKENDS
 from symlstm.cli import main
+from symlstm.plan import plan_cell
+from symlstm.testing import configurations
 from symlstm.verify import CHECKS, format_table, is_smooth, verify_cell
 
+ROOT = Path(__file__).resolve().parent.parent
+NUMERICAL = "fd,direction,adjoint,taylor,same,torch"
 
-def _broken_rnn():
-    """The generated rnn with dW_hh transposed."""
-    rnn = symlstm.load("rnn")
 
-    def backward(params, cache, dy, dstate=None):
-        dparams, dx, dstate0 = rnn.backward(params, cache, dy, dstate)
-        dparams["W_hh"] = dparams["W_hh"].T.copy()
-        return dparams, dx, dstate0
+def _generated_copy(tmp_path: Path, cell: str, *edits: tuple[str, str]) -> Path:
+    """A copy of the committed modules of `cell` (every code backend) in tmp_path/generated, with
+    `edits` ((old, new) replacements, each found exactly once) applied to its NumPy module."""
+    folder = tmp_path / "generated"
+    for backend in CODE_BACKENDS:
+        (folder / backend).mkdir(parents=True)
+        shutil.copy(ROOT / "generated" / backend / f"{cell}.py", folder / backend)
+    path = folder / "numpy" / f"{cell}.py"
+    text = path.read_text()
+    for old, new in edits:
+        assert text.count(old) == 1, f"the edit {old!r} no longer applies to generated/numpy/{cell}.py"
+        text = text.replace(old, new)
+    path.write_text(text)
+    return folder
 
-    names = ("CELL", "STATES", "BLOCKS", "TORCH_NAMES", "init_params", "forward", "jvp", "from_torch")
-    return SimpleNamespace(**{k: getattr(rnn, k) for k in names}, backward=backward)
+
+def _row(out: str, cell: str) -> dict[str, str]:
+    """The table row of `cell`: check -> entry ('pass', 'FAIL', 'n/a', ...)."""
+    header = out.splitlines()[0].split()
+    line = next(line for line in out.splitlines()[2:] if line.split()[:1] == [cell])
+    words = line.split()[1:]
+    entries, k = {}, 0
+    for check in header[1:-1]:
+        entries[check] = words[k]
+        k += 1 if words[k] in ("n/a", "skip") else 2
+    return entries
 
 
 def test_verify_rnn_prints_one_table_and_exits_zero(capsys):
     assert main(["verify", "rnn"]) == 0
     out = capsys.readouterr().out
     header, rule, row = out.splitlines()[:3]
-    assert header.split() == ["cell", "symbolic", "fd", "direction", "adjoint", "taylor", "torch", "s"]
+    assert header.split() == ["cell", *CHECKS, "s"]
     assert set(rule) <= {"-", " "} and row.split()[0] == "rnn"
-    assert row.count("pass") == 5 + ("torch" in _importable())
+    assert row.count("pass") == len(CHECKS) - 1 + ("torch" in _importable())
     assert "all passed" in out and "FAILED" not in out
+    committed = ROOT / "generated"
+    assert f"modules checked: {committed}/{{numpy,reference}}/rnn.py; each identical to the render" in out
 
 
 def _importable() -> str:
@@ -47,14 +76,130 @@ def _importable() -> str:
     return "torch"
 
 
-def test_a_wrong_gradient_fails_every_numerical_column_and_the_exit_status(capsys, monkeypatch):
-    monkeypatch.setattr(verify, "load", lambda spec: _broken_rnn())
-    assert main(["verify", "rnn", "--checks", "fd,direction,adjoint,taylor"]) == 1
+def test_a_wrong_gradient_in_the_committed_file_fails_every_numerical_column(capsys, tmp_path):
+    transposed = ("d_W_hh = np.matmul(grad_all.T, seq_h[:-1].reshape(T * B, H))\n",
+                  "d_W_hh = np.matmul(grad_all.T, seq_h[:-1].reshape(T * B, H)).T.copy()\n")  # fmt: skip
+    folder = _generated_copy(tmp_path, "rnn", transposed)
+    assert (
+        main(["verify", "rnn", "--generated", str(folder), "--checks", "fd,direction,adjoint,taylor,same"])
+        == 1
+    )
     out = capsys.readouterr().out
-    row = out.splitlines()[2]
-    assert row.split()[0] == "rnn" and row.count("FAIL") == 4, out
-    assert "full finite-difference Jacobian on rnn (float64): FAILED" in out
-    assert "BAD W_hh" in out and "wrong gradient" in out and "4 FAILED" in out
+    assert set(_row(out, "rnn").values()) == {"FAIL"}, out
+    assert "full finite-difference Jacobian on rnn (float64 and float32): FAILED" in out
+    assert "BAD W_hh" in out and "BAD dW_hh" in out and "wrong gradient" in out and "5 FAILED" in out
+    assert f"modules checked: {folder}/{{numpy,reference}}/rnn.py; not compared with the render" in out
+
+
+# The planted errors of the README, as edits of the committed LSTM module.
+README_PLANTS = {
+    "forget-gate carry dropped": [("np.multiply(d_c, f, out=d_c_prev)", "np.copyto(d_c_prev, d_c)")],
+    "sigma' = sigma": [
+        ("np.subtract(1, coef_of_i, out=coef_0)", "coef_0[...] = 1"),
+        ("np.subtract(1, coef_of_f, out=coef_1)", "coef_1[...] = 1"),
+    ],
+    "each block of dW_hh transposed": [(
+        "    d_W_hh = np.matmul(grad_all.T, seq_h[:-1].reshape(T * B, H))\n",
+        "    d_W_hh = np.matmul(grad_all.T, seq_h[:-1].reshape(T * B, H))\n"
+        "    d_W_hh = d_W_hh.reshape(4, H, H).transpose(0, 2, 1).reshape(4 * H, H)\n",
+    )],
+    "the backward loop skipping t = 0": [
+        ("for t in range(T - 1, -1, -1):", "for t in range(T - 1, 0, -1):"),
+        ('grad_rows = _array(workspace, "backward.grad_rows", (T, B, 4 * H), dtype)',
+         "grad_rows = np.zeros((T, B, 4 * H), dtype=dtype)"),
+    ],
+}  # fmt: skip
+
+
+@pytest.mark.parametrize("plant", list(README_PLANTS))
+def test_the_readme_planted_errors_in_the_committed_file_fail_verify(plant, capsys, tmp_path):
+    """Each fails the comparison with the render, and each fails the numerical rungs on the file alone."""
+    folder = _generated_copy(tmp_path, "lstm", *README_PLANTS[plant])
+    assert main(["verify", "lstm", "--generated", str(folder), "--checks", "files,fd,adjoint,taylor"]) == 1
+    out = capsys.readouterr().out
+    assert _row(out, "lstm") == {"files": "FAIL", "fd": "FAIL", "adjoint": "FAIL", "taylor": "FAIL"}, out
+    assert "BAD numpy" in out and f"({folder}/numpy/lstm.py)" in out and "differ from the render" in out
+    assert f"{folder}/{{numpy,reference}}/lstm.py; 1 differ from the render" in out
+
+
+def test_an_unedited_copy_passes_and_is_named(capsys, tmp_path):
+    folder = _generated_copy(tmp_path, "gru")
+    assert main(["verify", "gru", "--generated", str(folder), "--checks", "files,fd"]) == 0
+    assert f"modules checked: {folder}/{{numpy,reference}}/gru.py; each identical" in capsys.readouterr().out
+
+
+def test_a_file_that_does_not_import_or_is_missing_fails(capsys, tmp_path):
+    folder = _generated_copy(
+        tmp_path, "rnn", ("import numpy as np\n", "import numpy as np\nraise RuntimeError('planted')\n")
+    )
+    assert main(["verify", "rnn", "--generated", str(folder), "--checks", "files,fd"]) == 1
+    out = capsys.readouterr().out
+    assert _row(out, "rnn") == {"files": "FAIL", "fd": "FAIL"}, out
+    assert "does not import: RuntimeError: planted" in out
+    (folder / "reference" / "rnn.py").unlink()
+    assert main(["verify", "rnn", "--generated", str(folder), "--checks", "files,code"]) == 1
+    out = capsys.readouterr().out
+    assert f"{folder}/reference/rnn.py is missing (symlstm generate writes it)" in out
+    assert main(["verify", "rnn", "--generated", str(tmp_path / "nowhere")]) == 2
+    assert "--generated: " in capsys.readouterr().err
+
+
+def test_a_user_cell_is_checked_in_the_module_load_renders():
+    spec = dataclasses.replace(symlstm.cell("rnn"), name="my_rnn")
+    reports = verify_cell(spec, checks=["files", "fd"])
+    assert all(r.ok for r in reports.values()), "\n".join(map(str, reports.values()))
+    assert {b.where for b in reports["files"].blocks} == {"rendered in memory: the module symlstm.load gives"}
+
+
+# Bugs that show only at one of the ladder's variants (planted in rnn's committed module): the ladder's
+# own configuration passes, the variant fails, and so does the command.
+VARIANT_PLANTS = {
+    "T=1": ("dx = np.matmul(grad_all, W_ih).reshape(T, B, I)\n",
+            "dx = np.matmul(grad_all, W_ih).reshape(T, B, I) * (2 if T == 1 else 1)\n"),
+    "dstate None": ("d_h_prev = np.zeros((B, H), dtype=dtype) if dstate is None",
+                    "d_h_prev = np.ones((B, H), dtype=dtype) if dstate is None"),
+    "float32": ("d_W_hh = np.matmul(grad_all.T, seq_h[:-1].reshape(T * B, H))\n",
+                "d_W_hh = np.matmul(grad_all.T, seq_h[:-1].reshape(T * B, H))\n"
+                "    d_W_hh *= 1.01 if dtype == np.float32 else 1\n"),
+}  # fmt: skip
+
+
+@pytest.mark.parametrize("variant", list(VARIANT_PLANTS))
+def test_a_bug_only_at_a_variant_fails_verify(variant, capsys, tmp_path):
+    folder = _generated_copy(tmp_path, "rnn", VARIANT_PLANTS[variant])
+    assert main(["verify", "rnn", "--generated", str(folder), "--checks", "fd"]) == 1
+    report = verify_cell("rnn", checks=["fd"], generated=folder)["fd"]
+    failing = {b.config for b in report.failures}
+    assert failing and all(c.startswith(variant) for c in failing), str(report)
+    assert all(b.ok for b in report.blocks if b.config == "float64"), str(report)  # the ladder's own passes
+
+
+# Bugs that show only beyond a threshold of the generated code (planted in gru's committed module):
+# the rungs at their own sizes pass, `same` fails exactly at the configurations of the plan that
+# take more than one chunk.
+THRESHOLD_PLANTS = {
+    "input projection chunk": (
+        ("for t in range(0, T, buf_steps):", "for t in range(0, min(T, buf_steps), buf_steps):"),
+        lambda c: c.steps > max(1, 256 // c.batch),
+    ),
+    "coefficient chunk": (
+        ("coef_steps = max(1, min(T, 4096 // max(B * H, 1)))", "coef_steps = min(T, 4096 // max(B * H, 1))"),
+        lambda c: c.batch * c.hidden_size > 4096,
+    ),
+}
+
+
+@pytest.mark.parametrize("threshold", list(THRESHOLD_PLANTS))
+def test_a_bug_beyond_a_threshold_fails_the_same_column(threshold, tmp_path):
+    edit, beyond = THRESHOLD_PLANTS[threshold]
+    folder = _generated_copy(tmp_path, "gru", edit)
+    with np.errstate(all="ignore"):  # the planted bug reads uninitialised memory
+        reports = verify_cell("gru", checks=["fd", "adjoint", "taylor", "same"], generated=folder)
+    assert all(reports[c].ok for c in ("fd", "adjoint", "taylor")), "\n".join(map(str, reports.values()))
+    configs = configurations(plan_cell(symlstm.derive("gru")))
+    failing = {b.config for b in reports["same"].failures}
+    assert failing == {c.text for c in configs if beyond(c)}, str(reports["same"])
+    assert any(c.startswith(threshold) for c in failing)
 
 
 def test_a_crashing_module_is_a_failed_check_not_a_traceback():
@@ -98,7 +243,7 @@ def test_parallel_jobs_give_the_same_table_in_registry_order(capsys):
 def test_bad_arguments_are_named(capsys):
     assert main(["verify", "no_such_cell"]) == 2
     assert "unknown cell 'no_such_cell'" in capsys.readouterr().err
-    valid = "valid checks: symbolic, fd, direction, adjoint, taylor, torch"
+    valid = "valid checks: " + ", ".join(CHECKS)
     for bad, named in (("symbolic,fuzz", "unknown check 'fuzz'"), ("full FD", "unknown check 'full FD'"),
                        ("fd,,taylor", "an empty check name")):  # fmt: skip
         assert main(["verify", "rnn", "--checks", bad]) == 2
@@ -133,8 +278,9 @@ def test_relu_cells_are_checked_as_piecewise_smooth():
 
 
 def test_checks_and_sizes_cover_the_ladder():
-    assert CHECKS == ("symbolic", "fd", "direction", "adjoint", "taylor", "torch")
-    assert set(verify.SIZES) == set(CHECKS) - {"symbolic"} and set(verify.CHECK_TEXT) == set(CHECKS)
+    assert CHECKS == ("files", "symbolic", "code", "fd", "direction", "adjoint", "taylor", "same", "torch")
+    assert set(verify.SIZES) == set(CHECKS) - {"files", "symbolic", "code", "same"}
+    assert set(verify.CHECK_TEXT) == set(CHECKS)
     assert np.prod(verify.SIZES["direction"]) > 100 * np.prod(verify.SIZES["fd"])  # realistic vs tiny
 
 

@@ -2,9 +2,10 @@
 
 `plan_cell(derivation) -> CellPlan` decides the fused GEMMs and where each pre-activation lives
 (`layout`), where each forward value of a step is kept and what backward needs cached (`storage`),
-and the folded and factored backward step with its coefficients, runs and common subexpressions
-(`backward`). The plan holds no code text: a backend turns it into code (`symlstm.backends.numpy`), and
-a test can inspect every decision here. Symbols in it are mathematical names (`coef_3`, `d_a_i`),
+the folded and factored backward step with its coefficients, runs and common subexpressions
+(`backward`), and the chunks of steps the code computes at once (`blocking`). The plan holds no code
+text: a backend turns it into code (`symlstm.backends.numpy`), and a test can inspect every decision
+here. Symbols in it are mathematical names (`coef_3`, `d_a_i`),
 never pieces of code.
 """
 
@@ -27,6 +28,7 @@ from .backward import (
     param_gradient,
     step_cse,
 )
+from .blocking import COEFFICIENT_NUMBERS, PROJECTION_ROWS, Threshold, thresholds
 from .layout import Gemm, adjoint_order, adjoint_runs, gemms
 from .storage import GateSlot, backward_reads, cached_values, gate_slots, prescaled_gates
 
@@ -37,8 +39,10 @@ __all__ = [
     "GateSlot",
     "Gemm",
     "StepCse",
+    "Threshold",
     "coefficient",
     "plan_cell",
+    "thresholds",
 ]
 
 
@@ -61,6 +65,8 @@ class CellPlan:
     param_gradients: Mapping[str, sp.Expr]  # parameter vector -> its per-step gradient
     state_of: Mapping[str, str]  # node giving states their new value -> the state whose sequence holds it
     copies: Mapping[str, tuple[str, ...]]  # such a node -> the further states it updates (copied there)
+    projection_rows: int  # the most rows (steps * B) of one chunk of an input projection (blocking)
+    coefficient_numbers: int  # the most numbers (steps * B * H) of one coefficient's chunk (blocking)
 
     @property
     def spec(self):
@@ -124,4 +130,6 @@ def plan_cell(d: Derivation) -> CellPlan:
         param_gradients=grads,
         state_of=state_of,
         copies=copies,
+        projection_rows=PROJECTION_ROWS,
+        coefficient_numbers=COEFFICIENT_NUMBERS,
     )

@@ -203,10 +203,10 @@ class NumpyEmitter:
                 setup += [
                     f"# Input projection of all {lay.name} blocks for every step, stored (T, gate, B, H) so",
                     "# that every gate block and run of blocks is contiguous: one GEMM per chunk of steps",
-                    "# (256 rows, or one step) into a scratch that stays in cache, then into place"
-                    + (" with the biases added." if biases else "."),
+                    f"# ({self.plan.projection_rows} rows, or one step) into a scratch that stays in cache, "
+                    "then into place" + (" with the biases added." if biases else "."),
                     *self.scratch(f"buf_{lay.name}", f"(T, {G}, B, H)"),
-                    "buf_steps = max(1, min(T, 256 // max(B, 1)))",
+                    f"buf_steps = max(1, min(T, {self.plan.projection_rows} // max(B, 1)))",
                     *self.scratch("buf_proj", f"(buf_steps * B, {G} * H)"),
                     "for t in range(0, T, buf_steps):",
                     "    buf_x = x[t : t + buf_steps]",
@@ -560,8 +560,9 @@ class NumpyEmitter:
         ]
         setup = [
             "# Coefficients of the adjoints (forward values only), computed for chunks of steps at once,",
-            "# outside the recurrence: at most 4096 numbers per coefficient and chunk, or one step.",
-            "coef_steps = max(1, min(T, 4096 // max(B * H, 1)))",
+            f"# outside the recurrence: at most {self.plan.coefficient_numbers} numbers per coefficient and "
+            "chunk, or one step.",
+            f"coef_steps = max(1, min(T, {self.plan.coefficient_numbers} // max(B * H, 1)))",
             *self.scratch("coef_buf", f"(coef_steps, {len(plan.coefficients)}, B, H)"),
             *(
                 line
