@@ -278,9 +278,9 @@ def _same(c: _Cell) -> CheckReport:
     for name in c.files:
         if name == "reference":
             continue
-        module = c.numpy if name == "numpy" else c.module(name)
         if name != "numpy" and not CODE_BACKENDS[name].available():
             continue  # its framework is not installed here
+        module = c.numpy if name == "numpy" else CODE_BACKENDS[name].checkable(c.module(name))
         reports.append((name, check_same_at(module, reference, configs, seed=c.opt.seed, name=c.spec.name)))
     if len(reports) == 1:
         return reports[0][1]

@@ -284,3 +284,33 @@ def test_torch_rung_passes_and_catches_a_transposed_gradient(name):
         )
         bad = check_torch(broken, symlstm.cell("lstm").torch)
         assert [b.block for b in bad.failures] == ["dW_hh"], str(bad)
+
+
+def _saturated_cell() -> symlstm.CellSpec:
+    """A drawn cell whose tanh saturates: gradients ~1e-3 against a loss of order 1, so that the
+    rounding of a central difference at the default step (~eps |L| / h) exceeds the tolerance."""
+    cell = symlstm.Cell("saturated")
+    x, s_prev = cell.input("x"), cell.state("s")
+    n0 = cell.linear("n0", {"W0": x})
+    cell.linear("n1", {"W1": x}, biases=["b1"])  # unread nodes: they only change the draws
+    cell.linear("n2", {"W2": x}, biases=["b1"])
+    p0 = cell.param("p0")
+    cell.update(s=cell.elementwise("s", symlstm.tanh(n0 * p0 + s_prev + symlstm.sigmoid(p0 * s_prev) + 3)))
+    return cell.build()
+
+
+def test_a_step_too_small_for_small_gradients_is_decided_by_a_finer_reference():
+    """Where the default step cannot resolve the gradients, the full FD check measures the block again
+    with the fourth-order stencil at a larger step and decides under the same tolerance: the right
+    gradient passes, one off by 1e-5 (relative) still fails."""
+    module = symlstm.load(_saturated_cell())
+    assert check_full_fd(make_problem(module, 3, 3, 3, 2, seed=1)).ok
+
+    def backward(params, cache, dy, dstate=None):
+        dparams, dx, dstate0 = module.backward(params, cache, dy, dstate)
+        return {**dparams, "W0": dparams["W0"] * (1 + 1e-5)}, dx, dstate0
+
+    names = ("CELL", "STATES", "BLOCKS", "init_params", "forward", "jvp")
+    wrong = SimpleNamespace(**{k: getattr(module, k) for k in names}, backward=backward)
+    report = check_full_fd(make_problem(wrong, 3, 3, 3, 2, seed=1))
+    assert [b.block for b in report.failures] == ["W0"], str(report)
