@@ -892,11 +892,11 @@ def check_same(
     floor = rounding_floor(dtype, T, incoming)
     for what, ours, theirs in pairs:
         ours, theirs = np.asarray(ours), np.asarray(theirs)
-        # forward's and backward's results in the dtype asked for (jvp, the dot-product test's
-        # tangent code, may promote a constant's float64 in float32: shape only)
-        wrong_dtype = ours.dtype != dtype and not what.startswith("jvp")
+        # every result, of both modules, in the dtype asked for (a float64 constant must not promote)
+        wrong_dtype = ours.dtype != dtype or theirs.dtype != dtype
         if ours.shape != theirs.shape or wrong_dtype:
-            why = f"shape {ours.shape} and dtype {ours.dtype}; expected {theirs.shape} {dtype}"
+            why = f"shape {ours.shape} and dtype {ours.dtype} (reference: {theirs.dtype}); "
+            why += f"expected {theirs.shape} {dtype}"
             report.blocks.append(BlockResult(what, math.inf, (), math.nan, math.nan, False, diagnosis=why))
             continue
         report.blocks.append(_compare(what, ours, theirs.astype(np.float64), tol.same_rtol, floor))

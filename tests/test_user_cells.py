@@ -186,3 +186,15 @@ def test_a_parameter_gradient_never_divides_by_a_value_that_can_vanish():
     want = reference.backward(params, reference.forward(params, x_seq)[2], dy)[0]
     assert np.isfinite(got["w"]).all()
     np.testing.assert_allclose(got["w"], want["w"], rtol=1e-10, atol=1e-12)
+
+
+def test_an_irrational_constant_keeps_float32_in_float32():
+    """log(3) in an equation: every backend's y, gradients and tangents stay float32 (NumPy's np.log(3)
+    is a float64 scalar and would promote them; the printers write such a constant as a float literal)."""
+    cell = Cell("log_three")
+    x, h_prev = cell.input("x"), cell.state("h")
+    a = cell.linear("a", {"W": x, "U": h_prev}, biases=["b"])
+    cell.update(h=cell.elementwise("h", tanh(a + sp.log(3)) * sp.sqrt(2) / 2))
+    result = check_cell(cell.build(), proofs=False, backends=("numpy",))
+    assert result.ok, result.report()
+    assert any("float32" in name for name, ok, _ in result.results if ok)

@@ -35,6 +35,17 @@ def number(value: sp.Expr) -> str:
     return repr(float(value))
 
 
+def _float_constants(e: sp.Expr) -> sp.Expr:
+    """`e` with each constant that is neither a rational nor a float (log(3), sqrt(2), sigmoid(0)) as a
+    float of full precision: printed as a Python float literal, which keeps a float32 computation in
+    float32 (NumPy's `np.log(3)` is a float64 scalar and would promote it)."""
+    if e.is_number:
+        return e if e.is_Rational or e.is_Float or e.is_NumberSymbol else sp.Float(sp.N(e, 20), 17)
+    if e.args and not isinstance(e, sp.Symbol):
+        return e.func(*(_float_constants(a) for a in e.args))
+    return e
+
+
 class NumpyCodePrinter(NumPyPrinter):
     """NumPy printer with the `np.` alias, exact integers and a one-transcendental stable sigmoid.
 
@@ -51,7 +62,7 @@ class NumpyCodePrinter(NumPyPrinter):
         return self.names.get(expr.name) or super()._print_Symbol(expr)
 
     def doprint(self, expr, assign_to=None) -> str:
-        text = super().doprint(expr, assign_to)
+        text = super().doprint(_float_constants(sp.sympify(expr)), assign_to)
         text = re.sub(r"\s*(?<!\*)\*(?!\*)\s*", " * ", text)  # a * b, but keep the power operator
         text = re.sub(r"(?<=\))\*\*|\*\*(?=\()", " ** ", text)  # (1 - n) ** 2: complex operand
         text = re.sub(r"\s*/\s*", " / ", text)
