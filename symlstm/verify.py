@@ -30,6 +30,7 @@ import shutil
 import sys
 import threading
 import time
+import types
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
@@ -41,8 +42,8 @@ import numpy as np
 import sympy as sp
 
 from .activations import relu, step
-from .backends import CODE_BACKENDS
-from .build.load import module_from_source
+from .backends import CODE_BACKENDS, CodeBackend
+from .build.load import cached_module_file, import_module_file, module_from_source
 from .cells import CELLS, cell
 from .engine import Derivation, derive
 from .paths import generated_dir
@@ -177,12 +178,24 @@ def _modules(c: _Cell, generated: Path | None) -> dict[str, _File]:
             f.error = f"{f.path} is missing (symlstm generate writes it)"
         else:
             try:
-                f.module = module_from_source(f"verify.{backend.name}.{spec.name}", f.text,
-                                              str(f.path) if f.path else None)  # fmt: skip
+                f.module = _module(backend, spec.name, f)
             except Exception as err:  # a file that does not import is a failed check, reported
                 f.error = f"does not import: {type(err).__name__}: {err}"
         out[backend.name] = f
     return out
+
+
+def _module(backend: CodeBackend, cell_name: str, f: _File) -> types.ModuleType:
+    """The module of `f`; a target whose modules run from a file (numba caches its compiled kernels
+    beside it) imports the file itself, or the rendered text written to the cache folder."""
+    if backend.from_file:
+        # Under the module name `symlstm.load` gives the same file: numba's cache refers to it by name.
+        if f.path is not None:
+            return import_module_file(f"{backend.name}.{cell_name}", Path(f.path))
+        path = cached_module_file(backend.name, cell_name, f.text)
+        if path is not None:
+            return import_module_file(f"{backend.name}.{path.stem}", path)
+    return module_from_source(f"verify.{backend.name}.{cell_name}", f.text, str(f.path) if f.path else None)
 
 
 def _first_difference(text: str, render: str) -> str:

@@ -52,7 +52,7 @@ def module_path(name: str, backend: str = "numpy") -> Path | None:
     return path if path is not None and path.is_file() else None
 
 
-def _import_file(name: str, path: Path) -> types.ModuleType:
+def import_module_file(name: str, path: Path) -> types.ModuleType:
     mod_name = f"symlstm_generated.{name}"
     loaded = sys.modules.get(mod_name)
     if loaded is not None and getattr(loaded, "__file__", None) == str(path):
@@ -72,7 +72,7 @@ def cache_dir() -> Path:
     return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "symlstm"
 
 
-def _cached_file(backend: str, name: str, source: str) -> Path | None:
+def cached_module_file(backend: str, name: str, source: str) -> Path | None:
     """`<cache_dir>/<backend>/<name>_<hash of source>.py`, written once (atomically); None when the
     folder cannot be written."""
     folder = cache_dir() / backend
@@ -109,12 +109,12 @@ def load(spec: str | CellSpec, *, backend: str = "numpy", fresh: bool = False) -
         spec = builtin_cell(name)  # unknown names raise a SpecError listing the known cells
         path = module_path(name, backend)
         if path is not None and not fresh:
-            return _import_file(f"{backend}.{name}", path)
+            return import_module_file(f"{backend}.{name}", path)
     if not isinstance(spec, CellSpec):
         raise TypeError(f"load() expects a cell name or a CellSpec, got {type(spec).__name__}")
     source = target.render(derive(spec))
     if target.from_file:
-        path = _cached_file(backend, spec.name, source)
+        path = cached_module_file(backend, spec.name, source)
         if path is not None:
-            return _import_file(f"{backend}.{path.stem}", path)
+            return import_module_file(f"{backend}.{path.stem}", path)
     return module_from_source(f"{backend}.{spec.name}", source)
