@@ -17,6 +17,7 @@ from symlstm.testing import (
     check_adjoint,
     check_direction,
     check_full_fd,
+    check_same,
     check_taylor,
     check_torch,
     make_problem,
@@ -314,3 +315,30 @@ def test_a_step_too_small_for_small_gradients_is_decided_by_a_finer_reference():
     wrong = SimpleNamespace(**{k: getattr(module, k) for k in names}, backward=backward)
     report = check_full_fd(make_problem(wrong, 3, 3, 3, 2, seed=1))
     assert [b.block for b in report.failures] == ["W0"], str(report)
+
+
+def test_check_same_takes_the_same_nan_on_both_sides_as_equal_and_a_lone_one_as_a_failure():
+    """exp(s**8) overflows for a large state, so both modules' state gradients are NaN there (the
+    cell's own formula in floating point); a NaN on one side only still fails."""
+    import sympy as sp
+
+    cell = symlstm.Cell("overflowing")
+    x, s_prev = cell.input("x"), cell.state("s")
+    a = cell.linear("a", {"W": x}, biases=["b"])
+    cell.update(s=cell.elementwise("s", symlstm.tanh(sp.log(sp.exp(s_prev**8) + 1) + a)))
+    spec = cell.build()
+    module, reference = symlstm.load(spec), symlstm.load(spec, backend="reference")
+    with np.errstate(all="ignore"):
+        report = check_same(module, reference, 2, 3, steps=3, batch=100, seed=1)
+        assert report.ok, str(report)
+
+        def backward(params, cache, dy, dstate=None):
+            dparams, dx, dstate0 = module.backward(params, cache, dy, dstate)
+            dx = dx.copy()
+            dx[0, 0, 0] = np.nan
+            return dparams, dx, dstate0
+
+        names = ("CELL", "STATES", "BLOCKS", "init_params", "forward", "jvp")
+        lone = SimpleNamespace(**{k: getattr(module, k) for k in names}, backward=backward)
+        lone_report = check_same(lone, reference, 2, 3, steps=3, batch=100, seed=1)
+        assert [b.block for b in lone_report.failures] == ["dx"], str(lone_report)
