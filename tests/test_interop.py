@@ -163,3 +163,26 @@ def test_initializer_errors():
         lstm.initialize(3, 4, chrono=2)
     a, b = lstm.initialize(3, 4, chrono=50, seed=1), lstm.initialize(3, 4, chrono=50, seed=1)
     assert all(np.array_equal(a[k], b[k]) for k in a)  # seeded
+
+
+@pytest.mark.parametrize("name", ["lstm", "gru"])
+def test_a_bidirectional_state_dict_is_converted_per_direction_or_refused(name):
+    """Without `reverse` a bidirectional state dict is refused (no silent forward-only conversion);
+    each direction converts, the backward one computing torch's second half of the output over the
+    reversed sequence; to_torch(reverse=True) writes the `_reverse` entries back."""
+    torch = require("torch")
+    module = symlstm.load(name)
+    torch.manual_seed(0)
+    net = getattr(torch.nn, module.TORCH_MODULE)(3, 4, bidirectional=True).double()
+    state_dict = net.state_dict()
+    with pytest.raises(ValueError, match=r"bidirectional.*reverse=False.*reverse=True"):
+        module.from_torch(state_dict)
+    x = np.random.default_rng(0).standard_normal((5, 2, 3))
+    with torch.no_grad():
+        out = net(torch.from_numpy(x))[0].numpy()
+    y_forward, _, _ = module.forward(module.from_torch(state_dict, reverse=False), x)
+    y_backward, _, _ = module.forward(module.from_torch(state_dict, reverse=True), x[::-1].copy())
+    np.testing.assert_allclose(y_forward, out[:, :, :4], rtol=0, atol=1e-12)
+    np.testing.assert_allclose(y_backward[::-1], out[:, :, 4:], rtol=0, atol=1e-12)
+    back = module.to_torch(module.from_torch(state_dict, reverse=True), reverse=True)
+    assert all(k.endswith("_reverse") and np.array_equal(v, state_dict[k].numpy()) for k, v in back.items())

@@ -769,13 +769,24 @@ def _jvp(params, xs, state0, dparams, tan_xs, tan_state0):
     return ys, state, tan_ys, tan_state
 
 
-def from_torch(state_dict, layer=0):
+def from_torch(state_dict, layer=0, reverse=None):
     """Parameters from layer `layer` of a torch.nn state dict (numpy arrays or CPU tensors).
 
     A stacked module (num_layers=L) is L of these cells, layer k reading the output y of layer k - 1:
-    convert each layer with `layer=k` and run `forward` layer after layer. torch.nn has no module computing this cell: raises NotImplementedError.
+    convert each layer with `layer=k` and run `forward` layer after layer. A bidirectional module has
+    two cells per layer: `reverse=False` converts the forward direction, `reverse=True` the backward
+    one (its `_reverse` entries; run it over the reversed sequence); without `reverse` such a state
+    dict is refused rather than converted in part. torch.nn has no module computing this cell: raises NotImplementedError.
     """
     names = _torch_names(layer)
+    reversed_keys = [f"{theirs}_reverse" for theirs in names if f"{theirs}_reverse" in state_dict]
+    if reverse is None and reversed_keys:
+        raise ValueError(
+            f"{CELL}.from_torch: the state dict is bidirectional (it has {reversed_keys[0]}): pass "
+            "reverse=False for the forward direction or reverse=True for the backward one"
+        )
+    if reverse:
+        names = {f"{theirs}_reverse": ours for theirs, ours in names.items()}
     missing = [name for name in names if name not in state_dict]
     if missing:
         raise KeyError(f"{CELL}.from_torch: state dict lacks {missing}; expected keys {list(names)}")
@@ -796,10 +807,12 @@ def _copy_of(value, key):
     return np.array(value, copy=True)
 
 
-def to_torch(params, layer=0):
+def to_torch(params, layer=0, reverse=False):
     """The entries of layer `layer` of a torch.nn state dict (numpy arrays) from these
-    parameters."""
+    parameters; with `reverse=True` the backward direction's entries of a bidirectional module."""
     names = _torch_names(layer)
+    if reverse:
+        names = {f"{theirs}_reverse": ours for theirs, ours in names.items()}
     _check_params(params)
     return {theirs: np.array(params[ours], copy=True) for theirs, ours in names.items()}
 
