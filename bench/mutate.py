@@ -406,7 +406,7 @@ def judge_render(folder: Path) -> tuple[str, str]:
     try:
         for name in CELLS_OF_GENERATOR:
             d = symlstm.derive(name)
-            for backend in ("numpy", "reference"):
+            for backend in CODE_BACKENDS:  # every target, as symlstm generate writes them
                 text = CODE_BACKENDS[backend].render(d)
                 (generated / backend).mkdir(parents=True, exist_ok=True)
                 (generated / backend / f"{name}.py").write_text(text, encoding="utf-8")
