@@ -342,3 +342,38 @@ def test_check_same_takes_the_same_nan_on_both_sides_as_equal_and_a_lone_one_as_
         lone = SimpleNamespace(**{k: getattr(module, k) for k in names}, backward=backward)
         lone_report = check_same(lone, reference, 2, 3, steps=3, batch=100, seed=1)
         assert [b.block for b in lone_report.failures] == ["dx"], str(lone_report)
+
+
+def _curved_cell() -> symlstm.CellSpec:
+    """A drawn cell with sin(n**2) of a large n: gradients of several hundred and a third derivative
+    large enough that the central difference's truncation (h^2 f'''/6) exceeds the tolerance."""
+    import sympy as sp
+
+    tanh, sigmoid = symlstm.tanh, symlstm.sigmoid
+    cell = symlstm.Cell("curved")
+    x, s0, s1, s2 = cell.input("x"), cell.state("s0"), cell.state("s1"), cell.state("s2")
+    n0 = cell.elementwise("n0", s2)
+    cell.linear("n1", {"W1_0": x, "W1_1": s0})
+    p0 = cell.param("p0")
+    n2 = cell.elementwise("n2", 2 * p0 * s0 + 2 * s2)
+    n3 = cell.elementwise("n3", n0 * n2 + sigmoid(s0) + sigmoid(sigmoid(p0 * s1)))
+    cell.update(
+        s0=cell.elementwise("u_s0", tanh(p0 * s1)),
+        s1=cell.elementwise("u_s1", tanh(s0)),
+        s2=cell.elementwise("u_s2", tanh(sp.sin(n3**2))),
+    )
+    return cell.build()
+
+
+def test_a_strongly_curved_cell_is_decided_by_the_fourth_order_stencil():
+    module = symlstm.load(_curved_cell())
+    assert check_full_fd(make_problem(module, 3, 3, 3, 2, seed=1)).ok
+
+    def backward(params, cache, dy, dstate=None):
+        dparams, dx, dstate0 = module.backward(params, cache, dy, dstate)
+        return {**dparams, "p0": dparams["p0"] * (1 + 1e-5)}, dx, dstate0
+
+    names = ("CELL", "STATES", "BLOCKS", "init_params", "forward", "jvp")
+    wrong = SimpleNamespace(**{k: getattr(module, k) for k in names}, backward=backward)
+    report = check_full_fd(make_problem(wrong, 3, 3, 3, 2, seed=1))
+    assert "p0" in [b.block for b in report.failures], str(report)
