@@ -25,6 +25,7 @@ import concurrent.futures
 import contextlib
 import difflib
 import math
+import multiprocessing
 import os
 import shutil
 import sys
@@ -571,7 +572,9 @@ def _results(
             future = _in_thread(_verify_worker, *w)
             yield w[0], _wait(future, progress, lambda k=k, name=w[0]: (k, [name]))
         return
-    with ProcessPoolExecutor(jobs) as pool:
+    # Workers forked from a clean server process, not from this one: JAX and torch run threads here,
+    # and a fork of a multithreaded process can deadlock.
+    with ProcessPoolExecutor(jobs, mp_context=multiprocessing.get_context("forkserver")) as pool:
         futures = [pool.submit(_verify_worker, *w) for w in work]
 
         def status() -> tuple[int, list[str]]:

@@ -19,6 +19,7 @@ import sympy as sp
 from ...engine import Derivation
 from ...naming import adjoint, incoming, tangent
 from ...spec import LinearNode
+from ..numpy.printer import NumpyCodePrinter
 from ..numpy.source import LINE_LENGTH, equation_text, member_view, wrap
 from ..reference.emitter import backward_reads, stored_values
 from ..reference.printer import ReferencePrinter, functions_used
@@ -257,7 +258,7 @@ def jax_code(d: Derivation) -> JaxCode:
     return JaxCode(
         functions=tuple(f"{n} = {JAX_NAMES[n]}" for n in names if n in JAX_NAMES),
         defined=tuple(n for n in names if n not in JAX_NAMES),
-        constants=tuple(f"{name} = {float(value)!r}" for name, value in plain.items()),
+        constants=tuple(f"{name} = {NumpyCodePrinter().doprint(value)}" for name, value in plain.items()),
         forward_prelude=tuple(_used_only(_prelude(d, "state0"), list(forward))),
         backward_prelude=tuple(_used_only(_prelude(d, "dstate"), list(backward + gradients))),
         jvp_prelude=tuple(_used_only(_prelude(d, "state0", tangents=True), list(jvp))),

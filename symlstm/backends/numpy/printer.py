@@ -11,6 +11,8 @@ import sympy as sp
 from sympy.printing.numpy import NumPyPrinter
 from sympy.printing.precedence import PRECEDENCE
 
+from ...activations import relu, sigmoid, step
+
 __all__ = ["NumpyCodePrinter", "number"]
 
 
@@ -35,12 +37,27 @@ def number(value: sp.Expr) -> str:
     return repr(float(value))
 
 
+_PACKAGE_FUNCTIONS = (sigmoid, relu, step)
+
+
+def _defined(e: sp.Expr) -> sp.Expr:
+    """`e` with each package activation replaced by its definition (sigmoid as 1/(1 + exp(-a)))."""
+    return e.replace(lambda a: isinstance(a, _PACKAGE_FUNCTIONS), lambda a: type(a).definition(*a.args))
+
+
 def _float_constants(e: sp.Expr) -> sp.Expr:
     """`e` with each constant that is neither a rational nor a float (log(3), sqrt(2), sigmoid(0)) as a
     float of full precision: printed as a Python float literal, which keeps a float32 computation in
     float32 (NumPy's `np.log(3)` is a float64 scalar and would promote it)."""
     if e.is_number:
-        return e if e.is_Rational or e.is_Float or e.is_NumberSymbol else sp.Float(sp.N(e, 20), 17)
+        if e.is_Rational or e.is_Float or e.is_NumberSymbol:
+            return e
+        # A package activation SymPy cannot evaluate (relu(0)) by its definition (relu = Max(a, 0)).
+        exact = _defined(e)
+        value = sp.N(exact, 20) if not exact.has(*_PACKAGE_FUNCTIONS) else exact
+        if value.is_Rational or value.is_Float:
+            return value if value.is_Rational else sp.Float(value, 17)
+        return e
     if e.args and not isinstance(e, sp.Symbol):
         return e.func(*(_float_constants(a) for a in e.args))
     return e
