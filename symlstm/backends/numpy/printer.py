@@ -42,7 +42,9 @@ _PACKAGE_FUNCTIONS = (sigmoid, relu, step)
 
 def _defined(e: sp.Expr) -> sp.Expr:
     """`e` with each package activation replaced by its definition (sigmoid as 1/(1 + exp(-a)))."""
-    return e.replace(lambda a: isinstance(a, _PACKAGE_FUNCTIONS), lambda a: type(a).definition(*a.args))
+    while e.has(*_PACKAGE_FUNCTIONS):  # nested ones (sigmoid(sigmoid(0))) need one pass each
+        e = e.replace(lambda a: isinstance(a, _PACKAGE_FUNCTIONS), lambda a: type(a).definition(*a.args))
+    return e
 
 
 def _float_constants(e: sp.Expr) -> sp.Expr:
