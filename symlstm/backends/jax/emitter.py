@@ -20,8 +20,8 @@ from ...engine import Derivation
 from ...naming import adjoint, incoming, tangent
 from ...spec import LinearNode
 from ..numpy.printer import NumpyCodePrinter
-from ..numpy.source import LINE_LENGTH, equation_text, member_view, wrap
-from ..reference.emitter import backward_reads, stored_values
+from ..numpy.source import LINE_LENGTH, wrap
+from ..reference.emitter import _forward_node, _views, backward_reads, stored_values
 from ..reference.printer import ReferencePrinter, functions_used
 
 __all__ = ["JaxCode", "jax_code"]
@@ -87,26 +87,6 @@ def _prelude(d: Derivation, state: str, tangents: bool = False) -> list[str]:
     return lines + (_views(d, "tan_") if tangents else [])
 
 
-def _views(d: Derivation, prefix: str = "") -> list[str]:
-    return [
-        f"{prefix}{m} = {member_view(prefix + g.name, g, m)}"
-        for g in d.spec.groups
-        for m in g.members
-        if m != g.name
-    ]
-
-
-def _node_lines(d: Derivation, p: ReferencePrinter, node) -> list[str]:
-    number = d.equation_numbers[("fwd", node.name)]
-    lines = [f"# ({number}) {equation_text(node)}"]
-    if isinstance(node, LinearNode):
-        value = " + ".join([f"{u} @ {w}.T" for w, u in node.terms] + list(node.biases))
-        return [*lines, f"{node.name} = {value}"]
-    for m in d.intermediates_of(node.name):
-        lines.append(f"{m.name} = {p.doprint(m.call.func(*(d.computational(a) for a in m.call.args)))}")
-    return [*lines, f"{node.name} = {p.doprint(d.computational(node.expr))}"]
-
-
 def dict_assignment(target: str, items: dict[str, str], indent: int) -> list[str]:
     """`target = {"k": v, ...}` as ruff format writes it at `indent`: one line, or one item per line."""
     flat = f"{target} = {{" + ", ".join(f'"{k}": {v}' for k, v in items.items()) + "}"
@@ -124,7 +104,7 @@ def _forward_step(d: Derivation, p: ReferencePrinter, tape: list[str]) -> list[s
     s = d.spec
     lines = []
     for node in s.nodes:
-        lines += _node_lines(d, p, node)
+        lines += _forward_node(d, p, node)
     news = _tuple(s.update_of[st] for st in s.states)
     return [
         *lines,
@@ -217,7 +197,7 @@ def _jvp_step(d: Derivation, p: ReferencePrinter) -> list[str]:
     tangents = {t.node: t.expr for t in d.jvp}
     lines = []
     for node in s.nodes:
-        lines += _node_lines(d, p, node)
+        lines += _forward_node(d, p, node)
         if isinstance(node, LinearNode):
             terms = [f"{tangent(u)} @ {w}.T + {u} @ {tangent(w)}.T" for w, u in node.terms]
             terms += [tangent(b) for b in node.biases]
