@@ -150,7 +150,11 @@ class Derivation:
         for node in self.spec.nodes:
             if not isinstance(node, ElementwiseNode):
                 continue
-            calls = [e for e in sp.postorder_traversal(node.expr) if isinstance(e, sp.Function)]
+            # A call of a constant (sigmoid(0), relu(sigmoid(1))) is a constant, not a per-coordinate
+            # value: the printers write it as a number.
+            calls = [
+                e for e in sp.postorder_traversal(node.expr) if isinstance(e, sp.Function) and e.free_symbols
+            ]
             for call in calls:
                 if call in self.aliases:
                     continue
