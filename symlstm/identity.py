@@ -7,9 +7,10 @@ rational coefficients in *atoms*:
 
 * symbols, and calls `F(args)` keyed by the class and the canonical forms of their arguments (so
   `tanh(a*b + c)` and `tanh(c + b*a)` are one atom);
-* for a non-monomial b, `1/b` (b canonical): b**-2 is that atom squared;
+* for a non-monomial b, `1/b` as (1/c) times the atom 1/(b/c), c the coefficient of b's leading
+  monomial, so that 4/(4 a**2 + 4 a + 5) and 1/(a**2 + a + 5/4) are one atom: b**-2 is that atom squared;
 * for a rational power b**(p/q), b**k * r**j with the atom r = b**(1/q), p = k q + j, 0 <= j < q, so
-  that b**(3/2) is b * sqrt(b);
+  that b**(3/2) is b * sqrt(b) (r normalised as 1/b is, where c**(1/q) is rational);
 * for exp, exp(sum of c m) as the product of exp(m)**c, so that exp(a)**2 is exp(2 a).
 
 Two expressions with the same canonical polynomial are equal, so `is_zero` never accepts a nonzero
@@ -103,13 +104,22 @@ class Canonical:
         self._memo[expr] = out
         return out
 
+    @staticmethod
+    def _normalised(base: Polynomial) -> tuple[Fraction, Polynomial]:
+        """(c, base / c) with c the coefficient of base's leading monomial: base / c is the same
+        polynomial for every constant multiple of base."""
+        lead = base[max(base)]
+        return lead, {m: c / lead for m, c in base.items()}
+
     def _integer_power(self, base: Polynomial, n: int) -> Polynomial:
         if n >= 0:
             return _pow(base, n)
         if len(base) == 1:  # a monomial: negative exponents are exact
             ((m, c),) = base.items()
             return {tuple((k, x * n) for k, x in m): Fraction(1) / c ** (-n)}
-        return _pow(self._atom(("inverse", self._key(base))), -n)
+        lead, unit = self._normalised(base)
+        inverse = _pow(self._atom(("inverse", self._key(unit))), -n)
+        return {m: c / lead ** (-n) for m, c in inverse.items()}
 
     def _rational_power(self, base: Polynomial, exponent: Fraction) -> Polynomial:
         """base**(p/q) = base**k * root**r with root = base**(1/q) an atom, p = k q + r, 0 <= r < q."""
@@ -117,8 +127,15 @@ class Canonical:
             return self._integer_power(base, exponent.numerator)
         q = exponent.denominator
         k, r = divmod(exponent.numerator, q)
-        root = self._atom(("root", q, self._key(base)))
-        return _mul(self._integer_power(base, k), _pow(root, r))
+        scale, radicand = Fraction(1), base
+        if len(base) > 1:
+            lead, unit = self._normalised(base)
+            root_of_lead = sp.Rational(lead.numerator, lead.denominator) ** sp.Rational(1, q)
+            if lead > 0 and root_of_lead.is_Rational:  # c**(1/q) exact: (c u)**(1/q) = c**(1/q) u**(1/q)
+                scale, radicand = Fraction(int(root_of_lead.p), int(root_of_lead.q)), unit
+        root = self._atom(("root", q, self._key(radicand)))
+        scaled_root = {m: c * scale for m, c in root.items()}
+        return _mul(self._integer_power(base, k), _pow(scaled_root, r))
 
     def _convert(self, e: sp.Basic) -> Polynomial:
         if e.is_Rational:

@@ -1,0 +1,47 @@
+"""The exact zero test of the proofs (`symlstm.identity`): identities it must see, and non-identities
+it must never accept."""
+
+import pytest
+import sympy as sp
+
+from symlstm.activations import sigmoid
+from symlstm.identity import is_zero
+
+a, b = sp.symbols("a b", real=True)
+
+IDENTITIES = [
+    # the same polynomial with its terms in another order, inside a call
+    sp.tanh(a * b + 1) - sp.tanh(1 + b * a),
+    # exp of a sum is the product of exps; a power of exp is exp of a multiple
+    sp.exp(a + b) - sp.exp(a) * sp.exp(b),
+    sp.exp(a) ** 2 - sp.exp(2 * a),
+    # b**(3/2) is b * sqrt(b)
+    (a**2 + 1) ** sp.Rational(3, 2) - (a**2 + 1) * sp.sqrt(a**2 + 1),
+    # a constant multiple of a denominator (atan' as derived two ways, found by the fuzzer)
+    4 / ((2 * a + 1) ** 2 + 4) - 1 / ((a + sp.Rational(1, 2)) ** 2 + 1),
+    1 / (3 * a + 3 * sigmoid(b)) ** 2 - 1 / (9 * (a + sigmoid(b)) ** 2),
+    -1 / (2 - 2 * a) - 1 / (2 * a - 2),
+    # a constant multiple under a root whose root is rational
+    sp.sqrt(4 * a**2 + 4) - 2 * sp.sqrt(a**2 + 1),
+    1 / sp.sqrt(9 * a**2 + 9 * b) - 1 / (3 * sp.sqrt(a**2 + b)),
+]
+
+NON_IDENTITIES = [
+    4 / ((2 * a + 1) ** 2 + 4) - 1 / ((a + sp.Rational(1, 2)) ** 2 + 2),
+    1 / (2 * a + 2) - 1 / (a + 1),
+    sp.sqrt(4 * a**2 + 4) - sp.sqrt(a**2 + 1),
+    sp.sqrt(2 * a**2 + 2) - 2 * sp.sqrt(a**2 + 1),
+    1 / (a - b) - 1 / (b - a),
+    sp.tanh(a) - sp.tanh(b),
+]
+
+
+@pytest.mark.parametrize("expr", IDENTITIES, ids=str)
+def test_an_identity_is_zero(expr):
+    assert is_zero(expr)
+
+
+@pytest.mark.parametrize("expr", NON_IDENTITIES, ids=str)
+def test_a_non_identity_is_not_zero(expr):
+    assert sp.simplify(expr) != 0  # the case itself is a true non-identity
+    assert not is_zero(expr)
