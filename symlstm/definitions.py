@@ -60,20 +60,22 @@ def is_odd(fn: type[sp.Function]) -> bool:
 @cache
 def _independent_class(fn: type[sp.Function]) -> type[sp.Function]:
     """A function with fn's derivative derived from its definition. When the definition is odd it takes
-    the minus sign out of its argument as SymPy's own odd functions do (tanh(-a) -> -tanh(a)), so that
-    it meets expressions SymPy wrote in that form."""
+    the minus sign out of its argument as SymPy's own odd functions do (tanh(-a) -> -tanh(a)), and at a
+    constant it is the definition's value (tanh(0) -> 0), so that it meets expressions SymPy wrote in
+    those forms."""
     form = output_form_derivative(fn)
 
     def fdiff(self: sp.Function, argindex: int = 1) -> sp.Expr:
         return form.xreplace({_S: self})
 
-    namespace: dict[str, object] = {"nargs": 1, "fdiff": fdiff}
-    if is_odd(fn):
+    definition, odd = DEFINITIONS[fn], is_odd(fn)
 
-        def eval(cls, arg: sp.Expr) -> sp.Expr | None:
-            return -cls(-arg) if arg.could_extract_minus_sign() else None
+    def eval(cls, arg: sp.Expr) -> sp.Expr | None:
+        if arg.is_number:  # a constant: its value by the definition (tanh(0) = 0, as SymPy's tanh)
+            return definition.xreplace({_A: arg})
+        return -cls(-arg) if odd and arg.could_extract_minus_sign() else None
 
-        namespace["eval"] = classmethod(eval)
+    namespace: dict[str, object] = {"nargs": 1, "fdiff": fdiff, "eval": classmethod(eval)}
     return type(f"{fn.__name__}_by_definition", (sp.Function,), namespace)
 
 
