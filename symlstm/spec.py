@@ -52,7 +52,8 @@ RESERVED = frozenset(
         "initialize", "sigmoid", "relu",
         "step", "tanh", "input_size", "hidden_size", "workspace", "claim", "inputs", "outputs",
         "check_finite", "tape", "jax", "jnp", "lax", "carry", "adjoints", "steps", "dy_t", "tape_t",
-        "forward_step", "backward_step", "tangent_step", "step_adjoints",
+        "forward_step", "backward_step", "tangent_step", "step_adjoints", "layers", "init_layers",
+        "forward_layers", "backward_layers", "from_torch_layers", "to_torch_layers",
     }
 )  # fmt: skip
 

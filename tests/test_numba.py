@@ -111,6 +111,22 @@ def test_layouts_empty_sizes_stale_caches_and_check_finite(name):
     check_finite_steps(mod)
 
 
+def test_dy_none_and_lengths():
+    """dy=None is a zero loss on y; lengths of T each run as no lengths; variable lengths are refused
+    with an error that names the module that runs them."""
+    mod = symlstm.load("gru", backend="numba")
+    params, x = mod.init_params(3, 4), np.random.default_rng(0).standard_normal((5, 2, 3))
+    y, _, cache = mod.forward(params, x, lengths=(5, 5))
+    np.testing.assert_array_equal(y, mod.forward(params, x)[0])
+    dstate = (np.ones((2, 4)),)
+    got = mod.backward(params, cache, None, dstate)
+    want = mod.backward(params, cache, np.zeros_like(y), dstate)
+    for a, b in zip([got[1], *got[0].values(), *got[2]], [want[1], *want[0].values(), *want[2]]):
+        np.testing.assert_array_equal(a, b)
+    with pytest.raises(NotImplementedError, match=r"use the NumPy module"):
+        mod.forward(params, x, lengths=(5, 2))
+
+
 # -- a user cell: rendered, written to the cache folder, compiled there --------------------------------
 
 
