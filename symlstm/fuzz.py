@@ -181,11 +181,18 @@ _SAME_CONFIGS = {
 
 
 def fuzz(
-    cells: int, seed: int, *, proofs: bool = True, backends: Collection[str] | None = None, out=print
+    cells: int,
+    seed: int,
+    *,
+    proofs: bool = True,
+    backends: Collection[str] | None = None,
+    keep_going: bool = False,
+    out=print,
 ) -> CellCheck | None:
     """Check `cells` drawn cells (seeded), one line each, running the modules of `backends` (as in
     `check_cell`); on the first failure let hypothesis shrink it and return the check of the smallest
-    failing cell it finds (None when all passed)."""
+    failing cell it finds (None when all passed). With `keep_going`, print each failing cell's
+    declaration and its report as it fails (not shrunk), go on to the end and return the first failure."""
     from hypothesis import HealthCheck, Phase, given, settings
     from hypothesis import seed as with_seed
 
@@ -200,6 +207,10 @@ def fuzz(
         if state["failing"] is None:
             state["count"] += 1
             out(f"cell {state['count']}: {result.summary()}")
+        if not result.ok and keep_going:
+            out(f"\n{cell_source(spec)}\n\n{result.report()}\n")
+            state["first"] = state.get("first") or result
+            return
         if not result.ok:
             state["failing"] = result  # the last failing example hypothesis runs is the shrunk one
             raise AssertionError(result.summary())
@@ -208,13 +219,18 @@ def fuzz(
         one()
     except AssertionError:
         return state["failing"]  # type: ignore[return-value]
-    return None
+    return state.get("first")  # type: ignore[return-value]
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--cells", type=int, default=100, help="how many cells to draw (default 100)")
     parser.add_argument("--seed", type=int, default=0, help="seed of the draws (default 0)")
     parser.add_argument("--no-proofs", action="store_true", help="skip the symbolic and code proofs")
+    parser.add_argument(
+        "--keep-going",
+        action="store_true",
+        help="print each failing cell as it fails (not shrunk) and go on to the end",
+    )
     parser.add_argument(
         "--backends",
         type=lambda text: [name.strip() for name in text.split(",") if name.strip()],
@@ -244,11 +260,15 @@ def cli_main(args: argparse.Namespace) -> int:
         args.seed,
         proofs=not args.no_proofs,
         backends=args.backends,
+        keep_going=args.keep_going,
         out=lambda line: print(line, flush=True),
     )
     if failing is None:
         print(f"{args.cells} cells (seed {args.seed}): all passed in {time.perf_counter() - start:.0f} s")
         return 0
+    if args.keep_going:
+        print(f"{args.cells} cells (seed {args.seed}): failures above ({time.perf_counter() - start:.0f} s)")
+        return 1
     print(f"\nA failing cell (shrunk by hypothesis), to reproduce:\n\n{cell_source(failing.spec)}\n")
     print(failing.report())
     return 1

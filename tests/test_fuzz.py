@@ -74,6 +74,25 @@ def test_a_planted_generator_error_is_found_and_shrunk(monkeypatch):
     assert sum(len(n.biases) for n in failing.spec.nodes if hasattr(n, "biases")) >= 1
 
 
+def test_keep_going_reports_every_failing_cell_and_runs_to_the_end(monkeypatch):
+    from symlstm.backends.numpy import emitter
+
+    original = emitter.NumpyEmitter._bias_gradients
+
+    def wrong(self, elem_params):
+        return [line.replace("= grad_sums[", "= 2 * grad_sums[") for line in original(self, elem_params)]
+
+    monkeypatch.setattr(emitter.NumpyEmitter, "_bias_gradients", wrong)
+    lines: list[str] = []
+    first = fuzz(30, seed=1, proofs=False, backends=NUMPY, keep_going=True, out=lines.append)
+    assert first is not None and not first.ok
+    counted = [line for line in lines if line.startswith("cell ")]
+    assert len(counted) == 30  # every drawn cell ran
+    failed = [line for line in counted if "FAILED" in line]
+    assert len(failed) >= 2
+    assert sum("spec = cell.build()" in line for line in lines) == len(failed)  # each one's declaration
+
+
 def test_the_command_prints_one_line_per_cell(capsys):
     from symlstm.cli import main
 
