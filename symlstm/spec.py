@@ -53,7 +53,7 @@ RESERVED = frozenset(
         "step", "tanh", "input_size", "hidden_size", "workspace", "claim", "inputs", "outputs",
         "check_finite", "tape", "jax", "jnp", "lax", "carry", "adjoints", "steps", "dy_t", "tape_t",
         "forward_step", "backward_step", "tangent_step", "step_adjoints", "layers", "init_layers",
-        "forward_layers", "backward_layers", "from_torch_layers", "to_torch_layers",
+        "forward_layers", "backward_layers", "from_torch_layers", "to_torch_layers", "past", "past_mask",
     }
 )  # fmt: skip
 

@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 
 import symlstm
+from symlstm.backends import CODE_BACKENDS
 from symlstm.testing import check_adjoint, check_full_fd, check_same, make_problem
 
 from .conftest import CELL_NAMES, require
@@ -60,11 +61,18 @@ def test_gradients_with_lengths_are_those_of_finite_differences(cell_name):
         assert report.ok, str(report)
 
 
-@pytest.mark.parametrize("backend", ["numpy", "reference"])
+def _runnable(backend):
+    target = CODE_BACKENDS[backend]
+    if not target.available():
+        pytest.skip(f"{target.requires} is not installed: pip install 'symlstm[{target.extra}]'")
+    return backend
+
+
+@pytest.mark.parametrize("backend", ["numpy", "reference", "numba"])
 def test_a_sequence_past_its_length_is_not_read_and_gets_no_gradient(backend):
     """Each sequence of the batch gives what it gives alone, over its own steps; padding (NaN here) is
     not read, its y is 0, its dy does not count and its dx is 0."""
-    module = symlstm.load("lstm", backend=backend)
+    module = symlstm.load("lstm", backend=_runnable(backend))
     rng = np.random.default_rng(0)
     I, H, T = 3, 4, 5
     params = module.init_params(I, H, seed=1)
@@ -123,9 +131,9 @@ def test_lengths_equal_to_t_change_nothing():
     assert np.array_equal(y1, y2) and all(np.array_equal(a, b) for a, b in zip(s1, s2))
 
 
-@pytest.mark.parametrize("backend", ["numpy", "reference"])
+@pytest.mark.parametrize("backend", ["numpy", "reference", "numba"])
 def test_bad_lengths_are_named(backend):
-    lstm = symlstm.load("lstm", backend=backend)
+    lstm = symlstm.load("lstm", backend=_runnable(backend))
     params, x = lstm.init_params(3, 4), np.zeros((5, 2, 3))
     with pytest.raises(
         ValueError, match=r"lengths must be B = 2 integers \(one per sequence\), got shape \(3,\)"

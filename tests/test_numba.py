@@ -111,9 +111,28 @@ def test_layouts_empty_sizes_stale_caches_and_check_finite(name):
     check_finite_steps(mod)
 
 
-def test_dy_none_and_lengths():
-    """dy=None is a zero loss on y; lengths of T each run as no lengths; variable lengths are refused
-    with an error that names the module that runs them."""
+@pytest.mark.parametrize("dtype", [np.float64, np.float32], ids=["float64", "float32"])
+@pytest.mark.parametrize("name", SAMPLE)
+def test_lengths_equal_the_reference_and_finite_differences(name, dtype):
+    """Variable lengths (a full, two shorter and an empty sequence): the kernels hold a finished
+    sequence's states and pass its gradients through; equal to the reference module (which runs each
+    sequence alone) with and without a reused workspace, and full FD and the dot-product test."""
+    from .test_lengths import LENGTHS, with_lengths
+
+    module, ref = symlstm.load(name, backend="numba"), symlstm.load(name, backend="reference")
+    I, H = (4, 4) if module.SAME_SIZE else (3, 4)
+    for workspace in (False, True):
+        report = check_same(with_lengths(module, LENGTHS), with_lengths(ref, LENGTHS), I, H, steps=5,
+                            batch=4, dtype=dtype, workspace=workspace)  # fmt: skip
+        assert report.ok, str(report)
+    if dtype == np.float64:
+        problem = make_problem(with_lengths(module, LENGTHS), I, H, steps=5, batch=4, seed=3)
+        for check in (check_full_fd, check_adjoint):
+            report = check(problem)
+            assert report.ok, str(report)
+
+
+def test_dy_none_is_no_loss_on_y():
     mod = symlstm.load("gru", backend="numba")
     params, x = mod.init_params(3, 4), np.random.default_rng(0).standard_normal((5, 2, 3))
     y, _, cache = mod.forward(params, x, lengths=(5, 5))
@@ -123,8 +142,6 @@ def test_dy_none_and_lengths():
     want = mod.backward(params, cache, np.zeros_like(y), dstate)
     for a, b in zip([got[1], *got[0].values(), *got[2]], [want[1], *want[0].values(), *want[2]]):
         np.testing.assert_array_equal(a, b)
-    with pytest.raises(NotImplementedError, match=r"use the NumPy module"):
-        mod.forward(params, x, lengths=(5, 2))
 
 
 # -- a user cell: rendered, written to the cache folder, compiled there --------------------------------

@@ -17,10 +17,10 @@ One step, per coordinate (numbers as in the derivation document greff_cifg.tex):
 The contract of the NumPy module generated/numpy/greff_cifg.py, with the same errors for bad input:
     init_params(input_size, hidden_size, *, seed=0, dtype=np.float64) -> params
     forward(params, x, state0=None, *, lengths=None, check_finite=False, workspace=None)
-        -> (y, state, cache)  (lengths: all T; variable lengths run in the NumPy module)
+        -> (y, state, cache)
     backward(params, cache, dy, dstate=None, *, check_finite=False, workspace=None)
         -> (dparams, dx, dstate0)
-    jvp(params, x, state0=None, dparams=None, dx=None, dstate0=None, *, check_finite=False)
+    jvp(params, x, state0=None, dparams=None, dx=None, dstate0=None, *, lengths=None, check_finite=False)
         -> (y, state, dy, dstate)
     from_torch, to_torch, from_keras, to_keras, initialize, and the stacked runs (init_layers,
     forward_layers, backward_layers, from_torch_layers, to_torch_layers): as in the NumPy module.
@@ -133,6 +133,14 @@ def _jit_helper(function):
     return numba.njit(cache=_CACHE, error_model="numpy")(function)
 
 
+def _steps_past(mask, T, B):
+    """The kernels' (T, B) flags of the steps past each sequence's length, from `_past`'s (T, B, 1)
+    mask or None (no step is past)."""
+    if mask is None:
+        return np.zeros((T, B), dtype=np.bool_)
+    return np.ascontiguousarray(mask[:, :, 0])
+
+
 def _kernel_array(array):
     """`array` as the kernels take it: C-contiguous and writeable (else a copy), so that every call has
     the argument types of the first and nothing is compiled twice."""
@@ -148,8 +156,9 @@ def forward(params, x, state0=None, *, lengths=None, check_finite=False, workspa
         params: dict of arrays with the shapes of `param_shapes(I, H)`, all float32 or all float64.
         x: (T, B, I) inputs, time-major, same dtype as the parameters.
         state0: tuple of (B, H) initial states (h, c); zeros if None.
-        lengths: None, or B integers all equal to T: the kernels run every sequence over every step
-            (variable lengths raise NotImplementedError; the NumPy module runs them).
+        lengths: B integers in [0, T], the length of each sequence of a padded batch, or None (all T).
+            Past its length a sequence's state stays as it was, its y is 0 and its x is not read (as
+            torch's PackedSequence computes it); backward gives those steps no gradient.
         check_finite: raise FloatingPointError naming the first step with a NaN or Inf in the inputs
             (checked before the run) or in the outputs (after it); by default they propagate.
         workspace: a dict kept by the caller across calls (start with {}): the cache and scratch arrays
@@ -167,11 +176,10 @@ def forward(params, x, state0=None, *, lengths=None, check_finite=False, workspa
     x = _check_input(x, I, dtype)
     T, B = x.shape[0], x.shape[1]
     (h0, c0) = _check_state(state0, "state0", B, H, dtype)
-    if _past(lengths, T, B) is not None:
-        raise NotImplementedError(
-            f"{CELL}: the numba kernels run every sequence over all T steps; for lengths= (variable "
-            "lengths) use the NumPy module, symlstm.load(cell)"
-        )
+    past_mask = _past(lengths, T, B)  # (T, B, 1): the steps past each sequence's length, or None
+    if past_mask is not None:
+        x = np.where(past_mask, 0, x)
+    past = _steps_past(past_mask, T, B)
     if check_finite:
         _check_finite("forward", "input", [("x", x)], _named(params, "params"), _named(state0, "state0"))
     claim = _claim(workspace)  # before the first write: an older cache in this workspace is void from here
@@ -186,9 +194,12 @@ def forward(params, x, state0=None, *, lengths=None, check_finite=False, workspa
     seq_c = _array(workspace, "forward.seq_c", (T + 1, B, H), dtype)
     seq_c[0] = c0
     cache_tanh_c = _array(workspace, "forward.cache_tanh_c", (T, B, H), dtype)
-    _forward_kernel(buf_W_hh, buf_b, buf_p, gates_W_ih, seq_c, seq_h, cache_tanh_c)
+    _forward_kernel(buf_W_hh, buf_b, buf_p, gates_W_ih, seq_c, seq_h, cache_tanh_c, past)
     y = seq_h[1:]
     y.flags.writeable = False
+    if past_mask is not None:  # y is 0 past a sequence's length
+        y = np.where(past_mask, 0, y)
+        y.flags.writeable = False
     state = (seq_h[T].copy(), seq_c[T].copy())
     cache = {
         "cell": CELL,
@@ -197,6 +208,7 @@ def forward(params, x, state0=None, *, lengths=None, check_finite=False, workspa
         "workspace": claim,
         "x": x,
         "y": y,
+        "past": past_mask,
         "seq_h": seq_h,
         "seq_c": seq_c,
         "gates_W_ih": gates_W_ih,
@@ -232,6 +244,10 @@ def backward(params, cache, dy, dstate=None, *, check_finite=False, workspace=No
     T, B = x.shape[0], x.shape[1]
     dy = np.zeros((T, B, H), dtype=dtype) if dy is None else _check_array(dy, "dy", (T, B, H), dtype)
     dstate = _check_state(dstate, "dstate", B, H, dtype, default=None)
+    past_mask = cache["past"]
+    if past_mask is not None:  # no loss past a sequence's length
+        dy = np.where(past_mask, 0, dy)
+    past = _steps_past(past_mask, T, B)
     if check_finite:
         inputs = _named(params, "params") + _named(dstate, "dstate")
         _check_finite("backward", "input", [("dy", dy)], inputs, [], backward=True)
@@ -248,6 +264,8 @@ def backward(params, cache, dy, dstate=None, *, check_finite=False, workspace=No
     grad_params = np.zeros((B, 2 * H), dtype=dtype)
     d_h_prev = np.zeros((B, H), dtype=dtype) if dstate is None else dstate[0].copy()
     d_c_prev = np.zeros((B, H), dtype=dtype) if dstate is None else dstate[1].copy()
+    grad_carry_c = _array(workspace, "backward.grad_carry_c", (B, H), dtype)
+    grad_carry_h = _array(workspace, "backward.grad_carry_h", (B, H), dtype)
     _backward_kernel(
         buf_W_hh,
         buf_p,
@@ -257,9 +275,12 @@ def backward(params, cache, dy, dstate=None, *, check_finite=False, workspace=No
         dy,
         d_c_prev,
         d_h_prev,
+        grad_carry_c,
+        grad_carry_h,
         grad_params,
         grad_rows,
         grad_sums,
+        past,
     )
     grad_param_sums = grad_params.sum(axis=0)
     # Weight gradients of all steps at once: one GEMM per run of blocks of each fused weight.
@@ -277,19 +298,23 @@ def backward(params, cache, dy, dstate=None, *, check_finite=False, workspace=No
     return dparams, dx, dstate0
 
 
-def jvp(params, x, state0=None, dparams=None, dx=None, dstate0=None, *, check_finite=False):
+def jvp(params, x, state0=None, dparams=None, dx=None, dstate0=None, *, lengths=None, check_finite=False):
     """Forward-mode derivative: (y, state, dy, dstate), the outputs and their tangents along the
-    direction (dparams, dx, dstate0) (zeros where None), as the NumPy module's jvp: the reference
-    module's tangent equations, per node and unfused, an implementation independent of the kernels."""
+    direction (dparams, dx, dstate0) (zeros where None), from the tangent equations of the derivation;
+    with `lengths`, sequence by sequence over its own steps, as `forward`."""
     I, H, dtype = _check_params(params)
     xs = _check_input(x, I, dtype)
-    B = xs.shape[1]
+    T, B = xs.shape[0], xs.shape[1]
     state0 = _check_state(state0, "state0", B, H, dtype)
     tan_xs = np.zeros_like(xs) if dx is None else _check_array(dx, "dx", xs.shape, dtype)
     tan_state0 = _check_state(dstate0, "dstate0", B, H, dtype)
     if dparams is None:
         dparams = {name: np.zeros_like(value) for name, value in params.items()}
     _check_params(dparams, "dparams", like=(I, H, dtype))
+    lengths = _check_lengths(lengths, T, B)
+    if lengths is not None:  # x and its tangent are not read past a sequence's length
+        past = np.arange(T)[:, None, None] >= lengths[:, None]
+        xs, tan_xs = np.where(past, 0, xs), np.where(past, 0, tan_xs)
     if check_finite:
         _check_finite(
             "jvp",
@@ -298,7 +323,18 @@ def jvp(params, x, state0=None, dparams=None, dx=None, dstate0=None, *, check_fi
             _named(params, "params") + _named(dparams, "dparams"),
             _named(state0, "state0") + _named(dstate0, "dstate0"),
         )
-    ys, state, tan_ys, tan_state = _jvp(params, xs, state0, dparams, tan_xs, tan_state0)
+    if lengths is None:
+        ys, state, tan_ys, tan_state = _jvp(params, xs, state0, dparams, tan_xs, tan_state0)
+    else:
+        ys, tan_ys = np.zeros((T, B, H), dtype=dtype), np.zeros((T, B, H), dtype=dtype)
+        state, tan_state = tuple(s.copy() for s in state0), tuple(s.copy() for s in tan_state0)
+        for b, n in enumerate(lengths):
+            rows = slice(b, b + 1)
+            s0_b, ts0_b = tuple(s[rows] for s in state0), tuple(s[rows] for s in tan_state0)
+            y_b, s_b, ty_b, ts_b = _jvp(params, xs[:n, rows], s0_b, dparams, tan_xs[:n, rows], ts0_b)
+            ys[:n, b], tan_ys[:n, b] = y_b[:, 0], ty_b[:, 0]
+            for out, value in zip(state + tan_state, s_b + ts_b):
+                out[b] = value[0]
     if check_finite:
         outputs = _named(state, "state") + _named(tan_state, "dstate")
         _check_finite("jvp", "output", [("y", ys), ("dy", tan_ys)], [], outputs)
@@ -309,7 +345,7 @@ def jvp(params, x, state0=None, dparams=None, dx=None, dstate0=None, *, check_fi
 
 
 @_jit
-def _forward_kernel(buf_W_hh, buf_b, buf_p, gates_W_ih, seq_c, seq_h, cache_tanh_c):
+def _forward_kernel(buf_W_hh, buf_b, buf_p, gates_W_ih, seq_c, seq_h, cache_tanh_c, past):
     """The time loop of forward: per-step GEMMs and one fused loop per part of the step."""
     dtype = seq_h.dtype.type
     T = seq_h.shape[0] - 1
@@ -351,6 +387,10 @@ def _forward_kernel(buf_W_hh, buf_b, buf_p, gates_W_ih, seq_c, seq_h, cache_tanh
                 buf_5[j] = tanh_c
                 h = o * tanh_c
                 buf_6[j] = h
+        for b in range(B):  # past a sequence's length (lengths=) the states stay as they were
+            if past[t, b]:
+                seq_h[t + 1, b] = seq_h[t, b]
+                seq_c[t + 1, b] = seq_c[t, b]
 
 
 @_jit
@@ -363,14 +403,23 @@ def _backward_kernel(
     dy,
     d_c_prev,
     d_h_prev,
+    grad_carry_c,
+    grad_carry_h,
     grad_params,
     grad_rows,
     grad_sums,
+    past,
 ):
     """The reverse time loop of backward: the folded adjoints and the per-step GEMMs."""
     dtype = dy.dtype.type
     T, B, H = dy.shape
     for t in range(T - 1, -1, -1):
+        for b in range(B):
+            if past[t, b]:
+                grad_carry_h[b] = d_h_prev[b]
+                d_h_prev[b] = 0.0
+                grad_carry_c[b] = d_c_prev[b]
+                d_c_prev[b] = 0.0
         for b in range(B):
             buf_0 = dy[t, b]
             buf_1 = d_h_prev[b]
@@ -421,6 +470,10 @@ def _backward_kernel(
             for j in range(3 * H):
                 grad_sums[j] += buf_0[j]
         _gemm_nn(grad_rows[t, :, 0 : 3 * H], buf_W_hh, d_h_prev, 0.0)
+        for b in range(B):
+            if past[t, b]:
+                d_h_prev[b] = grad_carry_h[b]
+                d_c_prev[b] = grad_carry_c[b]
 
 
 # The symbols under which the BLAS routines are known to LLVM (process-wide, the same in every module).

@@ -178,8 +178,8 @@ def backward(params, cache, dy, dstate=None, *, check_finite=False, workspace=No
 
 def jvp(params, x, state0=None, dparams=None, dx=None, dstate0=None, *, lengths=None, check_finite=False):
     """Forward-mode derivative: (y, state, dy, dstate), the outputs and their tangents along the
-    direction (dparams, dx, dstate0) (zeros where None), as the optimised module's jvp; with `lengths`,
-    sequence by sequence over its own steps, as `forward`."""
+    direction (dparams, dx, dstate0) (zeros where None), from the tangent equations of the derivation;
+    with `lengths`, sequence by sequence over its own steps, as `forward`."""
     I, H, dtype = _check_params(params)
     xs = _check_input(x, I, dtype)
     T, B = xs.shape[0], xs.shape[1]

@@ -389,6 +389,9 @@ class NumbaEmitter:
                 step += self.loop_lines(item, carried, "cache_", adjoints=False)
             else:
                 step += self.gemm_forward(item[1])
+        step += ["for b in range(B):  # past a sequence's length (lengths=) the states stay as they were",
+                 "    if past[t, b]:"]  # fmt: skip
+        step += [f"        seq_{st}[t + 1, b] = seq_{st}[t, b]" for st in s.states]
         body += [f"    {line}" for line in step]
         if any("dtype(" in line for line in body):  # numbers in the kernel's float type
             body.insert(0, f"dtype = seq_{s.states[0]}.dtype.type")
@@ -472,11 +475,13 @@ class NumbaEmitter:
 
         text = "\n".join(body)
         found = set(
-            re.findall(r"\b(?:buf_[A-Za-z]\w*|gates_\w+|seq_\w+|cache_\w+|grad_\w+|d_\w+_prev|dy|dx)\b", text)
+            re.findall(
+                r"\b(?:buf_[A-Za-z]\w*|gates_\w+|seq_\w+|cache_\w+|grad_\w+|d_\w+_prev|dy|dx|past)\b", text
+            )
         )
         assigned = set(re.findall(r"^\s*((?:buf|cache|grad)_\w+) = ", text, flags=re.M))
         names = sorted(found - assigned)
-        kinds = ("buf_", "gates_", "seq_", "cache_", "dy", "d_", "grad_", "dx")
+        kinds = ("buf_", "gates_", "seq_", "cache_", "dy", "d_", "grad_", "dx", "past")
         return sorted(names, key=lambda n: (next(k for k, p in enumerate(kinds) if n.startswith(p)), n))
 
     # -- backward ----------------------------------------------------------------------------------
@@ -579,7 +584,11 @@ class NumbaEmitter:
         carried = {v.removeprefix("d_") for v in crossing if v.startswith("d_")} - set(self.linear)
         U = len(plan.adjoint_order)
         body = ["T, B, H = dy.shape", "for t in range(T - 1, -1, -1):"]
-        step = []
+        # Past a sequence's length the step is skipped: the gradients arriving at its new states pass to
+        # the previous ones unchanged (kept aside while the step computes zero adjoints for that row).
+        step = ["for b in range(B):", "    if past[t, b]:"]
+        for st in s.states:
+            step += [f"        grad_carry_{st}[b] = d_{st}_prev[b]", f"        d_{st}_prev[b] = 0.0"]
         for item in program:
             if isinstance(item, Loop):
                 for v in sorted(carried):
@@ -610,6 +619,8 @@ class NumbaEmitter:
                         f"_gemm_nn(grad_rows[t, :, {columns(u0, u0 + n)}], {rows}, d_{st}_prev, {beta})"
                     )
                     beta = "1.0"
+        step += ["for b in range(B):", "    if past[t, b]:"]
+        step += [f"        d_{st}_prev[b] = grad_carry_{st}[b]" for st in s.states]
         body += [f"    {line}" for line in step]
         if any("dtype(" in line for line in body):
             body.insert(0, "dtype = dy.dtype.type")
@@ -644,7 +655,7 @@ class NumbaEmitter:
             )
         for v in sorted(a for a in arrays if a.startswith("grad_in_")):
             setup += self.scratch(v, "(B, H)", "backward")
-        for v in sorted(a for a in arrays if a.startswith("cache_d_")):
+        for v in sorted(a for a in arrays if a.startswith(("cache_d_", "grad_carry_"))):
             setup += self.scratch(v, "(B, H)", "backward")
         setup += call("_backward_kernel", arrays, 4)
         mod.backward_cache = [k for k in mod.cache_keys if k in arrays or self._reads_after(k)]

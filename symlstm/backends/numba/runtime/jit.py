@@ -54,6 +54,14 @@ def _jit_helper(function):
     return numba.njit(cache=_CACHE, error_model="numpy")(function)
 
 
+def _steps_past(mask, T, B):
+    """The kernels' (T, B) flags of the steps past each sequence's length, from `_past`'s (T, B, 1)
+    mask or None (no step is past)."""
+    if mask is None:
+        return np.zeros((T, B), dtype=np.bool_)
+    return np.ascontiguousarray(mask[:, :, 0])
+
+
 def _kernel_array(array):
     """`array` as the kernels take it: C-contiguous and writeable (else a copy), so that every call has
     the argument types of the first and nothing is compiled twice."""
