@@ -25,9 +25,14 @@ import sympy as sp
 from . import naming
 from .spec import CellSpec, ElementwiseNode, LinearNode, SpecError, check_identifier
 
-__all__ = ["Adjoint", "Derivation", "Diag", "ParamGradient", "Tangent", "derive"]
+__all__ = ["Adjoint", "Derivation", "Diag", "ParamGradient", "Tangent", "derive", "size_symbol"]
 
 H, I = sp.symbols("H I", positive=True, integer=True)
+
+
+def size_symbol(label: str) -> sp.Symbol:
+    """The symbol of a size label: H, I, or a size the cell declares (P)."""
+    return sp.Symbol(label, positive=True, integer=True)
 
 
 class Diag(sp.MatrixExpr):
@@ -257,11 +262,11 @@ class Derivation:
         return list(self._terms(of, wrt))
 
     def size(self, vector: str) -> sp.Symbol:
-        return I if self.spec.size(vector) == "I" else H
+        return size_symbol(self.spec.size(vector))
 
     def weight_matrix(self, weight: str) -> sp.MatrixSymbol:
         rows, cols = self.spec.param(weight).shape
-        return sp.MatrixSymbol(weight, H if rows == "H" else I, H if cols == "H" else I)
+        return sp.MatrixSymbol(weight, size_symbol(rows), size_symbol(cols))
 
     def to_matrix(self, terms: list[Term], of: str, wrt: str) -> sp.MatrixExpr:
         shape = (self.size(of), self.size(wrt))
@@ -270,10 +275,14 @@ class Derivation:
             if not term:
                 mats.append(sp.Identity(shape[0]))
                 continue
-            factors = [
-                Diag(v) if kind == "diag" else self.weight_matrix(v)  # type: ignore[arg-type]
-                for kind, v in term
-            ]
+            factors = []
+            rows = shape[0]  # a diagonal factor has the size of the vector it scales
+            for kind, v in term:
+                if kind == "diag":
+                    factors.append(Diag(v, rows))
+                else:
+                    factors.append(self.weight_matrix(v))  # type: ignore[arg-type]
+                    rows = factors[-1].shape[1]
             mats.append(factors[0] if len(factors) == 1 else sp.MatMul(*factors))
         if not mats:
             return sp.ZeroMatrix(*shape)
@@ -350,9 +359,9 @@ class Derivation:
             for node in self.incoming:  # each node once, even when it gives several states their value
                 J = self.jacobian(node, prev)
                 if not isinstance(J, sp.ZeroMatrix):
-                    terms.append(sp.MatMul(J.T, sp.MatrixSymbol(naming.incoming(node), H, 1)))
+                    terms.append(sp.MatMul(J.T, sp.MatrixSymbol(naming.incoming(node), self.size(node), 1)))
             if not terms:  # no new state reads this previous state: no gradient flows back to it
-                out[prev] = sp.ZeroMatrix(H, 1)
+                out[prev] = sp.ZeroMatrix(self.size(prev), 1)
             else:
                 out[prev] = sp.MatAdd(*terms) if len(terms) > 1 else terms[0]
         return out

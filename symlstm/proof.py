@@ -28,7 +28,7 @@ import sympy as sp
 
 from .activations import ACTIVATIONS, derivative_rule_holds
 from .definitions import independent
-from .engine import Derivation, Diag, H, I, Term
+from .engine import Derivation, Diag, Term, size_symbol
 from .identity import Canonical, is_zero
 from .naming import adjoint, incoming, tangent
 from .spec import ElementwiseNode, LinearNode
@@ -44,12 +44,16 @@ class ProofResult:
 
 
 class Expanded:
-    """The cell expanded coordinate by coordinate at sizes H (hidden) and I (input)."""
+    """The cell expanded coordinate by coordinate at sizes H (hidden), I (input) and each size the cell
+    declares (`extra`, by label; default hidden + 1, + 2, ...: every size differs from H)."""
 
-    def __init__(self, d: Derivation, hidden: int = 3, inputs: int = 2):
+    def __init__(self, d: Derivation, hidden: int = 3, inputs: int = 2, extra: dict[str, int] | None = None):
         self.d = d
         self.spec = d.spec
         self.n = {"H": hidden, "I": inputs}
+        for k, (label, _) in enumerate(self.spec.extra_sizes):
+            self.n[label] = (extra or {}).get(label, hidden + 1 + k)
+        self.by_symbol = {size_symbol(label): n for label, n in self.n.items()}
         self.vec: dict[str, sp.Matrix] = {}
         self.par: dict[str, sp.Matrix] = {}
         for leaf in self.spec.leaves:
@@ -63,7 +67,7 @@ class Expanded:
         for node in self.spec.nodes:
             self.vec[node.name] = self._node_value(node)
         for inter in d.intermediates:
-            self.vec[inter.name] = self._per_coordinate(inter.call)
+            self.vec[inter.name] = self._per_coordinate(inter.call, size=self.spec.size(inter.node))
 
     @staticmethod
     def _symbols(name: str, size: int) -> sp.Matrix:
@@ -75,46 +79,53 @@ class Expanded:
         return {self.d.sym.get(name, sp.Symbol(name, real=True)): v[k] for name, v in table.items()
                 if v.shape[0] > k}  # fmt: skip
 
-    def _per_coordinate(self, expr: sp.Expr, extra: dict[str, sp.Matrix] | None = None) -> sp.Matrix:
-        size = self.n["H"]
+    def _per_coordinate(
+        self, expr: sp.Expr, extra: dict[str, sp.Matrix] | None = None, size: str = "H"
+    ) -> sp.Matrix:
+        """`expr` (per coordinate) for each coordinate of a vector of size `size` (a label)."""
         expr = independent(expr)  # activations by their definitions, not by the package's rules
-        return sp.Matrix([expr.xreplace(self.coordinate(k, extra)) for k in range(size)])
+        return sp.Matrix([expr.xreplace(self.coordinate(k, extra)) for k in range(self.n[size])])
 
     def _node_value(self, node: LinearNode | ElementwiseNode) -> sp.Matrix:
         if isinstance(node, LinearNode):
-            total = sp.zeros(self.n["H"], 1)
+            total = sp.zeros(self.n[self.spec.size(node.name)], 1)
             for w, u in node.terms:
                 total += self.par[w] * self.vec[u]
             for b in node.biases:
                 total += self.par[b]
             return total
-        return self._per_coordinate(node.expr)
+        return self._per_coordinate(node.expr, size=self.spec.size(node.name))
 
     def matrix(self, terms: list[Term], of: str, wrt: str) -> sp.Matrix:
         rows, cols = self.n[self.spec.size(of)], self.n[self.spec.size(wrt)]
         total = sp.zeros(rows, cols)
         for term in terms:
+            label = self.spec.size(of)
             m = sp.eye(rows)
             for kind, v in term:
                 if kind == "diag":
-                    m = m * sp.diag(*self._per_coordinate(v))  # type: ignore[arg-type]
+                    m = m * sp.diag(*self._per_coordinate(v, size=label))  # type: ignore[arg-type]
                 else:
                     m = m * self.par[v]  # type: ignore[index]
+                    label = self.spec.param(v).shape[1]  # type: ignore[arg-type]
             total += m
         return total
+
+    def _label(self, n: sp.Expr) -> str:
+        return next(label for label, k in self.n.items() if size_symbol(label) == n)
 
     def explicit(self, m: sp.MatrixExpr, vectors: dict[str, sp.Matrix]) -> sp.Matrix:
         """A matrix expression of `Diag`s, weights and the column vectors `vectors`, written out."""
         if isinstance(m, Diag):
-            return sp.diag(*self._per_coordinate(m.expr))
+            return sp.diag(*self._per_coordinate(m.expr, size=self._label(m.shape[0])))
         if isinstance(m, sp.MatrixSymbol):
             return vectors[m.name] if m.name in vectors else self.par[m.name]
         if isinstance(m, sp.Transpose):
             return self.explicit(m.arg, vectors).T
         if isinstance(m, sp.ZeroMatrix):
-            return sp.zeros(*({H: self.n["H"], I: self.n["I"]}.get(k, k) for k in m.shape))
+            return sp.zeros(*(self.by_symbol.get(k, k) for k in m.shape))
         if isinstance(m, sp.Identity):
-            return sp.eye(self.n["I"] if m.rows == I else self.n["H"])
+            return sp.eye(self.by_symbol[m.rows])
         parts = [self.explicit(a, vectors) for a in m.args]
         if isinstance(m, sp.MatMul):
             return functools.reduce(operator.mul, parts)
@@ -125,7 +136,9 @@ class Expanded:
     @property
     def reference(self) -> str:
         """What every claim about the expanded cell is compared with."""
-        return f"SymPy's Matrix.jacobian of the cell expanded at H={self.n['H']}, I={self.n['I']}"
+        return "SymPy's Matrix.jacobian of the cell expanded at " + ", ".join(
+            f"{label}={n}" for label, n in self.n.items()
+        )
 
     def entries(self, name: str) -> list[sp.Symbol]:
         """The independent symbols of a leaf or parameter, row-major."""
@@ -154,11 +167,12 @@ def run_vjp(ex: Expanded, din: dict[str, sp.Matrix]) -> tuple[dict[str, sp.Matri
     d = ex.d
     adj: dict[str, sp.Matrix] = {}
     for a in d.vjp:
-        size = ex.n[ex.spec.size(a.vector)]
-        total = din[a.vector] if a.incoming else sp.zeros(size, 1)
+        label = ex.spec.size(a.vector)
+        label = "H" if label == "I" else label  # the input read elementwise: a same-size cell, I == H
+        total = din[a.vector] if a.incoming else sp.zeros(ex.n[ex.spec.size(a.vector)], 1)
         if a.elementwise != 0:
             extra = {adjoint(k): v for k, v in adj.items()}
-            total = total + ex._per_coordinate(a.elementwise, extra)[:size, :]
+            total = total + ex._per_coordinate(a.elementwise, extra, size=label)
         for w, node in a.linear:
             total = total + ex.par[w].T * adj[node]
         adj[a.vector] = total
@@ -170,14 +184,14 @@ def run_vjp(ex: Expanded, din: dict[str, sp.Matrix]) -> tuple[dict[str, sp.Matri
         elif g.kind == "bias":
             val = adj[g.node]
         else:
-            val = ex._per_coordinate(g.expr, extra)
+            val = ex._per_coordinate(g.expr, extra, size=ex.spec.param(g.param).shape[0])
         grads[g.param] = grads.get(g.param, sp.zeros(*val.shape)) + val
     return adj, grads
 
 
 def _prove_vjp(ex: Expanded) -> list[ProofResult]:
     d, spec = ex.d, ex.spec
-    din = {v: ex._symbols(incoming(v), ex.n["H"]) for v in d.incoming}
+    din = {v: ex._symbols(incoming(v), ex.n[spec.size(v)]) for v in d.incoming}
     adj, grads = run_vjp(ex, din)
 
     def pullback(entries: list[sp.Symbol]) -> sp.Matrix:
@@ -215,14 +229,14 @@ def _prove_jvp(ex: Expanded) -> list[ProofResult]:
     for t in d.jvp:
         node = spec.node(t.node)
         if isinstance(node, LinearNode):
-            val = sp.zeros(ex.n["H"], 1)
+            val = sp.zeros(ex.n[spec.size(node.name)], 1)
             for w, u in node.terms:
                 val += ex.par[w] * tan[u] + tpar[w] * ex.vec[u]
             for b in node.biases:
                 val += tpar[b]
         else:
             extra = {tangent(k): v for k, v in {**tan, **tpar}.items() if v.shape[1] == 1}
-            val = ex._per_coordinate(t.expr, extra)
+            val = ex._per_coordinate(t.expr, extra, size=spec.size(node.name))
         tan[t.node] = val
     all_entries, all_tan = [], []
     for leaf in spec.leaves:
@@ -245,7 +259,8 @@ _CANONICAL = Canonical()  # atoms are shared between proofs (keys are structural
 
 def prove_all(d: Derivation, hidden: int = 3, inputs: int = 2) -> list[ProofResult]:
     """Every symbolic claim about a cell, proved at the given size (the input size is the hidden size
-    for a cell that needs them equal). Returns one result per claim."""
+    for a cell that needs them equal; a size the cell declares is hidden + 1, + 2, ...). Returns one
+    result per claim."""
     results = [
         ProofResult(
             f"activation {name}: derivative in output form",

@@ -68,6 +68,14 @@ RESERVED_PREFIXES = (
 RESERVED_SUFFIXES = ("_seq",)
 
 
+# The sizes every cell has: its input's and the hidden size.
+BASE_SIZES: tuple[tuple[str, str], ...] = (("I", "input_size"), ("H", "hidden_size"))
+_SIZE_LABEL = re.compile(r"^[A-Z][A-Z0-9]*$")
+# Keywords the generated functions take besides the sizes: a size keyword may not be one of them.
+_TAKEN_KEYWORDS = frozenset({"seed", "dtype", "scheme", "forget_bias", "chrono", "num_layers", "bias",
+                             "bidirectional", "batch_first", "device", "lengths", "workspace"})  # fmt: skip
+
+
 class SpecError(ValueError):
     """A cell specification is malformed; the message names the cell, the item and what is expected."""
 
@@ -92,7 +100,8 @@ def check_identifier(name: object, what: str, cell: str = "?") -> str:
 
 @dataclass(frozen=True)
 class Param:
-    """A parameter: a matrix (rows, cols) or a vector (rows,), sizes named by 'I' or 'H'."""
+    """A parameter: a matrix (rows, cols) or a vector (rows,), sizes named by their labels ('I' the
+    input's, 'H' the hidden size, or a size the cell declares with `Cell.size`)."""
 
     name: str
     shape: tuple[str, ...]
@@ -146,6 +155,10 @@ class CellSpec:
     same_size: bool = False  # the cell needs input size == hidden size
     keras: Mapping[str, object] = field(default_factory=dict)  # Keras layer and weight layout (interop)
     gates: Mapping[str, tuple[str, ...]] = field(default_factory=dict)  # "keep"/"write" gate biases
+    # Every size of the cell, (label, keyword) in order: ("I", "input_size"), ("H", "hidden_size"), then
+    # those declared with Cell.size (("P", "proj_size")); and the label of each vector that is not H.
+    sizes: tuple[tuple[str, str], ...] = BASE_SIZES
+    vector_sizes: Mapping[str, str] = field(default_factory=dict)
 
     # -- lookups ---------------------------------------------------------------------------------
     def prev(self, state: str) -> str:
@@ -179,8 +192,20 @@ class CellSpec:
         raise KeyError(param)
 
     def size(self, vector: str) -> str:
-        """'I' for the input, 'H' for everything else."""
-        return "I" if vector == self.input else "H"
+        """The label of a vector's size: 'I' for the input, 'H' unless the cell says otherwise."""
+        if vector == self.input:
+            return "I"
+        return self.vector_sizes.get(vector, "H")
+
+    @property
+    def extra_sizes(self) -> tuple[tuple[str, str], ...]:
+        """The sizes declared with `Cell.size`, (label, keyword) in order: () for most cells."""
+        return self.sizes[len(BASE_SIZES) :]
+
+    @property
+    def state_sizes(self) -> tuple[str, ...]:
+        """The size label of each state, in the order of `states`."""
+        return tuple(self.size(self.prev(st)) for st in self.states)
 
     def symbol(self, name: str) -> sp.Symbol:
         return sp.Symbol(name, real=True)
@@ -208,8 +233,13 @@ class CellSpec:
         sym = self.symbol(pname)
         return any(isinstance(n, ElementwiseNode) and sym in n.expr.free_symbols for n in self.nodes)
 
-    def param_count(self, input_size: int, hidden_size: int) -> int:
+    def param_count(self, input_size: int, hidden_size: int, **extra_sizes: int) -> int:
+        """The number of parameters at these sizes (a declared size by its keyword: proj_size=...)."""
         dims = {"I": input_size, "H": hidden_size}
+        for label, name in self.extra_sizes:
+            if name not in extra_sizes:
+                raise TypeError(f"cell {self.name!r}: param_count needs {name}=")
+            dims[label] = extra_sizes[name]
         return sum(math.prod(dims[d] for d in p.shape) for p in self.params)
 
 
@@ -225,6 +255,9 @@ class Cell:
         self.source = source
         self.same_size = same_size
         self._input: str | None = None
+        self._sizes: dict[str, str] = dict(BASE_SIZES)  # label -> keyword
+        self._vector_sizes: dict[str, str] = {}  # vector -> label, where it is not "H"
+        self._resolved: set[str] = set()  # parameter vectors whose size an elementwise node has fixed
         self._states: list[str] = []
         self._params: dict[str, Param] = {}
         self._nodes: list[LinearNode | ElementwiseNode] = []
@@ -254,12 +287,49 @@ class Cell:
         self._input = name
         return sym
 
-    def state(self, name: str) -> sp.Symbol:
-        """Declare a state carried between steps; returns the symbol of its previous value."""
+    def size(self, label: str, keyword: str) -> str:
+        """Declare a size besides I and H, e.g. `size("P", "proj_size")`: vectors of that size are
+        declared with `state(..., size="P")` or `linear(..., size="P")`, and the generated functions
+        take it as a keyword argument (`init_params(I, H, proj_size=...)`). Returns the label."""
+        if not isinstance(label, str) or not _SIZE_LABEL.match(label):
+            raise SpecError(
+                f"cell {self.name!r}: size label {label!r} must be capital letters and digits, starting "
+                "with a letter (e.g. 'P')"
+            )
+        check_identifier(label, "size label", self.name)
+        check_identifier(keyword, "size keyword", self.name)
+        if label in self._sizes or keyword in self._sizes.values():
+            raise SpecError(f"cell {self.name!r}: size {label!r} ({keyword!r}) is declared twice")
+        if keyword in _TAKEN_KEYWORDS:
+            raise SpecError(
+                f"cell {self.name!r}: size keyword {keyword!r} is an argument of the generated functions"
+            )
+        self._sizes[label] = keyword
+        return label
+
+    def _size_label(self, size: str, what: str) -> str:
+        if size not in self._sizes:
+            raise SpecError(
+                f"cell {self.name!r}: {what} has size {size!r}, which is not declared (sizes: "
+                f"{', '.join(self._sizes)}; declare another with cell.size('P', 'proj_size'))"
+            )
+        if size == "I":
+            raise SpecError(f"cell {self.name!r}: {what} cannot have the input's size 'I'")
+        return size
+
+    def state(self, name: str, size: str = "H") -> sp.Symbol:
+        """Declare a state carried between steps (of size `size`, 'H' by default); returns the symbol
+        of its previous value."""
         check_identifier(name, "state", self.name)
+        label = self._size_label(size, f"state {name!r}")
         sym = self._new_vector(f"{name}_prev", "previous state")
         self._states.append(name)
+        if label != "H":
+            self._vector_sizes[f"{name}_prev"] = label
         return sym
+
+    def _vector_size(self, name: str) -> str:
+        return "I" if name == self._input else self._vector_sizes.get(name, "H")
 
     def param(self, name: str) -> sp.Symbol:
         """Declare a parameter vector (size H) used inside elementwise expressions (a peephole)."""
@@ -271,14 +341,19 @@ class Cell:
         if name in self._vectors:
             raise SpecError(f"cell {self.name!r}: parameter {name!r} clashes with a vector name")
         old = self._params.get(name)
-        if old is not None and old.shape != shape:
+        unresolved = old is not None and not old.is_matrix and len(shape) == 1 and name not in self._resolved
+        if old is not None and old.shape != shape and not unresolved:
             raise SpecError(
                 f"cell {self.name!r}: parameter {name!r} used with shapes {old.shape} and {shape}"
             )
         self._params[name] = Param(name, shape)
 
-    def linear(self, name: str, terms: Mapping[str, sp.Symbol], biases: Sequence[str] = ()) -> sp.Symbol:
-        """Declare `name = sum W @ u + sum b`; `terms` maps each weight name to the vector it multiplies."""
+    def linear(
+        self, name: str, terms: Mapping[str, sp.Symbol], biases: Sequence[str] = (), size: str = "H"
+    ) -> sp.Symbol:
+        """Declare `name = sum W @ u + sum b` (of size `size`, 'H' by default); `terms` maps each weight
+        name to the vector it multiplies."""
+        label = self._size_label(size, f"linear node {name!r}")
         if not isinstance(terms, Mapping) or not terms:
             raise SpecError(
                 f"cell {self.name!r}: linear node {name!r} needs terms as a non-empty mapping "
@@ -292,12 +367,15 @@ class Cell:
                     "which is not a declared vector (expected the symbol returned by input(), "
                     "state() or an earlier node)"
                 )
-            self._declare_param(weight, ("H", "I" if vec.name == self._input else "H"))
+            self._declare_param(weight, (label, self._vector_size(vec.name)))
             parsed.append((weight, vec.name))
         for b in biases:
-            self._declare_param(b, ("H",))
+            self._declare_param(b, (label,))
+            self._resolved.add(b)
         sym = self._new_vector(name, "node")
         self._nodes.append(LinearNode(name, tuple(parsed), tuple(biases)))
+        if label != "H":
+            self._vector_sizes[name] = label
         return sym
 
     def elementwise(self, name: str, expr: sp.Expr) -> sp.Symbol:
@@ -320,9 +398,41 @@ class Cell:
                     f"cell {self.name!r}: elementwise node {name!r} uses undefined symbol {s.name!r} "
                     f"(declared so far: {', '.join(sorted(self._vectors | set(self._params)))})"
                 )
+        label = self._elementwise_size(name, expr)
         sym = self._new_vector(name, "node")
         self._nodes.append(ElementwiseNode(name, expr))
+        if label != "H":
+            self._vector_sizes[name] = label
         return sym
+
+    def _elementwise_size(self, name: str, expr: sp.Expr) -> str:
+        """The size of an elementwise node: that of the vectors it reads, which must agree (the input
+        counts as H: reading it elementwise needs a same-size cell); its parameter vectors take it."""
+        found: dict[str, list[str]] = {}
+        for s in sorted(expr.free_symbols, key=lambda s: s.name):
+            if s.name in self._vectors:
+                label = self._vector_size(s.name)
+                label = "H" if label == "I" else label  # the input read elementwise needs I == H
+                found.setdefault(label, []).append(s.name)
+        if len(found) > 1:
+            mixed = "; ".join(f"{', '.join(v)} of size {k}" for k, v in found.items())
+            raise SpecError(
+                f"cell {self.name!r}: elementwise node {name!r} mixes vectors of different sizes ({mixed}); "
+                "an elementwise node reads vectors of one size (map one to the other's size with a "
+                "linear node)"
+            )
+        label = next(iter(found), "H")
+        for s in expr.free_symbols:
+            if s.name in self._params and not self._params[s.name].is_matrix:
+                param = self._params[s.name]
+                if s.name in self._resolved and param.shape != (label,):
+                    raise SpecError(
+                        f"cell {self.name!r}: parameter vector {s.name!r} is used with sizes "
+                        f"{param.shape[0]} and {label} (in elementwise node {name!r})"
+                    )
+                self._params[s.name] = Param(s.name, (label,))
+                self._resolved.add(s.name)
+        return label
 
     def update(self, **new_values: sp.Symbol) -> None:
         """Say which node gives each state's new value, e.g. `update(h=h, c=c)`."""
@@ -380,6 +490,8 @@ class Cell:
             same_size=self.same_size,
             keras=dict(self.keras),
             gates={role: tuple(members) for role, members in self.gates.items()},
+            sizes=tuple(self._sizes.items()),
+            vector_sizes=dict(self._vector_sizes),
         )
         for role, members in spec.gates.items():
             if role not in ("keep", "write"):
@@ -420,8 +532,6 @@ class Cell:
                     f"cell {n!r}: fused parameter {g.name!r} mixes shapes {sorted(shapes)}; "
                     "members must have one shape"
                 )
-            if self._params[g.members[0]].shape[0] != "H":
-                raise SpecError(f"cell {n!r}: fused parameter {g.name!r} must stack H-row blocks")
             inputs = {u for nd in self._nodes if isinstance(nd, LinearNode) for w, u in nd.terms
                       if w in g.members}  # fmt: skip
             if len(inputs) > 1:
@@ -494,11 +604,39 @@ def _check_structure(spec: CellSpec) -> None:
                 "coordinate, which needs input size == hidden size: declare the cell with "
                 f"Cell({n!r}, same_size=True)"
             )
+    _check_sizes(spec)
     for what, node in [*((f"state {st!r}", node) for st, node in spec.updates), ("the output", spec.output)]:
         if isinstance(kinds[node], LinearNode):
             raise SpecError(
                 f"cell {n!r}: {what} is linear node {node!r}; a state's new value and the output must be "
                 f"elementwise nodes (add one: cell.elementwise('{node}_out', {node}))"
+            )
+
+
+# Whether the code generators take cells with sizes besides I and H (the symbolic layer does).
+EXTRA_SIZES_GENERATED = False
+
+
+def _check_sizes(spec: CellSpec) -> None:
+    """A state's new value has the state's size; a declared size is read off some parameter's shape
+    (the generated code takes the sizes from the parameters) and its label names nothing else."""
+    n = spec.name
+    if spec.extra_sizes and not EXTRA_SIZES_GENERATED:
+        raise SpecError(f"cell {n!r}: sizes besides I and H (cell.size) are not generated yet")
+    for st, node in spec.updates:
+        if spec.size(node) != spec.size(spec.prev(st)):
+            raise SpecError(
+                f"cell {n!r}: state {st!r} has size {spec.size(spec.prev(st))} but its new value {node!r} "
+                f"has size {spec.size(node)}"
+            )
+    names = {*spec.leaves, *(nd.name for nd in spec.nodes), *(p.name for p in spec.params)}
+    for label, name in spec.extra_sizes:
+        if label in names or name in names:
+            raise SpecError(f"cell {n!r}: size {label!r} ({name!r}) has the name of a vector or parameter")
+        if not any(label in p.shape for p in spec.params):
+            raise SpecError(
+                f"cell {n!r}: no parameter has size {label!r} ({name}) in its shape; the generated code "
+                "reads every size off the parameters' shapes (give a vector of that size a weight or bias)"
             )
 
 
