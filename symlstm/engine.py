@@ -261,8 +261,15 @@ class Derivation:
         self._check_vector(wrt)
         return list(self._terms(of, wrt))
 
+    def size_label(self, name: str) -> str:
+        """The size label of a vector, a node or an intermediate (that of the node it is inside)."""
+        for inter in self.intermediates:
+            if inter.name == name:
+                return self.spec.size(inter.node)
+        return self.spec.size(name)
+
     def size(self, vector: str) -> sp.Symbol:
-        return size_symbol(self.spec.size(vector))
+        return size_symbol(self.size_label(vector))
 
     def weight_matrix(self, weight: str) -> sp.MatrixSymbol:
         rows, cols = self.spec.param(weight).shape

@@ -69,6 +69,10 @@ KERAS_WEIGHTS = ()
 RECURRENT = ("W_hi", "W_hf", "W_hz", "W_ho")
 GATES = {"keep": ("b_f",), "write": ("b_i",)}
 SAME_SIZE = False  # the cell needs input_size == hidden_size
+# The sizes (label: keyword of the functions that take them), each state's and y's.
+SIZES = {"I": "input_size", "H": "hidden_size"}
+STATE_SIZES = ("H", "H")
+OUTPUT_SIZE = "H"
 _DTYPES = (np.float32, np.float64)
 _SHAPE_TEXT = {
     "W_ih": "(4 * H, I)",
@@ -588,12 +592,21 @@ def _member(params, name):
 
 
 def initialize(
-    input_size, hidden_size, *, scheme="pytorch", forget_bias=None, chrono=None, seed=0, dtype=np.float64
+    input_size,
+    hidden_size,
+    *,
+    scheme="pytorch",
+    forget_bias=None,
+    chrono=None,
+    seed=0,
+    dtype=np.float64,
+    **sizes,
 ):
     """Parameters under a named initialisation convention.
 
     Args:
-        input_size, hidden_size: I and H.
+        input_size, hidden_size: I and H (and the cell's other sizes by keyword, as init_params takes
+            them).
         scheme: "pytorch", PyTorch's default, identical to `init_params`: every parameter uniform in
             (-1/sqrt(H), 1/sqrt(H)); or "orthogonal", Keras's defaults: each fused input-weight array
             glorot uniform (limit sqrt(6 / (rows + cols))), every H x H recurrent block orthogonal (QR of a
@@ -607,12 +620,12 @@ def initialize(
         seed: seed of the draws; dtype: float32 or float64.
     """
     if scheme == "pytorch":
-        params = init_params(input_size, hidden_size, seed=seed)
+        params = init_params(input_size, hidden_size, seed=seed, **sizes)
     elif scheme == "orthogonal":
-        _check_sizes(input_size, hidden_size)
+        _check_sizes(input_size, hidden_size, **sizes)
         rng = np.random.default_rng(seed)
         params = {}
-        for name, shape in param_shapes(input_size, hidden_size).items():
+        for name, shape in param_shapes(input_size, hidden_size, **sizes).items():
             if len(shape) == 1:
                 params[name] = np.zeros(shape)
             elif BLOCKS[name][0] in RECURRENT:
@@ -636,7 +649,8 @@ def initialize(
         if not GATES["keep"] and not GATES["write"]:
             raise ValueError(f"{CELL}: chrono needs a keep or write gate; this cell has neither")
         rng = np.random.default_rng([seed, 1])
-        bias = np.log(rng.uniform(1.0, float(chrono) - 1.0, size=hidden_size))
+        gate = (GATES["keep"] or GATES["write"])[0]
+        bias = np.log(rng.uniform(1.0, float(chrono) - 1.0, size=_member(params, gate).shape))
         if GATES["keep"]:
             _set_bias(params, GATES["keep"], bias)
         if GATES["write"]:
@@ -658,12 +672,31 @@ def _set_bias(params, members, value):
 # -- input validation: every error names the argument, what was expected and what was given --------
 
 
-def _check_sizes(input_size, hidden_size):
-    for name, value in (("input_size", input_size), ("hidden_size", hidden_size)):
+def _check_sizes(input_size, hidden_size, **sizes):
+    """The sizes as a dict by label ({"I": .., "H": .., "P": ..}), each checked to be a positive integer;
+    `sizes` must be exactly the cell's other sizes, by keyword (proj_size=...)."""
+    extra = [keyword for label, keyword in SIZES.items() if label not in ("I", "H")]
+    if sorted(sizes) != sorted(extra):
+        missing, unknown = sorted(set(extra) - set(sizes)), sorted(set(sizes) - set(extra))
+        raise TypeError(
+            f"{CELL}: the sizes are input_size, hidden_size{''.join(', ' + k for k in extra)}; "
+            + (f"missing {missing}" if missing else "")
+            + ("; " if missing and unknown else "")
+            + (f"unknown {unknown}" if unknown else "")
+        )
+    given = {"input_size": input_size, "hidden_size": hidden_size, **sizes}
+    for name, value in given.items():
         if not isinstance(value, (int, np.integer)) or isinstance(value, bool) or value < 1:
             raise ValueError(f"{CELL}: {name} must be a positive integer, got {value!r}")
     if SAME_SIZE and input_size != hidden_size:
         raise ValueError(f"{CELL}: needs input_size == hidden_size, got {input_size} and {hidden_size}")
+    return {label: int(given[keyword]) for label, keyword in SIZES.items()}
+
+
+def _shapes_at(dims):
+    """param_shapes at the sizes `dims` (a dict by label)."""
+    extra = {keyword: dims[label] for label, keyword in SIZES.items() if label not in ("I", "H")}
+    return param_shapes(dims["I"], dims["H"], **extra)
 
 
 def _check_dtype(dtype, what):
@@ -689,9 +722,14 @@ def _not_an_array(value):
 
 
 def _infer_sizes(params, what):
-    """(I, H, text saying where they came from): the sizes most parameter shapes agree on."""
-    one, wide_i, wide_h = param_shapes(1, 1), param_shapes(2, 1), param_shapes(1, 2)
-    votes = {"I": {}, "H": {}}
+    """(dims, text saying where they came from): each size (by label) as most parameter shapes give it.
+
+    Every axis of a stored parameter is a number of blocks times one size: probing param_shapes with
+    that size at 2 and the others at 1 tells which, and how many blocks.
+    """
+    one = _shapes_at(dict.fromkeys(SIZES, 1))
+    wide = {label: _shapes_at({k: 2 if k == label else 1 for k in SIZES}) for label in SIZES}
+    votes = {label: {} for label in SIZES}
     for name in BLOCKS:
         value = params[name]
         if not isinstance(value, np.ndarray):
@@ -704,21 +742,18 @@ def _infer_sizes(params, what):
                 f"{CELL}: {what}[{name!r}] must be a {len(one[name])}-D array of shape "
                 f"{_SHAPE_TEXT[name]}, got {_describe(value)}"
             )
-        blocks = wide_h[name][0] - one[name][0]  # rows are blocks * H
-        if blocks and value.shape[0] % blocks == 0:
-            votes["H"].setdefault(value.shape[0] // blocks, []).append(name)
-        if value.ndim == 2:
-            size = "H" if wide_h[name][1] == 2 else "I" if wide_i[name][1] == 2 else None
-            if size:
-                votes[size].setdefault(value.shape[1], []).append(name)
+        for axis in range(value.ndim):
+            for label in SIZES:
+                blocks = wide[label][name][axis] - one[name][axis]
+                if blocks and value.shape[axis] % blocks == 0:
+                    votes[label].setdefault(value.shape[axis] // blocks, []).append(name)
     if not votes["H"]:
         raise ValueError(f"{CELL}: cannot read the hidden size off {what}: {_shapes(params)}")
-    H = max(votes["H"], key=lambda k: len(votes["H"][k]))
-    I = max(votes["I"], key=lambda k: len(votes["I"][k])) if votes["I"] else H  # x only elementwise: I == H
-    text = f"hidden size {H} from the shapes of {sorted(set(votes['H'][H]))}"
-    if votes["I"]:
-        text = f"input size {I} from the shapes of {sorted(set(votes['I'][I]))}, {text}"
-    return I, H, text
+    dims = {label: max(v, key=lambda k, v=v: len(v[k])) for label, v in votes.items() if v}
+    dims.setdefault("I", dims["H"])  # x only read elementwise: I == H
+    texts = [f"{SIZES[label].replace('_', ' ')} {dims[label]} from the shapes of "
+             f"{sorted(set(votes[label][dims[label]]))}" for label in SIZES if votes[label]]  # fmt: skip
+    return dims, ", ".join(texts)
 
 
 def _shapes(params):
@@ -726,7 +761,8 @@ def _shapes(params):
 
 
 def _check_params(params, what="params", like=None):
-    """(I, H, dtype) of a parameter dict; `like=(I, H, dtype)` checks it against known sizes instead."""
+    """(dims, dtype) of a parameter dict, dims its sizes by label ({"I": 3, "H": 4}); `like=(dims,
+    dtype)` checks it against known sizes instead."""
     if not isinstance(params, dict):
         raise TypeError(f"{CELL}: {what} must be a dict of arrays {list(BLOCKS)}, got {_describe(params)}")
     missing = [name for name in BLOCKS if name not in params]
@@ -737,17 +773,19 @@ def _check_params(params, what="params", like=None):
             f"(missing {missing}, unexpected {extra})"
         )
     if like is None:
-        I, H, sizes = _infer_sizes(params, what)
+        dims, sizes = _infer_sizes(params, what)
         first = next(iter(BLOCKS))
         dtype = _check_dtype(params[first].dtype, f"{what}[{first!r}] dtype")
-        if H < 1 or I < 1:
+        if min(dims.values()) < 1:
             raise ValueError(f"{CELL}: {what} describe an empty cell ({sizes})")
-        if SAME_SIZE and I != H:
+        if SAME_SIZE and dims["I"] != dims["H"]:
             raise ValueError(f"{CELL}: needs input size == hidden size, got {sizes}")
     else:
-        I, H, dtype = like
-        sizes = f"input size {I}, hidden size {H} as in params"
-    for name, shape in param_shapes(I, H).items():
+        dims, dtype = like
+        sizes = (
+            ", ".join(f"{SIZES[label].replace('_', ' ')} {n}" for label, n in dims.items()) + " as in params"
+        )
+    for name, shape in _shapes_at(dims).items():
         value = params[name]
         if not isinstance(value, np.ndarray):
             raise TypeError(
@@ -760,7 +798,7 @@ def _check_params(params, what="params", like=None):
                 f"{CELL}: {what}[{name!r}] must have dtype {dtype} like {what}[{next(iter(BLOCKS))!r}], "
                 f"got {value.dtype}"
             )
-    return I, H, dtype
+    return dims, dtype
 
 
 def _check_array(value, name, shape, dtype):
@@ -773,6 +811,12 @@ def _check_array(value, name, shape, dtype):
     return value
 
 
+def _check_dy(dy, T, B, dims, dtype):
+    """The gradient of the loss with respect to y, (T, B, size of y); zeros for None (no loss on y)."""
+    shape = (T, B, dims[OUTPUT_SIZE])
+    return np.zeros(shape, dtype=dtype) if dy is None else _check_array(dy, "dy", shape, dtype)
+
+
 def _check_input(x, I, dtype):
     """x as a C-contiguous (T, B, I) array (a copy only when it is not one already)."""
     if not isinstance(x, np.ndarray):
@@ -783,17 +827,24 @@ def _check_input(x, I, dtype):
     return np.ascontiguousarray(x)
 
 
-def _check_state(state, name, B, H, dtype, default=0):
+def _check_state(state, name, B, dims, dtype, default=0):
+    """A tuple of (B, size) arrays, one per state at its size (STATE_SIZES), zeros for None (or None
+    with `default=None`)."""
+    shapes = [(B, dims[label]) for label in STATE_SIZES]
     if state is None:
         if default is None:
             return None
-        return tuple(np.zeros((B, H), dtype=dtype) for _ in STATES)
+        return tuple(np.zeros(shape, dtype=dtype) for shape in shapes)
     if not isinstance(state, (tuple, list)) or len(state) != len(STATES):
+        if set(STATE_SIZES) == {"H"}:
+            wanted = f"(B, H) = ({B}, {dims['H']}) arrays {STATES}"
+        else:
+            wanted = "arrays (" + ", ".join(f"{st} {shape}" for st, shape in zip(STATES, shapes)) + ")"
         raise ValueError(
-            f"{CELL}: {name} must be a tuple of {len(STATES)} (B, H) = ({B}, {H}) arrays {STATES}, "
+            f"{CELL}: {name} must be a tuple of {len(STATES)} {wanted}, "
             f"got {_describe(state) if not isinstance(state, (tuple, list)) else f'{len(state)} items'}"
         )
-    return tuple(_check_array(s, f"{name}[{k}] ({STATES[k]})", (B, H), dtype) for k, s in enumerate(state))
+    return tuple(_check_array(s, f"{name}[{k}] ({STATES[k]})", shapes[k], dtype) for k, s in enumerate(state))
 
 
 def _check_lengths(lengths, T, B):

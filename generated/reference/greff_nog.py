@@ -62,6 +62,10 @@ KERAS_WEIGHTS = ()
 RECURRENT = ("W_hi", "W_hf", "W_hz")
 GATES = {"keep": ("b_f",), "write": ("b_i",)}
 SAME_SIZE = False  # the cell needs input_size == hidden_size
+# The sizes (label: keyword of the functions that take them), each state's and y's.
+SIZES = {"I": "input_size", "H": "hidden_size"}
+STATE_SIZES = ("H", "H")
+OUTPUT_SIZE = "H"
 _DTYPES = (np.float32, np.float64)
 _SHAPE_TEXT = {
     "W_ih": "(3 * H, I)",
@@ -111,10 +115,10 @@ def forward(params, x, state0=None, *, lengths=None, check_finite=False, workspa
     contract and not used: every call allocates its arrays afresh.
     """
     _check_workspace(workspace)
-    I, H, dtype = _check_params(params)
-    x = _check_input(x, I, dtype)
+    dims, dtype = _check_params(params)
+    x = _check_input(x, dims["I"], dtype)
     T, B = x.shape[0], x.shape[1]
-    state0 = _check_state(state0, "state0", B, H, dtype)
+    state0 = _check_state(state0, "state0", B, dims, dtype)
     lengths = _check_lengths(lengths, T, B)
     if lengths is not None:  # the steps past a sequence's length are not read
         x = np.where(np.arange(T)[:, None, None] >= lengths[:, None], 0, x)
@@ -124,7 +128,7 @@ def forward(params, x, state0=None, *, lengths=None, check_finite=False, workspa
         y, state, tape = _forward(params, x, state0)
         state = tuple(s.copy() for s in state)  # the tape keeps its own
     else:
-        y, state, tape = np.zeros((T, B, H), dtype=dtype), tuple(s.copy() for s in state0), []
+        y, state, tape = np.zeros((T, B, dims[OUTPUT_SIZE]), dtype=dtype), tuple(s.copy() for s in state0), []
         for b, n in enumerate(lengths):
             y_b, state_b, tape_b = _forward(params, x[:n, b : b + 1], tuple(s[b : b + 1] for s in state0))
             y[:n, b] = y_b[:, 0]
@@ -150,12 +154,12 @@ def backward(params, cache, dy, dstate=None, *, check_finite=False, workspace=No
     the gradients arriving at the final states (`dstate`, zeros when None), as the optimised module's
     backward; with the forward's `lengths`, sequence by sequence over its own steps."""
     _check_workspace(workspace)
-    _, H, dtype = _check_params(params)
+    dims, dtype = _check_params(params)
     _check_cache(cache, params)
     x = cache["x"]
     T, B = x.shape[0], x.shape[1]
-    dy = np.zeros((T, B, H), dtype=dtype) if dy is None else _check_array(dy, "dy", (T, B, H), dtype)
-    dstate = _check_state(dstate, "dstate", B, H, dtype)
+    dy = _check_dy(dy, T, B, dims, dtype)
+    dstate = _check_state(dstate, "dstate", B, dims, dtype)
     lengths = cache.get("lengths")
     if lengths is not None:  # no loss past a sequence's length
         dy = np.where(np.arange(T)[:, None, None] >= lengths[:, None], 0, dy)
@@ -187,15 +191,15 @@ def jvp(params, x, state0=None, dparams=None, dx=None, dstate0=None, *, lengths=
     """Forward-mode derivative: (y, state, dy, dstate), the outputs and their tangents along the
     direction (dparams, dx, dstate0) (zeros where None), from the tangent equations of the derivation;
     with `lengths`, sequence by sequence over its own steps, as `forward`."""
-    I, H, dtype = _check_params(params)
-    xs = _check_input(x, I, dtype)
+    dims, dtype = _check_params(params)
+    xs = _check_input(x, dims["I"], dtype)
     T, B = xs.shape[0], xs.shape[1]
-    state0 = _check_state(state0, "state0", B, H, dtype)
+    state0 = _check_state(state0, "state0", B, dims, dtype)
     tan_xs = np.zeros_like(xs) if dx is None else _check_array(dx, "dx", xs.shape, dtype)
-    tan_state0 = _check_state(dstate0, "dstate0", B, H, dtype)
+    tan_state0 = _check_state(dstate0, "dstate0", B, dims, dtype)
     if dparams is None:
         dparams = {name: np.zeros_like(value) for name, value in params.items()}
-    _check_params(dparams, "dparams", like=(I, H, dtype))
+    _check_params(dparams, "dparams", like=(dims, dtype))
     lengths = _check_lengths(lengths, T, B)
     if lengths is not None:  # x and its tangent are not read past a sequence's length
         past = np.arange(T)[:, None, None] >= lengths[:, None]
@@ -211,7 +215,7 @@ def jvp(params, x, state0=None, dparams=None, dx=None, dstate0=None, *, lengths=
     if lengths is None:
         ys, state, tan_ys, tan_state = _jvp(params, xs, state0, dparams, tan_xs, tan_state0)
     else:
-        ys, tan_ys = np.zeros((T, B, H), dtype=dtype), np.zeros((T, B, H), dtype=dtype)
+        ys, tan_ys = (np.zeros((T, B, dims[OUTPUT_SIZE]), dtype=dtype) for _ in range(2))
         state, tan_state = tuple(s.copy() for s in state0), tuple(s.copy() for s in tan_state0)
         for b, n in enumerate(lengths):
             rows = slice(b, b + 1)
@@ -228,8 +232,9 @@ def jvp(params, x, state0=None, dparams=None, dx=None, dstate0=None, *, lengths=
 
 def _forward(params, xs, state0):
     """The forward equations, step by step: (ys, final states, the tape of every step's values)."""
-    T, B, H = xs.shape[0], xs.shape[1], state0[0].shape[1]
+    T, B = xs.shape[0], xs.shape[1]
     dtype = xs.dtype
+    H = params["W_ih"].shape[0] // 3
     W_ih = params["W_ih"]
     W_hh = params["W_hh"]
     b = params["b"]
@@ -289,7 +294,7 @@ def _forward(params, xs, state0):
 def _backward(params, xs, tape, dy, dstate):
     """The backward equations, step by step from the last: (dparams, dx, gradients of the states0)."""
     T = xs.shape[0]
-    H = dstate[0].shape[1]
+    H = params["W_ih"].shape[0] // 3
     W_ih = params["W_ih"]
     W_hh = params["W_hh"]
     p = params["p"]
@@ -379,8 +384,9 @@ def _backward(params, xs, tape, dy, dstate):
 
 def _jvp(params, xs, state0, dparams, tan_xs, tan_state0):
     """The tangent equations, step by step: (ys, final states, their tangents)."""
-    T, B, H = xs.shape[0], xs.shape[1], state0[0].shape[1]
+    T, B = xs.shape[0], xs.shape[1]
     dtype = xs.dtype
+    H = params["W_ih"].shape[0] // 3
     W_ih = params["W_ih"]
     W_hh = params["W_hh"]
     b = params["b"]
@@ -580,12 +586,21 @@ def _member(params, name):
 
 
 def initialize(
-    input_size, hidden_size, *, scheme="pytorch", forget_bias=None, chrono=None, seed=0, dtype=np.float64
+    input_size,
+    hidden_size,
+    *,
+    scheme="pytorch",
+    forget_bias=None,
+    chrono=None,
+    seed=0,
+    dtype=np.float64,
+    **sizes,
 ):
     """Parameters under a named initialisation convention.
 
     Args:
-        input_size, hidden_size: I and H.
+        input_size, hidden_size: I and H (and the cell's other sizes by keyword, as init_params takes
+            them).
         scheme: "pytorch", PyTorch's default, identical to `init_params`: every parameter uniform in
             (-1/sqrt(H), 1/sqrt(H)); or "orthogonal", Keras's defaults: each fused input-weight array
             glorot uniform (limit sqrt(6 / (rows + cols))), every H x H recurrent block orthogonal (QR of a
@@ -599,12 +614,12 @@ def initialize(
         seed: seed of the draws; dtype: float32 or float64.
     """
     if scheme == "pytorch":
-        params = init_params(input_size, hidden_size, seed=seed)
+        params = init_params(input_size, hidden_size, seed=seed, **sizes)
     elif scheme == "orthogonal":
-        _check_sizes(input_size, hidden_size)
+        _check_sizes(input_size, hidden_size, **sizes)
         rng = np.random.default_rng(seed)
         params = {}
-        for name, shape in param_shapes(input_size, hidden_size).items():
+        for name, shape in param_shapes(input_size, hidden_size, **sizes).items():
             if len(shape) == 1:
                 params[name] = np.zeros(shape)
             elif BLOCKS[name][0] in RECURRENT:
@@ -628,7 +643,8 @@ def initialize(
         if not GATES["keep"] and not GATES["write"]:
             raise ValueError(f"{CELL}: chrono needs a keep or write gate; this cell has neither")
         rng = np.random.default_rng([seed, 1])
-        bias = np.log(rng.uniform(1.0, float(chrono) - 1.0, size=hidden_size))
+        gate = (GATES["keep"] or GATES["write"])[0]
+        bias = np.log(rng.uniform(1.0, float(chrono) - 1.0, size=_member(params, gate).shape))
         if GATES["keep"]:
             _set_bias(params, GATES["keep"], bias)
         if GATES["write"]:
@@ -647,19 +663,23 @@ def _set_bias(params, members, value):
         _member(params, name)[...] = value if k == 0 else 0.0
 
 
-def init_layers(input_size, hidden_size, num_layers=1, *, bidirectional=False, seed=0, dtype=np.float64):
+def init_layers(
+    input_size, hidden_size, num_layers=1, *, bidirectional=False, seed=0, dtype=np.float64, **sizes
+):
     """Parameters of a stack of L = num_layers layers (two directions each when bidirectional), each
     drawn as `init_params` draws them (seed + k * D + d for layer k, direction d): `layers[k][d]`.
-    Layer 0 reads input_size, every other layer D * hidden_size (D = 2 when bidirectional)."""
+    Layer 0 reads input_size, every other layer D times the size of y (D = 2 when bidirectional);
+    `sizes` are the cell's other sizes, as init_params takes them."""
     if not isinstance(num_layers, (int, np.integer)) or isinstance(num_layers, bool) or num_layers < 1:
         raise ValueError(f"{CELL}: num_layers must be a positive integer, got {num_layers!r}")
     if not isinstance(bidirectional, bool):
         raise TypeError(f"{CELL}: bidirectional must be True or False, got {bidirectional!r}")
     D = 2 if bidirectional else 1
+    width = D * _check_sizes(input_size, hidden_size, **sizes)[OUTPUT_SIZE]
     return [
         [
-            init_params(input_size if k == 0 else D * hidden_size, hidden_size, seed=seed + k * D + d,
-                        dtype=dtype)
+            init_params(input_size if k == 0 else width, hidden_size, seed=seed + k * D + d, dtype=dtype,
+                        **sizes)
             for d in range(D)
         ]
         for k in range(num_layers)
@@ -671,24 +691,25 @@ def forward_layers(layers, x, state0=None, *, lengths=None, check_finite=False, 
 
     Args:
         layers: L lists of D parameter dicts (D = 1, or 2 for a bidirectional stack): `layers[k][d]`,
-            layer 0 of input size I, the others of input size D * H (`init_layers`, `from_torch_layers`).
+            layer 0 of input size I, the others of input size D times the size of y (`init_layers`,
+            `from_torch_layers`).
         x: (T, B, I) inputs, time-major, same dtype as the parameters.
-        state0: tuple of (L * D, B, H) initial states in the order of STATES, index k * D + d; zeros
-            if None.
+        state0: tuple of (L * D, B, size) initial states in the order of STATES (each at its size,
+            STATE_SIZES), index k * D + d; zeros if None.
         lengths: B integers in [0, T] (as for `forward`): every layer and direction stops at each
             sequence's length, and the reverse direction starts at its last step.
         check_finite, workspace: as for `forward`, for every layer (a workspace keeps one per layer).
 
     Returns:
-        y: (T, B, D * H) the last layer's outputs, the directions concatenated (forward first).
-        state: tuple of (L * D, B, H) final states.
+        y: (T, B, D * size of y) the last layer's outputs, the directions concatenated (forward first).
+        state: tuple of (L * D, B, size) final states.
         cache: what `backward_layers` needs.
     """
-    L, D, I, H, dtype = _check_layers(layers)
+    L, D, dims, dtype = _check_layers(layers)
     workspace = _check_workspace(workspace)
-    x = _check_input(x, I, dtype)
+    x = _check_input(x, dims["I"], dtype)
     T, B = x.shape[0], x.shape[1]
-    state0 = _check_layer_states(state0, "state0", L * D, B, H, dtype)
+    state0 = _check_layer_states(state0, "state0", L * D, B, dims, dtype)
     order = _reversal(lengths, T, B)
     caches, finals = [], []
     inputs = x
@@ -706,7 +727,7 @@ def forward_layers(layers, x, state0=None, *, lengths=None, check_finite=False, 
             caches.append(cache)
         inputs = outputs[0] if D == 1 else np.concatenate(outputs, axis=2)
     state = tuple(np.stack([final[j] for final in finals]) for j in range(len(STATES)))
-    cache = {"cell": CELL, "layers": caches, "shape": (L, D, T, B, I, H), "order": order}
+    cache = {"cell": CELL, "layers": caches, "shape": (L, D, T, B), "dims": dims, "order": order}
     return inputs, state, cache
 
 
@@ -716,28 +737,29 @@ def backward_layers(layers, cache, dy, dstate=None, *, check_finite=False, works
     Args:
         layers: the parameters given to `forward_layers`.
         cache: the cache returned by `forward_layers`.
-        dy: (T, B, D * H) gradient of the loss with respect to y, or None (no loss on y).
-        dstate: tuple of (L * D, B, H) gradients arriving at the final states, or None.
+        dy: (T, B, D * size of y) gradient of the loss with respect to y, or None (no loss on y).
+        dstate: tuple of (L * D, B, size) gradients arriving at the final states, or None.
         check_finite, workspace: as for `backward`, for every layer.
 
     Returns:
         dlayers: gradients with the structure of `layers` (`dlayers[k][d]`, dicts).
         dx: (T, B, I) gradient with respect to x.
-        dstate0: tuple of (L * D, B, H) gradients with respect to the initial states.
+        dstate0: tuple of (L * D, B, size) gradients with respect to the initial states.
     """
-    L, D, I, H, dtype = _check_layers(layers)
+    L, D, dims, dtype = _check_layers(layers)
     workspace = _check_workspace(workspace)
     if not isinstance(cache, dict) or cache.get("cell") != CELL or "layers" not in cache:
         raise ValueError(f"{CELL}: cache must be the cache forward_layers returned, got {_describe(cache)}")
-    if cache["shape"][:2] != (L, D) or cache["shape"][4:] != (I, H):
-        raise ValueError(
-            f"{CELL}: layers (L={L}, D={D}, I={I}, H={H}) are not those of the cache "
-            "(L={}, D={}, I={}, H={})".format(*cache["shape"][:2], *cache["shape"][4:])
-        )
+    if cache["shape"][:2] != (L, D) or cache["dims"] != dims:
+        ours = ", ".join(f"{k}={v}" for k, v in {"L": L, "D": D, **dims}.items())
+        theirs = ", ".join(f"{k}={v}" for k, v in {"L": cache["shape"][0], "D": cache["shape"][1],
+                                                    **cache["dims"]}.items())  # fmt: skip
+        raise ValueError(f"{CELL}: layers ({ours}) are not those of the cache ({theirs})")
     T, B = cache["shape"][2:4]
+    H = dims[OUTPUT_SIZE]  # the size of each direction's y
     if dy is not None:
         dy = _check_array(dy, "dy", (T, B, D * H), dtype)
-    dstate = _check_layer_states(dstate, "dstate", L * D, B, H, dtype)
+    dstate = _check_layer_states(dstate, "dstate", L * D, B, dims, dtype)
     order = cache["order"]
     dlayers = [[None] * D for _ in range(L)]
     dstate0 = [None] * (L * D)
@@ -793,7 +815,7 @@ def from_torch_layers(state_dict):
 
 def to_torch_layers(layers):
     """The torch.nn state dict (numpy arrays) of a stack `layers[k][d]`, as from_torch_layers reads it."""
-    L, D, _, _, _ = _check_layers(layers)
+    L, D, _, _ = _check_layers(layers)
     state_dict = {}
     for k in range(L):
         for d in range(D):
@@ -802,7 +824,7 @@ def to_torch_layers(layers):
 
 
 def _check_layers(layers):
-    """(L, D, I, H, dtype) of a stack of parameter dicts `layers[k][d]`."""
+    """(L, D, dims, dtype) of a stack of parameter dicts `layers[k][d]` (dims: layer 0's sizes)."""
     if not isinstance(layers, (list, tuple)) or not layers:
         got = "an empty list" if isinstance(layers, (list, tuple)) else _describe(layers)
         raise TypeError(
@@ -822,31 +844,33 @@ def _check_layers(layers):
             f"{CELL}: every layer must have {D} direction(s) like layers[0]; layers[{uneven[0]}] has "
             f"{len(layers[uneven[0]])}"
         )
-    I, H, dtype = _check_params(layers[0][0], "layers[0][0]")
+    dims, dtype = _check_params(layers[0][0], "layers[0][0]")
+    width = D * dims[OUTPUT_SIZE]
     if SAME_SIZE and L > 1 and D == 2:
         raise ValueError(
             f"{CELL}: the cell needs input size == hidden size, which a bidirectional stack's layer 1 "
-            f"(input size 2 * H = {2 * H}) cannot have"
+            f"(input size 2 * H = {width}) cannot have"
         )
     for k, layer in enumerate(layers):
         for d, params in enumerate(layer):
-            size = I if k == 0 else D * H
-            _check_params(params, f"layers[{k}][{d}]", like=(size, H, dtype))
-    return L, D, I, H, dtype
+            size = dims["I"] if k == 0 else width
+            _check_params(params, f"layers[{k}][{d}]", like=({**dims, "I": size}, dtype))
+    return L, D, dims, dtype
 
 
-def _check_layer_states(states, name, count, B, H, dtype):
-    """A tuple of (count, B, H) arrays, one per state, or None."""
+def _check_layer_states(states, name, count, B, dims, dtype):
+    """A tuple of (count, B, size) arrays, one per state at its size, or None."""
     if states is None:
         return None
+    shapes = [(count, B, dims[label]) for label in STATE_SIZES]
     if not isinstance(states, (tuple, list)) or len(states) != len(STATES):
         got = f"{len(states)} items" if isinstance(states, (tuple, list)) else _describe(states)
+        wanted = ", ".join(f"{st} {shape}" for st, shape in zip(STATES, shapes))
         raise ValueError(
-            f"{CELL}: {name} must be a tuple of {len(STATES)} (L * D, B, H) = ({count}, {B}, {H}) arrays "
-            f"{STATES}, got {got}"
+            f"{CELL}: {name} must be a tuple of {len(STATES)} (L * D, B, size) arrays ({wanted}), got {got}"
         )
     return tuple(
-        _check_array(s, f"{name}[{j}] ({STATES[j]})", (count, B, H), dtype) for j, s in enumerate(states)
+        _check_array(s, f"{name}[{j}] ({STATES[j]})", shapes[j], dtype) for j, s in enumerate(states)
     )
 
 
@@ -870,12 +894,31 @@ def _reversed(sequence, order):
 # -- input validation: every error names the argument, what was expected and what was given --------
 
 
-def _check_sizes(input_size, hidden_size):
-    for name, value in (("input_size", input_size), ("hidden_size", hidden_size)):
+def _check_sizes(input_size, hidden_size, **sizes):
+    """The sizes as a dict by label ({"I": .., "H": .., "P": ..}), each checked to be a positive integer;
+    `sizes` must be exactly the cell's other sizes, by keyword (proj_size=...)."""
+    extra = [keyword for label, keyword in SIZES.items() if label not in ("I", "H")]
+    if sorted(sizes) != sorted(extra):
+        missing, unknown = sorted(set(extra) - set(sizes)), sorted(set(sizes) - set(extra))
+        raise TypeError(
+            f"{CELL}: the sizes are input_size, hidden_size{''.join(', ' + k for k in extra)}; "
+            + (f"missing {missing}" if missing else "")
+            + ("; " if missing and unknown else "")
+            + (f"unknown {unknown}" if unknown else "")
+        )
+    given = {"input_size": input_size, "hidden_size": hidden_size, **sizes}
+    for name, value in given.items():
         if not isinstance(value, (int, np.integer)) or isinstance(value, bool) or value < 1:
             raise ValueError(f"{CELL}: {name} must be a positive integer, got {value!r}")
     if SAME_SIZE and input_size != hidden_size:
         raise ValueError(f"{CELL}: needs input_size == hidden_size, got {input_size} and {hidden_size}")
+    return {label: int(given[keyword]) for label, keyword in SIZES.items()}
+
+
+def _shapes_at(dims):
+    """param_shapes at the sizes `dims` (a dict by label)."""
+    extra = {keyword: dims[label] for label, keyword in SIZES.items() if label not in ("I", "H")}
+    return param_shapes(dims["I"], dims["H"], **extra)
 
 
 def _check_dtype(dtype, what):
@@ -901,9 +944,14 @@ def _not_an_array(value):
 
 
 def _infer_sizes(params, what):
-    """(I, H, text saying where they came from): the sizes most parameter shapes agree on."""
-    one, wide_i, wide_h = param_shapes(1, 1), param_shapes(2, 1), param_shapes(1, 2)
-    votes = {"I": {}, "H": {}}
+    """(dims, text saying where they came from): each size (by label) as most parameter shapes give it.
+
+    Every axis of a stored parameter is a number of blocks times one size: probing param_shapes with
+    that size at 2 and the others at 1 tells which, and how many blocks.
+    """
+    one = _shapes_at(dict.fromkeys(SIZES, 1))
+    wide = {label: _shapes_at({k: 2 if k == label else 1 for k in SIZES}) for label in SIZES}
+    votes = {label: {} for label in SIZES}
     for name in BLOCKS:
         value = params[name]
         if not isinstance(value, np.ndarray):
@@ -916,21 +964,18 @@ def _infer_sizes(params, what):
                 f"{CELL}: {what}[{name!r}] must be a {len(one[name])}-D array of shape "
                 f"{_SHAPE_TEXT[name]}, got {_describe(value)}"
             )
-        blocks = wide_h[name][0] - one[name][0]  # rows are blocks * H
-        if blocks and value.shape[0] % blocks == 0:
-            votes["H"].setdefault(value.shape[0] // blocks, []).append(name)
-        if value.ndim == 2:
-            size = "H" if wide_h[name][1] == 2 else "I" if wide_i[name][1] == 2 else None
-            if size:
-                votes[size].setdefault(value.shape[1], []).append(name)
+        for axis in range(value.ndim):
+            for label in SIZES:
+                blocks = wide[label][name][axis] - one[name][axis]
+                if blocks and value.shape[axis] % blocks == 0:
+                    votes[label].setdefault(value.shape[axis] // blocks, []).append(name)
     if not votes["H"]:
         raise ValueError(f"{CELL}: cannot read the hidden size off {what}: {_shapes(params)}")
-    H = max(votes["H"], key=lambda k: len(votes["H"][k]))
-    I = max(votes["I"], key=lambda k: len(votes["I"][k])) if votes["I"] else H  # x only elementwise: I == H
-    text = f"hidden size {H} from the shapes of {sorted(set(votes['H'][H]))}"
-    if votes["I"]:
-        text = f"input size {I} from the shapes of {sorted(set(votes['I'][I]))}, {text}"
-    return I, H, text
+    dims = {label: max(v, key=lambda k, v=v: len(v[k])) for label, v in votes.items() if v}
+    dims.setdefault("I", dims["H"])  # x only read elementwise: I == H
+    texts = [f"{SIZES[label].replace('_', ' ')} {dims[label]} from the shapes of "
+             f"{sorted(set(votes[label][dims[label]]))}" for label in SIZES if votes[label]]  # fmt: skip
+    return dims, ", ".join(texts)
 
 
 def _shapes(params):
@@ -938,7 +983,8 @@ def _shapes(params):
 
 
 def _check_params(params, what="params", like=None):
-    """(I, H, dtype) of a parameter dict; `like=(I, H, dtype)` checks it against known sizes instead."""
+    """(dims, dtype) of a parameter dict, dims its sizes by label ({"I": 3, "H": 4}); `like=(dims,
+    dtype)` checks it against known sizes instead."""
     if not isinstance(params, dict):
         raise TypeError(f"{CELL}: {what} must be a dict of arrays {list(BLOCKS)}, got {_describe(params)}")
     missing = [name for name in BLOCKS if name not in params]
@@ -949,17 +995,19 @@ def _check_params(params, what="params", like=None):
             f"(missing {missing}, unexpected {extra})"
         )
     if like is None:
-        I, H, sizes = _infer_sizes(params, what)
+        dims, sizes = _infer_sizes(params, what)
         first = next(iter(BLOCKS))
         dtype = _check_dtype(params[first].dtype, f"{what}[{first!r}] dtype")
-        if H < 1 or I < 1:
+        if min(dims.values()) < 1:
             raise ValueError(f"{CELL}: {what} describe an empty cell ({sizes})")
-        if SAME_SIZE and I != H:
+        if SAME_SIZE and dims["I"] != dims["H"]:
             raise ValueError(f"{CELL}: needs input size == hidden size, got {sizes}")
     else:
-        I, H, dtype = like
-        sizes = f"input size {I}, hidden size {H} as in params"
-    for name, shape in param_shapes(I, H).items():
+        dims, dtype = like
+        sizes = (
+            ", ".join(f"{SIZES[label].replace('_', ' ')} {n}" for label, n in dims.items()) + " as in params"
+        )
+    for name, shape in _shapes_at(dims).items():
         value = params[name]
         if not isinstance(value, np.ndarray):
             raise TypeError(
@@ -972,7 +1020,7 @@ def _check_params(params, what="params", like=None):
                 f"{CELL}: {what}[{name!r}] must have dtype {dtype} like {what}[{next(iter(BLOCKS))!r}], "
                 f"got {value.dtype}"
             )
-    return I, H, dtype
+    return dims, dtype
 
 
 def _check_array(value, name, shape, dtype):
@@ -985,6 +1033,12 @@ def _check_array(value, name, shape, dtype):
     return value
 
 
+def _check_dy(dy, T, B, dims, dtype):
+    """The gradient of the loss with respect to y, (T, B, size of y); zeros for None (no loss on y)."""
+    shape = (T, B, dims[OUTPUT_SIZE])
+    return np.zeros(shape, dtype=dtype) if dy is None else _check_array(dy, "dy", shape, dtype)
+
+
 def _check_input(x, I, dtype):
     """x as a C-contiguous (T, B, I) array (a copy only when it is not one already)."""
     if not isinstance(x, np.ndarray):
@@ -995,17 +1049,24 @@ def _check_input(x, I, dtype):
     return np.ascontiguousarray(x)
 
 
-def _check_state(state, name, B, H, dtype, default=0):
+def _check_state(state, name, B, dims, dtype, default=0):
+    """A tuple of (B, size) arrays, one per state at its size (STATE_SIZES), zeros for None (or None
+    with `default=None`)."""
+    shapes = [(B, dims[label]) for label in STATE_SIZES]
     if state is None:
         if default is None:
             return None
-        return tuple(np.zeros((B, H), dtype=dtype) for _ in STATES)
+        return tuple(np.zeros(shape, dtype=dtype) for shape in shapes)
     if not isinstance(state, (tuple, list)) or len(state) != len(STATES):
+        if set(STATE_SIZES) == {"H"}:
+            wanted = f"(B, H) = ({B}, {dims['H']}) arrays {STATES}"
+        else:
+            wanted = "arrays (" + ", ".join(f"{st} {shape}" for st, shape in zip(STATES, shapes)) + ")"
         raise ValueError(
-            f"{CELL}: {name} must be a tuple of {len(STATES)} (B, H) = ({B}, {H}) arrays {STATES}, "
+            f"{CELL}: {name} must be a tuple of {len(STATES)} {wanted}, "
             f"got {_describe(state) if not isinstance(state, (tuple, list)) else f'{len(state)} items'}"
         )
-    return tuple(_check_array(s, f"{name}[{k}] ({STATES[k]})", (B, H), dtype) for k, s in enumerate(state))
+    return tuple(_check_array(s, f"{name}[{k}] ({STATES[k]})", shapes[k], dtype) for k, s in enumerate(state))
 
 
 def _check_lengths(lengths, T, B):

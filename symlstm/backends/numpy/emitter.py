@@ -25,7 +25,7 @@ from ...engine import Derivation
 from ...naming import adjoint
 from ...plan import CellPlan, Gemm, coefficient, plan_cell
 from ...spec import ElementwiseNode, FuseGroup, LinearNode
-from .head import module_head
+from .head import SizeTexts, module_head
 from .inplace import InplaceEmitter, ScratchPool
 from .printer import NumpyCodePrinter
 from .source import block_span, equation_text, group_shape, member_view, tuple_source, wrap
@@ -63,6 +63,7 @@ class NumpyModule:
     groups: list[dict]
     torch: dict
     same_size: bool
+    sizes: SizeTexts
     jvp_body: list[str] = field(default_factory=list)
     forward_setup: list[str] = field(default_factory=list)
     forward_step: list[str] = field(default_factory=list)
@@ -894,6 +895,7 @@ def numpy_module(d: Derivation) -> NumpyModule:
         groups=list(head.groups),
         torch=head.torch,
         same_size=head.same_size,
+        sizes=head.sizes,
     )
     mod.initial_states = tuple_source([f"{st}0" for st in s.states], quote=False)
     mod.initial_tangents = tuple_source([f"tan_{st}0" for st in s.states], quote=False)

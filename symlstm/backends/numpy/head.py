@@ -8,7 +8,33 @@ from dataclasses import dataclass
 from ...engine import Derivation
 from .source import docstring_text, equation_text, group_shape, tuple_source
 
-__all__ = ["ModuleHead", "module_head"]
+__all__ = ["ModuleHead", "SizeTexts", "module_head", "size_texts"]
+
+
+@dataclass(frozen=True)
+class SizeTexts:
+    """The cell's sizes as the module's source writes them (`templates/constants.py.j2`)."""
+
+    table: str  # SIZES: {"I": "input_size", "H": "hidden_size", "P": "proj_size"}
+    state_sizes: str  # STATE_SIZES: ("P", "H")
+    output: str  # OUTPUT_SIZE: "P"
+    keywords: str  # the declared sizes as keyword-only parameters: "proj_size, " (after "*, ")
+    passed: str  # the same passed on by keyword: ", proj_size=proj_size"
+    locals: tuple[str, ...]  # "P = proj_size" in param_shapes
+    extra: bool  # whether the cell declares sizes besides I and H
+
+
+def size_texts(spec) -> SizeTexts:
+    extra = spec.extra_sizes
+    return SizeTexts(
+        table="{" + ", ".join(f'"{label}": "{keyword}"' for label, keyword in spec.sizes) + "}",
+        state_sizes=tuple_source(spec.state_sizes),
+        output=f'"{spec.size(spec.output)}"',
+        keywords="".join(f"{keyword}, " for _, keyword in extra),
+        passed="".join(f", {keyword}={keyword}" for _, keyword in extra),
+        locals=tuple(f"{label} = {keyword}" for label, keyword in extra),
+        extra=bool(extra),
+    )
 
 
 @dataclass(frozen=True)
@@ -24,6 +50,7 @@ class ModuleHead:
     groups: tuple[dict, ...]  # stored parameters: name, members, shape source
     torch: dict  # texts for the torch.nn conversion's docstrings
     same_size: bool
+    sizes: SizeTexts
 
 
 def module_head(d: Derivation) -> ModuleHead:
@@ -52,4 +79,5 @@ def module_head(d: Derivation) -> ModuleHead:
             "names": list(torch.get("names", {}).items()),
         },
         same_size=s.same_size,
+        sizes=size_texts(s),
     )

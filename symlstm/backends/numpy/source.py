@@ -18,18 +18,21 @@ __all__ = [
     "equation_text",
     "group_shape",
     "member_view",
+    "row_size",
+    "size_lines",
+    "size_source",
     "tuple_source",
     "wrap",
 ]
 
 
-def block_span(k0: int, k1: int, blocks: int) -> str:
-    """A slice over blocks [k0, k1) of `blocks` blocks of H rows, e.g. `H:2 * H`, or '' for all."""
+def block_span(k0: int, k1: int, blocks: int, size: str = "H") -> str:
+    """A slice over blocks [k0, k1) of `blocks` blocks of `size` rows, e.g. `H:2 * H`, or '' for all."""
     if k0 == 0 and k1 == blocks:
         return ""
 
     def at(k: int) -> str:
-        return "" if k == 0 else "H" if k == 1 else f"{k} * H"
+        return "" if k == 0 else size if k == 1 else f"{k} * {size}"
 
     lo, hi = at(k0), "" if k1 == blocks else at(k1)
     if " " in lo + hi:  # a complex bound: spaces around the colon, as ruff format writes it
@@ -85,17 +88,44 @@ def _sum_terms(expr: str) -> list[str]:
 
 
 def group_shape(spec, g: FuseGroup) -> str:
-    """Source of a stored array's shape: `(4 * H, I)`, `(H,)`."""
+    """Source of a stored array's shape: `(4 * H, I)`, `(H,)`, `(P, H)`."""
     p = spec.param(g.members[0])
-    rows = "H" if len(g.members) == 1 else f"{len(g.members)} * H"
+    size = p.shape[0]
+    rows = size if len(g.members) == 1 else f"{len(g.members)} * {size}"
     return f"({rows}, {p.shape[1]})" if p.is_matrix else f"({rows},)"
 
 
-def member_view(array: str, g: FuseGroup, member: str) -> str:
-    """Source of the view of one member's block in a stored array: `W_ih[H : 2 * H]`."""
+def row_size(spec, g: FuseGroup) -> str:
+    """The size label of a stored array's blocks of rows ('H', or a declared size)."""
+    return spec.param(g.members[0]).shape[0]
+
+
+def member_view(array: str, g: FuseGroup, member: str, size: str = "H") -> str:
+    """Source of the view of one member's block (of `size` rows) in a stored array: `W_ih[H : 2 * H]`."""
     k = g.members.index(member)
-    span = block_span(k, k + 1, len(g.members))
+    span = block_span(k, k + 1, len(g.members), size)
     return f"{array}[{span}]" if span else array
+
+
+def size_lines(spec, output: bool) -> list[str]:
+    """`H = params["W_hh"].shape[1]`, ...: the sizes a function of the reference-style modules reads
+    (not I), each off the stored parameters: the rows of the fused arrays' blocks (their views) and,
+    with `output`, the size of y."""
+    needed = {row_size(spec, g) for g in spec.groups if len(g.members) > 1}
+    needed |= {spec.size(spec.output)} if output else set()
+    return [f"{label} = {size_source(spec, label)}" for label, _ in spec.sizes if label in needed - {"I"}]
+
+
+def size_source(spec, label: str) -> str:
+    """Source reading size `label` off the stored parameters `params`: `params["W_hh"].shape[1]`,
+    `params["b_ih"].shape[0] // 4` (every declared size is in some parameter's shape)."""
+    for g in spec.groups:
+        shape = spec.param(g.members[0]).shape
+        for axis, name in enumerate(shape):
+            if name == label:
+                blocks = len(g.members) if axis == 0 else 1
+                return f'params["{g.name}"].shape[{axis}]' + (f" // {blocks}" if blocks > 1 else "")
+    raise ValueError(f"no parameter of cell {spec.name!r} has size {label!r}")
 
 
 def call_with_dict(call: str, items: dict[str, str], indent: int) -> list[str]:

@@ -19,7 +19,15 @@ from ...naming import adjoint, incoming, tangent
 from ...spec import ElementwiseNode, LinearNode
 from ..numpy.interop import literal
 from ..numpy.printer import NumpyCodePrinter
-from ..numpy.source import call_with_dict, equation_text, member_view, tuple_source, wrap
+from ..numpy.source import (
+    call_with_dict,
+    equation_text,
+    member_view,
+    row_size,
+    size_lines,
+    tuple_source,
+    wrap,
+)
 from .printer import DEFINITIONS, ReferencePrinter, functions_used
 
 __all__ = ["ReferenceCode", "jvp_lines", "reference_code"]
@@ -53,7 +61,7 @@ def _views(d: Derivation, prefix: str = "") -> list[str]:
     for g in d.spec.groups:
         for m in g.members:
             if m != g.name:
-                out.append(f"{prefix}{m} = {member_view(prefix + g.name, g, m)}")
+                out.append(f"{prefix}{m} = {member_view(prefix + g.name, g, m, row_size(d.spec, g))}")
     return out
 
 
@@ -80,7 +88,7 @@ def _forward(d: Derivation, p: ReferencePrinter) -> list[str]:
     s = d.spec
     lines = [*(f'{g.name} = params["{g.name}"]' for g in s.groups), *_views(d)]
     lines.append(f"{_unpack(s.prev_names)} = state0")
-    lines.append("ys = np.empty((T, B, H), dtype=dtype)")
+    lines.append(f"ys = np.empty((T, B, {s.size(s.output)}), dtype=dtype)")
     lines.append("tape = []  # each step's values, for backward")
     lines.append("for t in range(T):")
     body = [f"{s.input} = xs[t]"]
@@ -91,7 +99,7 @@ def _forward(d: Derivation, p: ReferencePrinter) -> list[str]:
     body.append(f"{_names(s.prev_names)} = {_names(s.update_of[st] for st in s.states)}")
     lines += ["    " + line for line in body]
     lines.append(f"return ys, {tuple_source(s.prev_names, quote=False)}, tape")
-    return lines
+    return size_lines(d.spec, output=True) + lines
 
 
 def _adjoint_statement(d: Derivation, p: ReferencePrinter, vector: str) -> list[str]:
@@ -154,12 +162,7 @@ def _backward(d: Derivation, p: ReferencePrinter) -> list[str]:
     values, used = backward_reads(d)
     lines = [f'{g.name} = params["{g.name}"]' for g in s.groups if used & {g.name, *g.members}]
     views = [line for line in _views(d) if line.split(" = ")[0] in used]
-    lines = [
-        "T = xs.shape[0]",
-        *(["H = dstate[0].shape[1]"] if views or _views(d, "d_") else []),
-        *lines,
-        *views,
-    ]
+    lines = ["T = xs.shape[0]", *size_lines(d.spec, output=False), *lines, *views]
     lines += [f'{adjoint(g.name)} = np.zeros_like(params["{g.name}"])' for g in s.groups]
     lines += _views(d, "d_")
     lines.append("dx = np.zeros_like(xs)")
@@ -192,8 +195,8 @@ def jvp_lines(d: Derivation, p: ReferencePrinter) -> list[str]:
     lines += _views(d, "tan_")
     lines.append(f"{_unpack(s.prev_names)} = state0")
     lines.append(f"{_unpack(tangent(v) for v in s.prev_names)} = tan_state0")
-    lines.append("ys = np.empty((T, B, H), dtype=dtype)")
-    lines.append("tan_ys = np.empty((T, B, H), dtype=dtype)")
+    lines.append(f"ys = np.empty((T, B, {s.size(s.output)}), dtype=dtype)")
+    lines.append(f"tan_ys = np.empty((T, B, {s.size(s.output)}), dtype=dtype)")
     lines.append("for t in range(T):")
     body = [f"{s.input}, {tangent(s.input)} = xs[t], tan_xs[t]"]
     tangents = {t.node: t.expr for t in d.jvp}
@@ -215,7 +218,7 @@ def jvp_lines(d: Derivation, p: ReferencePrinter) -> list[str]:
     lines.append(f"state = {tuple_source(s.prev_names, quote=False)}")
     lines.append(f"tan_state = {tuple_source([tangent(v) for v in s.prev_names], quote=False)}")
     lines.append("return ys, state, tan_ys, tan_state")
-    return lines
+    return size_lines(d.spec, output=True) + lines
 
 
 def _functions_source(names: list[str]) -> str:

@@ -19,7 +19,7 @@ from ...engine import Derivation
 from ...naming import adjoint, incoming
 from ...spec import CellSpec, ElementwiseNode, LinearNode
 from ..numpy.printer import NumpyCodePrinter
-from ..numpy.source import equation_text, member_view, tuple_source, wrap
+from ..numpy.source import equation_text, member_view, row_size, size_lines, tuple_source, wrap
 from ..reference.emitter import backward_reads
 from .printer import TorchPrinter, check_printed, functions_source
 
@@ -55,7 +55,7 @@ def _unpack(names) -> str:
 def _views(s: CellSpec, prefix: str = "", only: set[str] | None = None) -> list[str]:
     """Each parameter block as a view of its stored (fused) tensor: `W_ii = W_ih[:H]`."""
     return [
-        f"{prefix}{m} = {member_view(prefix + g.name, g, m)}"
+        f"{prefix}{m} = {member_view(prefix + g.name, g, m, row_size(s, g))}"
         for g in s.groups
         for m in g.members
         if m != g.name and (only is None or m in only)
@@ -92,8 +92,8 @@ def _forward(d: Derivation, p: TorchPrinter, saved: list[str]) -> list[str]:
     s = d.spec
     lines = [*(f'{g.name} = params["{g.name}"]' for g in s.groups), *_views(s)]
     lines.append(f"{_unpack(s.prev_names)} = state0")
-    lines.append("ys = xs.new_empty((T, B, H))")
-    lines += [f"seq_{v} = xs.new_empty((T, B, H))" for v in saved if v != s.input]
+    lines.append(f"ys = xs.new_empty((T, B, {s.size(s.output)}))")
+    lines += [f"seq_{v} = xs.new_empty((T, B, {d.size_label(v)}))" for v in saved if v != s.input]
     lines.append("for t in range(T):")
     body = [f"{s.input} = xs[t]"]
     for node in s.nodes:
@@ -123,7 +123,7 @@ def _forward(d: Derivation, p: TorchPrinter, saved: list[str]) -> list[str]:
     lines += [f'    "{v}": {"xs" if v == s.input else "seq_" + v},' for v in saved]
     lines.append("}")
     lines.append(f"return ys, {tuple_source(s.prev_names, quote=False)}, saved")
-    return lines
+    return size_lines(s, output=True) + lines
 
 
 def _adjoint(d: Derivation, p: TorchPrinter, vector: str) -> list[str]:
@@ -164,7 +164,7 @@ def _backward(d: Derivation, p: TorchPrinter, saved: list[str]) -> list[str]:
     s = d.spec
     _, used = backward_reads(d)
     views = _views(s, only=used)
-    lines = ["T = xs.shape[0]", *(["H = dstate[0].shape[1]"] if views or _views(s, "d_") else [])]
+    lines = ["T = xs.shape[0]", *size_lines(s, output=False)]
     lines += [f'{g.name} = params["{g.name}"]' for g in s.groups if used & {g.name, *g.members}]
     lines += views
     lines += [f'{adjoint(g.name)} = torch.zeros_like(params["{g.name}"])' for g in s.groups]

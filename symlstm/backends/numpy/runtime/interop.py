@@ -22,12 +22,12 @@ RECURRENT: tuple = ()
 GATES: dict = {}
 
 
-def param_shapes(input_size, hidden_size): ...
-def init_params(input_size, hidden_size, *, seed=0, dtype=np.float64): ...
+def param_shapes(input_size, hidden_size, **sizes): ...
+def init_params(input_size, hidden_size, *, seed=0, dtype=np.float64, **sizes): ...
 def _check_params(params, what="params", like=None): ...
 def _check_array(value, name, shape, dtype): ...
 def _check_dtype(dtype, what): ...
-def _check_sizes(input_size, hidden_size): ...
+def _check_sizes(input_size, hidden_size, **sizes): ...
 
 
 # -- generated modules include this file from the next line on --
@@ -164,12 +164,21 @@ def _member(params, name):
 
 
 def initialize(
-    input_size, hidden_size, *, scheme="pytorch", forget_bias=None, chrono=None, seed=0, dtype=np.float64
+    input_size,
+    hidden_size,
+    *,
+    scheme="pytorch",
+    forget_bias=None,
+    chrono=None,
+    seed=0,
+    dtype=np.float64,
+    **sizes,
 ):
     """Parameters under a named initialisation convention.
 
     Args:
-        input_size, hidden_size: I and H.
+        input_size, hidden_size: I and H (and the cell's other sizes by keyword, as init_params takes
+            them).
         scheme: "pytorch", PyTorch's default, identical to `init_params`: every parameter uniform in
             (-1/sqrt(H), 1/sqrt(H)); or "orthogonal", Keras's defaults: each fused input-weight array
             glorot uniform (limit sqrt(6 / (rows + cols))), every H x H recurrent block orthogonal (QR of a
@@ -183,12 +192,12 @@ def initialize(
         seed: seed of the draws; dtype: float32 or float64.
     """
     if scheme == "pytorch":
-        params = init_params(input_size, hidden_size, seed=seed)
+        params = init_params(input_size, hidden_size, seed=seed, **sizes)
     elif scheme == "orthogonal":
-        _check_sizes(input_size, hidden_size)
+        _check_sizes(input_size, hidden_size, **sizes)
         rng = np.random.default_rng(seed)
         params = {}
-        for name, shape in param_shapes(input_size, hidden_size).items():
+        for name, shape in param_shapes(input_size, hidden_size, **sizes).items():
             if len(shape) == 1:
                 params[name] = np.zeros(shape)
             elif BLOCKS[name][0] in RECURRENT:
@@ -212,7 +221,8 @@ def initialize(
         if not GATES["keep"] and not GATES["write"]:
             raise ValueError(f"{CELL}: chrono needs a keep or write gate; this cell has neither")
         rng = np.random.default_rng([seed, 1])
-        bias = np.log(rng.uniform(1.0, float(chrono) - 1.0, size=hidden_size))
+        gate = (GATES["keep"] or GATES["write"])[0]
+        bias = np.log(rng.uniform(1.0, float(chrono) - 1.0, size=_member(params, gate).shape))
         if GATES["keep"]:
             _set_bias(params, GATES["keep"], bias)
         if GATES["write"]:

@@ -15,9 +15,11 @@ import numpy as np
 CELL = "cell"
 STATES: tuple = ()
 SAME_SIZE = False
+STATE_SIZES: tuple = ()
+OUTPUT_SIZE = "H"
 
 
-def init_params(input_size, hidden_size, *, seed=0, dtype=np.float64): ...
+def init_params(input_size, hidden_size, *, seed=0, dtype=np.float64, **sizes): ...
 def forward(params, x, state0=None, *, lengths=None, check_finite=False, workspace=None): ...
 def backward(params, cache, dy, dstate=None, *, check_finite=False, workspace=None): ...
 def from_torch(state_dict, layer=0, reverse=None): ...
@@ -27,6 +29,7 @@ def _check_params(params, what="params", like=None): ...
 def _check_array(value, name, shape, dtype): ...
 def _check_input(x, I, dtype): ...
 def _check_lengths(lengths, T, B): ...
+def _check_sizes(input_size, hidden_size, **sizes): ...
 def _check_workspace(workspace): ...
 def _describe(value): ...
 
@@ -34,19 +37,23 @@ def _describe(value): ...
 # -- generated modules include this file from the next line on --
 
 
-def init_layers(input_size, hidden_size, num_layers=1, *, bidirectional=False, seed=0, dtype=np.float64):
+def init_layers(
+    input_size, hidden_size, num_layers=1, *, bidirectional=False, seed=0, dtype=np.float64, **sizes
+):
     """Parameters of a stack of L = num_layers layers (two directions each when bidirectional), each
     drawn as `init_params` draws them (seed + k * D + d for layer k, direction d): `layers[k][d]`.
-    Layer 0 reads input_size, every other layer D * hidden_size (D = 2 when bidirectional)."""
+    Layer 0 reads input_size, every other layer D times the size of y (D = 2 when bidirectional);
+    `sizes` are the cell's other sizes, as init_params takes them."""
     if not isinstance(num_layers, (int, np.integer)) or isinstance(num_layers, bool) or num_layers < 1:
         raise ValueError(f"{CELL}: num_layers must be a positive integer, got {num_layers!r}")
     if not isinstance(bidirectional, bool):
         raise TypeError(f"{CELL}: bidirectional must be True or False, got {bidirectional!r}")
     D = 2 if bidirectional else 1
+    width = D * _check_sizes(input_size, hidden_size, **sizes)[OUTPUT_SIZE]
     return [
         [
-            init_params(input_size if k == 0 else D * hidden_size, hidden_size, seed=seed + k * D + d,
-                        dtype=dtype)
+            init_params(input_size if k == 0 else width, hidden_size, seed=seed + k * D + d, dtype=dtype,
+                        **sizes)
             for d in range(D)
         ]
         for k in range(num_layers)
@@ -58,24 +65,25 @@ def forward_layers(layers, x, state0=None, *, lengths=None, check_finite=False, 
 
     Args:
         layers: L lists of D parameter dicts (D = 1, or 2 for a bidirectional stack): `layers[k][d]`,
-            layer 0 of input size I, the others of input size D * H (`init_layers`, `from_torch_layers`).
+            layer 0 of input size I, the others of input size D times the size of y (`init_layers`,
+            `from_torch_layers`).
         x: (T, B, I) inputs, time-major, same dtype as the parameters.
-        state0: tuple of (L * D, B, H) initial states in the order of STATES, index k * D + d; zeros
-            if None.
+        state0: tuple of (L * D, B, size) initial states in the order of STATES (each at its size,
+            STATE_SIZES), index k * D + d; zeros if None.
         lengths: B integers in [0, T] (as for `forward`): every layer and direction stops at each
             sequence's length, and the reverse direction starts at its last step.
         check_finite, workspace: as for `forward`, for every layer (a workspace keeps one per layer).
 
     Returns:
-        y: (T, B, D * H) the last layer's outputs, the directions concatenated (forward first).
-        state: tuple of (L * D, B, H) final states.
+        y: (T, B, D * size of y) the last layer's outputs, the directions concatenated (forward first).
+        state: tuple of (L * D, B, size) final states.
         cache: what `backward_layers` needs.
     """
-    L, D, I, H, dtype = _check_layers(layers)
+    L, D, dims, dtype = _check_layers(layers)
     workspace = _check_workspace(workspace)
-    x = _check_input(x, I, dtype)
+    x = _check_input(x, dims["I"], dtype)
     T, B = x.shape[0], x.shape[1]
-    state0 = _check_layer_states(state0, "state0", L * D, B, H, dtype)
+    state0 = _check_layer_states(state0, "state0", L * D, B, dims, dtype)
     order = _reversal(lengths, T, B)
     caches, finals = [], []
     inputs = x
@@ -93,7 +101,7 @@ def forward_layers(layers, x, state0=None, *, lengths=None, check_finite=False, 
             caches.append(cache)
         inputs = outputs[0] if D == 1 else np.concatenate(outputs, axis=2)
     state = tuple(np.stack([final[j] for final in finals]) for j in range(len(STATES)))
-    cache = {"cell": CELL, "layers": caches, "shape": (L, D, T, B, I, H), "order": order}
+    cache = {"cell": CELL, "layers": caches, "shape": (L, D, T, B), "dims": dims, "order": order}
     return inputs, state, cache
 
 
@@ -103,28 +111,29 @@ def backward_layers(layers, cache, dy, dstate=None, *, check_finite=False, works
     Args:
         layers: the parameters given to `forward_layers`.
         cache: the cache returned by `forward_layers`.
-        dy: (T, B, D * H) gradient of the loss with respect to y, or None (no loss on y).
-        dstate: tuple of (L * D, B, H) gradients arriving at the final states, or None.
+        dy: (T, B, D * size of y) gradient of the loss with respect to y, or None (no loss on y).
+        dstate: tuple of (L * D, B, size) gradients arriving at the final states, or None.
         check_finite, workspace: as for `backward`, for every layer.
 
     Returns:
         dlayers: gradients with the structure of `layers` (`dlayers[k][d]`, dicts).
         dx: (T, B, I) gradient with respect to x.
-        dstate0: tuple of (L * D, B, H) gradients with respect to the initial states.
+        dstate0: tuple of (L * D, B, size) gradients with respect to the initial states.
     """
-    L, D, I, H, dtype = _check_layers(layers)
+    L, D, dims, dtype = _check_layers(layers)
     workspace = _check_workspace(workspace)
     if not isinstance(cache, dict) or cache.get("cell") != CELL or "layers" not in cache:
         raise ValueError(f"{CELL}: cache must be the cache forward_layers returned, got {_describe(cache)}")
-    if cache["shape"][:2] != (L, D) or cache["shape"][4:] != (I, H):
-        raise ValueError(
-            f"{CELL}: layers (L={L}, D={D}, I={I}, H={H}) are not those of the cache "
-            "(L={}, D={}, I={}, H={})".format(*cache["shape"][:2], *cache["shape"][4:])
-        )
+    if cache["shape"][:2] != (L, D) or cache["dims"] != dims:
+        ours = ", ".join(f"{k}={v}" for k, v in {"L": L, "D": D, **dims}.items())
+        theirs = ", ".join(f"{k}={v}" for k, v in {"L": cache["shape"][0], "D": cache["shape"][1],
+                                                    **cache["dims"]}.items())  # fmt: skip
+        raise ValueError(f"{CELL}: layers ({ours}) are not those of the cache ({theirs})")
     T, B = cache["shape"][2:4]
+    H = dims[OUTPUT_SIZE]  # the size of each direction's y
     if dy is not None:
         dy = _check_array(dy, "dy", (T, B, D * H), dtype)
-    dstate = _check_layer_states(dstate, "dstate", L * D, B, H, dtype)
+    dstate = _check_layer_states(dstate, "dstate", L * D, B, dims, dtype)
     order = cache["order"]
     dlayers = [[None] * D for _ in range(L)]
     dstate0 = [None] * (L * D)
@@ -180,7 +189,7 @@ def from_torch_layers(state_dict):
 
 def to_torch_layers(layers):
     """The torch.nn state dict (numpy arrays) of a stack `layers[k][d]`, as from_torch_layers reads it."""
-    L, D, _, _, _ = _check_layers(layers)
+    L, D, _, _ = _check_layers(layers)
     state_dict = {}
     for k in range(L):
         for d in range(D):
@@ -189,7 +198,7 @@ def to_torch_layers(layers):
 
 
 def _check_layers(layers):
-    """(L, D, I, H, dtype) of a stack of parameter dicts `layers[k][d]`."""
+    """(L, D, dims, dtype) of a stack of parameter dicts `layers[k][d]` (dims: layer 0's sizes)."""
     if not isinstance(layers, (list, tuple)) or not layers:
         got = "an empty list" if isinstance(layers, (list, tuple)) else _describe(layers)
         raise TypeError(
@@ -209,31 +218,33 @@ def _check_layers(layers):
             f"{CELL}: every layer must have {D} direction(s) like layers[0]; layers[{uneven[0]}] has "
             f"{len(layers[uneven[0]])}"
         )
-    I, H, dtype = _check_params(layers[0][0], "layers[0][0]")
+    dims, dtype = _check_params(layers[0][0], "layers[0][0]")
+    width = D * dims[OUTPUT_SIZE]
     if SAME_SIZE and L > 1 and D == 2:
         raise ValueError(
             f"{CELL}: the cell needs input size == hidden size, which a bidirectional stack's layer 1 "
-            f"(input size 2 * H = {2 * H}) cannot have"
+            f"(input size 2 * H = {width}) cannot have"
         )
     for k, layer in enumerate(layers):
         for d, params in enumerate(layer):
-            size = I if k == 0 else D * H
-            _check_params(params, f"layers[{k}][{d}]", like=(size, H, dtype))
-    return L, D, I, H, dtype
+            size = dims["I"] if k == 0 else width
+            _check_params(params, f"layers[{k}][{d}]", like=({**dims, "I": size}, dtype))
+    return L, D, dims, dtype
 
 
-def _check_layer_states(states, name, count, B, H, dtype):
-    """A tuple of (count, B, H) arrays, one per state, or None."""
+def _check_layer_states(states, name, count, B, dims, dtype):
+    """A tuple of (count, B, size) arrays, one per state at its size, or None."""
     if states is None:
         return None
+    shapes = [(count, B, dims[label]) for label in STATE_SIZES]
     if not isinstance(states, (tuple, list)) or len(states) != len(STATES):
         got = f"{len(states)} items" if isinstance(states, (tuple, list)) else _describe(states)
+        wanted = ", ".join(f"{st} {shape}" for st, shape in zip(STATES, shapes))
         raise ValueError(
-            f"{CELL}: {name} must be a tuple of {len(STATES)} (L * D, B, H) = ({count}, {B}, {H}) arrays "
-            f"{STATES}, got {got}"
+            f"{CELL}: {name} must be a tuple of {len(STATES)} (L * D, B, size) arrays ({wanted}), got {got}"
         )
     return tuple(
-        _check_array(s, f"{name}[{j}] ({STATES[j]})", (count, B, H), dtype) for j, s in enumerate(states)
+        _check_array(s, f"{name}[{j}] ({STATES[j]})", shapes[j], dtype) for j, s in enumerate(states)
     )
 
 

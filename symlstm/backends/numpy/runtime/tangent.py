@@ -7,9 +7,10 @@ derivative independent of the optimised code and of the kernels).
 
 import numpy as np
 
+# Stand-ins for what each generated module defines, so that this file reads (and lints) on its own.
+OUTPUT_SIZE = "H"
 
-# Stand-ins for the functions each generated module defines, so that this file reads (and lints) on its
-# own.
+
 def _jvp(params, xs, state0, dparams, tan_xs, tan_state0): ...
 def _check_params(params, what="params", like=None): ...
 def _check_array(value, name, shape, dtype): ...
@@ -27,15 +28,15 @@ def jvp(params, x, state0=None, dparams=None, dx=None, dstate0=None, *, lengths=
     """Forward-mode derivative: (y, state, dy, dstate), the outputs and their tangents along the
     direction (dparams, dx, dstate0) (zeros where None), from the tangent equations of the derivation;
     with `lengths`, sequence by sequence over its own steps, as `forward`."""
-    I, H, dtype = _check_params(params)
-    xs = _check_input(x, I, dtype)
+    dims, dtype = _check_params(params)
+    xs = _check_input(x, dims["I"], dtype)
     T, B = xs.shape[0], xs.shape[1]
-    state0 = _check_state(state0, "state0", B, H, dtype)
+    state0 = _check_state(state0, "state0", B, dims, dtype)
     tan_xs = np.zeros_like(xs) if dx is None else _check_array(dx, "dx", xs.shape, dtype)
-    tan_state0 = _check_state(dstate0, "dstate0", B, H, dtype)
+    tan_state0 = _check_state(dstate0, "dstate0", B, dims, dtype)
     if dparams is None:
         dparams = {name: np.zeros_like(value) for name, value in params.items()}
-    _check_params(dparams, "dparams", like=(I, H, dtype))
+    _check_params(dparams, "dparams", like=(dims, dtype))
     lengths = _check_lengths(lengths, T, B)
     if lengths is not None:  # x and its tangent are not read past a sequence's length
         past = np.arange(T)[:, None, None] >= lengths[:, None]
@@ -51,7 +52,7 @@ def jvp(params, x, state0=None, dparams=None, dx=None, dstate0=None, *, lengths=
     if lengths is None:
         ys, state, tan_ys, tan_state = _jvp(params, xs, state0, dparams, tan_xs, tan_state0)
     else:
-        ys, tan_ys = np.zeros((T, B, H), dtype=dtype), np.zeros((T, B, H), dtype=dtype)
+        ys, tan_ys = (np.zeros((T, B, dims[OUTPUT_SIZE]), dtype=dtype) for _ in range(2))
         state, tan_state = tuple(s.copy() for s in state0), tuple(s.copy() for s in tan_state0)
         for b, n in enumerate(lengths):
             rows = slice(b, b + 1)

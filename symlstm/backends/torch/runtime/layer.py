@@ -1,8 +1,8 @@
 """Runtime of every generated torch module: the autograd Function over a sequence and the nn.Module.
 
 The template renders this file from the marker below into each module. The constants and functions it
-reads (CELL, STATES, BLOCKS, SAME_SIZE, STATE_DICT_NAMES, BIAS_PARAMS, SAVED, INPUT, param_shapes,
-_forward, _backward) are the module's own.
+reads (CELL, STATES, BLOCKS, SAME_SIZE, STATE_SIZES, OUTPUT_SIZE, STATE_DICT_NAMES, BIAS_PARAMS, SAVED,
+INPUT, param_shapes, _check_sizes, _forward, _backward) are the module's own.
 """
 
 import math
@@ -15,13 +15,16 @@ CELL = "cell"
 STATES: tuple = ()
 BLOCKS: dict = {}
 SAME_SIZE = False
+STATE_SIZES: tuple = ()
+OUTPUT_SIZE = "H"
 STATE_DICT_NAMES: dict = {}
 BIAS_PARAMS: tuple = ()
 SAVED: tuple = ()
 INPUT = "x"
 
 
-def param_shapes(input_size, hidden_size): ...
+def param_shapes(input_size, hidden_size, **sizes): ...
+def _check_sizes(input_size, hidden_size, **sizes): ...
 def _forward(params, xs, state0, past): ...
 def _backward(params, xs, saved, dy, dstate, past): ...
 
@@ -33,7 +36,7 @@ class SequenceFunction(torch.autograd.Function):
     """The cell over a whole sequence, forward and backward the derived ones, one call each.
 
     `SequenceFunction.apply(past, x, *state0, *params) -> (y, *final states)`: x (T, B, I) time-major,
-    each state (B, H), the parameters as stored (`BLOCKS`), all of one dtype and device; `past` a
+    each state (B, its size), the parameters as stored (`BLOCKS`), all of one dtype and device; `past` a
     (T, B, 1) bool tensor marking the steps past each sequence's length, or None. Forward keeps only
     the values backward reads (`SAVED`) and records no autograd graph over the steps; backward runs the
     derived backward equations once over the sequence (it is not itself differentiable).
@@ -70,13 +73,16 @@ def _positive(value, name):
 class Layer(torch.nn.Module):
     """The cell as torch.nn.LSTM/GRU/RNN are used, trained with the derived backward.
 
-    Layer(input_size, hidden_size, num_layers=1, bias=True, batch_first=False, bidirectional=False,
-    device=None, dtype=None). forward(input, state=None) -> (output, state_n): input (T, B, I), or
-    (B, T, I) with batch_first, or (T, I) unbatched; state the initial states, each (L * D, B, H)
-    (D = 2 when bidirectional, index layer * D + direction): one tensor for a cell with one state, else
-    a tuple in the order of STATES (h, c for the LSTM family), zeros when None; state_n the same for the
-    final states. Output (T, B, D * H): the last layer's y, the directions concatenated. Layer k > 0
-    reads the previous layer's output; the reverse direction runs over the flipped sequence.
+    Layer(input_size, hidden_size, num_layers=1, bias=True, batch_first=False, dropout=0.0,
+    bidirectional=False, device=None, dtype=None, **sizes) (sizes: the cell's other sizes by keyword,
+    proj_size=... for a cell that declares it). forward(input, state=None) -> (output, state_n): input
+    (T, B, I), or (B, T, I) with batch_first, or (T, I) unbatched; state the initial states, each
+    (L * D, B, its size) (D = 2 when bidirectional, index layer * D + direction): one tensor for a cell
+    with one state, else a tuple in the order of STATES (h, c for the LSTM family), zeros when None;
+    state_n the same for the final states. Output (T, B, D * size of y): the last layer's y, the
+    directions concatenated. Layer k > 0 reads the previous layer's output (with dropout `dropout`
+    applied to it in training mode, as torch.nn does); the reverse direction runs over the flipped
+    sequence.
 
     Parameters are named as in torch.nn (`weight_ih_l0`, `bias_hh_l1_reverse`; `STATE_DICT_NAMES`), so
     a torch.nn.LSTM/GRU/RNN state dict loads into the matching cell's Layer; `bias=False` leaves out
@@ -90,14 +96,21 @@ class Layer(torch.nn.Module):
         num_layers=1,
         bias=True,
         batch_first=False,
+        dropout=0.0,
         bidirectional=False,
         device=None,
         dtype=None,
+        **sizes,
     ):
         super().__init__()
         self.input_size = _positive(input_size, "input_size")
         self.hidden_size = _positive(hidden_size, "hidden_size")
         self.num_layers = _positive(num_layers, "num_layers")
+        self.sizes = sizes
+        number = isinstance(dropout, (int, float)) and not isinstance(dropout, bool)
+        if not number or not 0 <= dropout <= 1:
+            raise ValueError(f"{CELL}: dropout must be a number in [0, 1], got {dropout!r}")
+        self.dropout = float(dropout)
         for name, flag in (("bias", bias), ("batch_first", batch_first), ("bidirectional", bidirectional)):
             if not isinstance(flag, bool):
                 raise TypeError(f"{CELL}: {name} must be True or False, got {flag!r}")
@@ -109,13 +122,14 @@ class Layer(torch.nn.Module):
                 f"{input_size}, hidden_size {hidden_size}"
                 + (" and a bidirectional stack (layer 1 reads 2 * hidden_size)" if directions == 2 else "")
             )
+        self.dims = _check_sizes(input_size, hidden_size, **sizes)  # by label: {"I": .., "H": ..}
         self._names = []  # per (layer, direction): {stored parameter: attribute name}
         for layer in range(num_layers):
-            size = input_size if layer == 0 else hidden_size * directions
+            size = input_size if layer == 0 else self.dims[OUTPUT_SIZE] * directions
             for direction in range(directions):
                 suffix = f"_l{layer}" + ("_reverse" if direction else "")
                 names = {}
-                for stored, shape in param_shapes(size, hidden_size).items():
+                for stored, shape in param_shapes(size, hidden_size, **sizes).items():
                     if stored in BIAS_PARAMS and not bias:
                         continue
                     names[stored] = STATE_DICT_NAMES[stored].removesuffix("_l0") + suffix
@@ -132,8 +146,11 @@ class Layer(torch.nn.Module):
 
     def extra_repr(self):
         text = f"{self.input_size}, {self.hidden_size}, cell={CELL}"
+        text += "".join(f", {name}={value}" for name, value in self.sizes.items())
         if self.num_layers != 1:
             text += f", num_layers={self.num_layers}"
+        if self.dropout:
+            text += f", dropout={self.dropout}"
         for name in ("bias", "batch_first", "bidirectional"):
             if getattr(self, name) != (name == "bias"):
                 text += f", {name}={getattr(self, name)}"
@@ -164,8 +181,10 @@ class Layer(torch.nn.Module):
         states = self._initial(state, x, batched, directions)
         finals = []
         for layer in range(self.num_layers):
-            size = self.input_size if layer == 0 else self.hidden_size * directions
-            shapes = param_shapes(size, self.hidden_size)
+            if layer > 0 and self.dropout and self.training:
+                x = torch.nn.functional.dropout(x, self.dropout, training=True)
+            size = self.input_size if layer == 0 else self.dims[OUTPUT_SIZE] * directions
+            shapes = param_shapes(size, self.hidden_size, **self.sizes)
             outputs = []
             for direction in range(directions):
                 index = layer * directions + direction
@@ -186,17 +205,18 @@ class Layer(torch.nn.Module):
         return x, state_n[0] if len(STATES) == 1 else state_n
 
     def _initial(self, state, x, batched, directions):
-        """The initial states as (L * D, B, H) tensors, in the order of STATES."""
-        count, B, H = self.num_layers * directions, x.shape[1], self.hidden_size
+        """The initial states as (L * D, B, size) tensors, in the order of STATES."""
+        count, B = self.num_layers * directions, x.shape[1]
+        sizes = [self.dims[label] for label in STATE_SIZES]
         if state is None:
-            return tuple(x.new_zeros((count, B, H)) for _ in STATES)
+            return tuple(x.new_zeros((count, B, n)) for n in sizes)
         given = (state,) if isinstance(state, torch.Tensor) and len(STATES) == 1 else state
         what = "a tensor" if len(STATES) == 1 else f"a tuple of {len(STATES)} tensors {STATES}"
         if not isinstance(given, (tuple, list)) or len(given) != len(STATES):
             raise ValueError(f"{CELL}: state must be {what} of shape (L * D, B, H), or None")
-        shape = (count, B, H) if batched else (count, H)
         out = []
-        for name, s in zip(STATES, given):
+        for name, s, n in zip(STATES, given, sizes):
+            shape = (count, B, n) if batched else (count, n)
             if not isinstance(s, torch.Tensor) or tuple(s.shape) != shape:
                 got = tuple(s.shape) if isinstance(s, torch.Tensor) else type(s).__name__
                 raise ValueError(f"{CELL}: state {name} must have shape {shape} (L * D, B, H), got {got}")
