@@ -11,7 +11,11 @@ rational coefficients in *atoms*:
   monomial, so that 4/(4 a**2 + 4 a + 5) and 1/(a**2 + a + 5/4) are one atom: b**-2 is that atom squared;
 * for a rational power b**(p/q), b**k * r**j with the atom r = b**(1/q), p = k q + j, 0 <= j < q, so
   that b**(3/2) is b * sqrt(b) (r normalised as 1/b is, where c**(1/q) is rational);
-* for exp, exp(sum of c m) as the product of exp(m)**c, so that exp(a)**2 is exp(2 a).
+* for exp, exp(c q) as the atom exp(q) to the power c, q the primitive polynomial of the argument
+  (coprime integer coefficients, the leading one positive) and c a rational, so that exp(a)**2 is
+  exp(2 a) and exp(-a) is 1/exp(a): exponents of exp atoms are rationals (exp(q)**c = exp(c q) for any
+  c). The argument stays one atom: exp of a large sum is not split into a product of exps, which would
+  make every monomial as long as the sum (exp(a + b) and exp(a) exp(b) are then different atoms).
 
 Two expressions with the same canonical polynomial are equal, so `is_zero` never accepts a nonzero
 expression. It can miss an identity that needs more algebra than these rules (a cancellation inside a
@@ -21,13 +25,14 @@ is never wrong when it passes.
 
 from __future__ import annotations
 
+import math
 from fractions import Fraction
 
 import sympy as sp
 
 __all__ = ["Canonical", "is_zero"]
 
-Monomial = tuple[tuple[int, int], ...]  # sorted (atom index, exponent)
+Monomial = tuple[tuple[int, int | Fraction], ...]  # sorted (atom index, exponent: rational for exp atoms)
 Polynomial = dict[Monomial, Fraction]
 
 
@@ -36,10 +41,10 @@ def _mul_monomials(a: Monomial, b: Monomial) -> Monomial:
         return b
     if not b:
         return a
-    merged: dict[int, int] = dict(a)
+    merged: dict[int, int | Fraction] = dict(a)
     for k, e in b:
         merged[k] = merged.get(k, 0) + e
-    return tuple(sorted(merged.items()))
+    return tuple(sorted((k, e) for k, e in merged.items() if e))  # x * x**-1 is 1
 
 
 def _add(a: Polynomial, b: Polynomial, sign: int = 1) -> Polynomial:
@@ -78,6 +83,16 @@ def _pow(a: Polynomial, n: int) -> Polynomial:
         if n:
             base = _mul(base, base)
     return result
+
+
+def _content(p: Polynomial) -> tuple[Fraction, Polynomial]:
+    """(c, q) with p = c q, q of coprime integer coefficients and a positive leading one."""
+    numerators = [c.numerator for c in p.values()]
+    denominators = [c.denominator for c in p.values()]
+    content = Fraction(math.gcd(*numerators), math.lcm(*denominators))
+    if p[max(p)] < 0:
+        content = -content
+    return content, {m: c / content for m, c in p.items()}
 
 
 class Canonical:
@@ -161,11 +176,17 @@ class Canonical:
             return self._integer_power(self.of(e.base), int(e.exp))
         if e.is_Pow and e.exp.is_Rational:
             return self._rational_power(self.of(e.base), Fraction(int(e.exp.p), int(e.exp.q)))
-        if isinstance(e, sp.exp):  # exp(sum of c m) = product of exp(m)**c: exp(a)**2 == exp(2 a)
-            out = {(): Fraction(1)}
-            for m, c in self.of(e.args[0]).items():
-                atom = self._atom(("exp", m))
-                out = _mul(out, self._rational_power(atom, c))
+        if isinstance(e, sp.exp):  # exp(c q) = exp(q)**c: exp(a)**2 == exp(2 a), exp(-a) == 1/exp(a)
+            argument = self.of(e.args[0])
+            constant = argument.pop((), Fraction(0))
+            out: Polynomial = {(): Fraction(1)}
+            if constant:  # exp(k + q) = E**k exp(q), E the atom SymPy's own E is
+                e = self._atoms.setdefault(("number", sp.srepr(sp.E)), len(self._atoms))
+                out = {((e, constant),): Fraction(1)}
+            if argument:
+                c, q = _content(argument)
+                index = self._atoms.setdefault(("exp", self._key(q)), len(self._atoms))
+                out = _mul(out, {((index, c),): Fraction(1)})
             return out
         if e.is_number and not e.free_symbols:  # pi, E, sqrt(2), ...: exact atoms
             return self._atom(("number", sp.srepr(e)))

@@ -12,9 +12,12 @@ a, b = sp.symbols("a b", real=True)
 IDENTITIES = [
     # the same polynomial with its terms in another order, inside a call
     sp.tanh(a * b + 1) - sp.tanh(1 + b * a),
-    # exp of a sum is the product of exps; a power of exp is exp of a multiple
-    sp.exp(a + b) - sp.exp(a) * sp.exp(b),
+    # a power of exp is exp of a multiple (any rational), a constant term a factor of its own
     sp.exp(a) ** 2 - sp.exp(2 * a),
+    sp.exp(a - b) * sp.exp(b - a) - 1,
+    sp.exp(a / 2) ** 2 * sp.exp(-a) - 1,
+    sp.exp(3 * a + 1) - sp.exp(1) * sp.exp(a) ** 3,
+    sp.exp(sigmoid(a) * b) ** 3 - sp.exp(3 * b * sigmoid(a)),
     # b**(3/2) is b * sqrt(b)
     (a**2 + 1) ** sp.Rational(3, 2) - (a**2 + 1) * sp.sqrt(a**2 + 1),
     # a constant multiple of a denominator (atan' as derived two ways, found by the fuzzer)
@@ -33,7 +36,20 @@ NON_IDENTITIES = [
     sp.sqrt(2 * a**2 + 2) - 2 * sp.sqrt(a**2 + 1),
     1 / (a - b) - 1 / (b - a),
     sp.tanh(a) - sp.tanh(b),
+    sp.exp(a) ** 2 - sp.exp(3 * a),
+    sp.exp(a + 1) - sp.exp(a),
 ]
+
+
+def test_exp_of_a_large_sum_stays_small():
+    """exp of a sum of many monomials is one atom: the square of a (20-term sum)**2 inside exp, and its
+    derivative, are decided in well under a second (splitting exp of a sum into a product of exps made
+    every monomial as long as the sum: a drawn cell ran out of memory)."""
+    xs = sp.symbols("x0:20", real=True)
+    s = sum(xs) ** 2
+    e = sp.exp(-(s**2))
+    assert is_zero(sp.diff(e, xs[0]) + 4 * s * sum(xs) * e)
+    assert not is_zero(sp.diff(e, xs[0]) + 3 * s * sum(xs) * e)
 
 
 @pytest.mark.parametrize("expr", IDENTITIES, ids=str)
