@@ -115,6 +115,40 @@ def lstm() -> CellSpec:
 
 
 @register
+def lstmp() -> CellSpec:
+    cell = Cell(
+        "lstmp",
+        title="LSTM with a recurrent projection (LSTMP)",
+        doc="Sak et al. 2014 LSTM with a recurrent projection layer, as torch.nn.LSTM(proj_size=P): the "
+        "cell output o*tanh(c) (size H) is projected to h = W_hr (o*tanh(c)) of size P, which is the "
+        "output and the recurrent input of the gates (H P recurrent weights per gate instead of H H).",
+        source="Sak, Senior & Beaufays 2014; torch.nn.LSTM (proj_size)",
+    )
+    cell.size("P", "proj_size")
+    x, h_prev, c_prev = cell.input("x"), cell.state("h", size="P"), cell.state("c")
+    pre = {}
+    for gate in "ifgo":
+        pre[gate] = cell.linear(
+            f"a_{gate}", {f"W_i{gate}": x, f"W_h{gate}": h_prev}, biases=[f"b_i{gate}", f"b_h{gate}"]
+        )
+    i = cell.elementwise("i", sigmoid(pre["i"]))
+    f = cell.elementwise("f", sigmoid(pre["f"]))
+    g = cell.elementwise("g", tanh(pre["g"]))
+    o = cell.elementwise("o", sigmoid(pre["o"]))
+    c = cell.elementwise("c", f * c_prev + i * g)
+    m = cell.elementwise("m", o * tanh(c))
+    r = cell.linear("r", {"W_hr": m}, size="P")
+    h = cell.elementwise("h", r)
+    cell.update(h=h, c=c)
+    _fuse(cell, "ifgo")
+    cell.torch = _torch("LSTM", "LSTM")
+    cell.torch["names"]["weight_hr_l0"] = "W_hr"
+    cell.torch["sizes"] = {"proj_size": "proj_size"}  # our size keyword -> torch.nn.LSTM's
+    cell.gates = {"keep": ("b_if", "b_hf"), "write": ("b_ii", "b_hi")}
+    return cell.build()
+
+
+@register
 def gru() -> CellSpec:
     cell = Cell(
         "gru",

@@ -70,38 +70,42 @@ class CodeProof:
     inputs: int
 
     def __post_init__(self) -> None:
-        s, T, B, H, I = self.d.spec, self.steps, self.batch, self.hidden, self.inputs
-        dims = {"H": H, "I": I}
+        s, T, B, I = self.d.spec, self.steps, self.batch, self.inputs
+        # every declared size differs from H (H + 1, + 2, ...)
+        self.dims = {"H": self.hidden, "I": I}
+        self.dims |= {label: self.hidden + 1 + k for k, (label, _) in enumerate(s.extra_sizes)}
+        dims = self.dims
         self.params = {}
         for g in s.groups:
             first = s.param(g.members[0])
-            rows = len(g.members) * H
+            rows = len(g.members) * dims[first.shape[0]]
             shape = (rows, dims[first.shape[1]]) if first.is_matrix else (rows,)
             self.params[g.name] = _symbols(g.name, shape)
+        states = [(st, (B, dims[s.size(s.prev(st))])) for st in s.states]
         self.xs = _symbols("x", (T, B, I))
-        self.state0 = tuple(_symbols(f"{st}0", (B, H)) for st in s.states)
-        self.dy = _symbols("dy", (T, B, H))
-        self.dstate = tuple(_symbols(f"d{st}_T", (B, H)) for st in s.states)
+        self.state0 = tuple(_symbols(f"{st}0", shape) for st, shape in states)
+        self.dy = _symbols("dy", (T, B, dims[s.size(s.output)]))
+        self.dstate = tuple(_symbols(f"d{st}_T", shape) for st, shape in states)
         self.direction = (
             {k: _symbols(f"tan_{k}", v.shape) for k, v in self.params.items()},
             _symbols("tan_x", (T, B, I)),
-            tuple(_symbols(f"tan_{st}0", (B, H)) for st in s.states),
+            tuple(_symbols(f"tan_{st}0", shape) for st, shape in states),
         )
 
     def member(self, params: dict[str, np.ndarray], name: str) -> np.ndarray:
         """The block of parameter `name` inside its stored array."""
         g = self.d.spec.group_of(name)
-        H = self.hidden
+        n = self.dims[self.d.spec.param(name).shape[0]]
         k = g.members.index(name)
-        return params[g.name][k * H : (k + 1) * H]
+        return params[g.name][k * n : (k + 1) * n]
 
     def unrolled(self, params, xs, state0) -> tuple[np.ndarray, tuple[np.ndarray, ...]]:
         """y and the final states of the cell, computed from its specification node by node."""
         s, d = self.d.spec, self.d
-        T, B, H = self.steps, self.batch, self.hidden
+        T, B = self.steps, self.batch
         exprs = {n.name: independent(n.expr) for n in s.nodes if not isinstance(n, LinearNode)}
         state = dict(zip(s.prev_names, state0))
-        ys = np.empty((T, B, H), dtype=object)
+        ys = np.empty((T, B, self.dims[s.size(s.output)]), dtype=object)
         for t in range(T):
             values = {s.input: xs[t], **state}
             for node in s.nodes:
@@ -111,9 +115,10 @@ class CodeProof:
                         total = total + self.member(params, b)
                     values[node.name] = total
                     continue
-                out = np.empty((B, H), dtype=object)
+                size = self.dims[s.size(node.name)]
+                out = np.empty((B, size), dtype=object)
                 for b in range(B):
-                    for j in range(H):
+                    for j in range(size):
                         sub = {d.sym[v]: values[v][b, j] for v in d.args_of(node)}
                         sub.update({d.sym[p]: self.member(params, p)[j] for p in d.params_of(node)})
                         out[b, j] = exprs[node.name].xreplace(sub)
@@ -155,7 +160,7 @@ def prove_code(
 def _prove_at(d: Derivation, module: types.ModuleType, cp: CodeProof) -> list[ProofResult]:
     spec = d.spec
     canon = Canonical()
-    size = f"T={cp.steps} B={cp.batch} H={cp.hidden} I={cp.inputs}"
+    size = f"T={cp.steps} B={cp.batch} " + " ".join(f"{label}={n}" for label, n in cp.dims.items())
     where = f"SymPy's Jacobian of the cell unrolled from its specification, {size}"
     results = []
 

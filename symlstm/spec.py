@@ -614,7 +614,7 @@ def _check_structure(spec: CellSpec) -> None:
 
 
 # Whether the code generators take cells with sizes besides I and H (the symbolic layer does).
-EXTRA_SIZES_GENERATED = False
+EXTRA_SIZES_GENERATED = True
 
 
 def _check_sizes(spec: CellSpec) -> None:

@@ -10,6 +10,9 @@ The contract. A *module* is any object (a generated module, or a namespace/class
   the dot-product test), `init_params(input_size, hidden_size, *, seed, dtype)` and `STATES` (names of
   the states; otherwise pass `params=` and `states=` to `make_problem`), and `BLOCKS` (key -> names of the
   per-gate blocks stacked along axis 0 of that array, so reports can say `W_hf` instead of `W_hh`).
+  A cell with sizes besides I and H (an LSTM with a projection) says so in `SIZES` (label -> keyword
+  of init_params), `STATE_SIZES` and `OUTPUT_SIZE`: its states and y have those sizes, and the checks
+  run at the declared sizes `check_sizes_of` gives.
 
 `forward` must accept float64 inputs: every finite difference is evaluated in float64 on float64 copies of
 the (possibly float32-rounded) inputs, so a float32 gradient is compared with a float64 reference of the
@@ -59,13 +62,17 @@ __all__ = [
     "check_full_fd",
     "check_same",
     "check_same_at",
+    "check_sizes_of",
     "check_taylor",
     "check_torch",
     "configurations",
+    "dims_of",
     "make_problem",
     "merge_reports",
+    "output_size",
     "random_cells",
     "rounding_floor",
+    "state_shapes",
     "taylor_test",
     "tolerance_for",
 ]
@@ -203,6 +210,31 @@ class Problem:
         return self.module.backward(self.params, cache, self.w_y, self.w_state)
 
 
+def check_sizes_of(module: Any, hidden_size: int) -> dict[str, int]:
+    """The values of a module's declared sizes (besides I and H, `SIZES`) the checks run at, by keyword:
+    H // 2 and up (at least 1): unlike H, and below it as torch.nn.LSTM's proj_size must be."""
+    declared = [kw for label, kw in getattr(module, "SIZES", {}).items() if label not in ("I", "H")]
+    return {kw: max(1, hidden_size // 2 + k) for k, kw in enumerate(declared)}
+
+
+def dims_of(module: Any, input_size: int, hidden_size: int, sizes: Mapping[str, int]) -> dict[str, int]:
+    """Every size of a module by label ({"I": 3, "H": 4, "P": 2}) from I, H and its declared sizes."""
+    labels = getattr(module, "SIZES", {"I": "input_size", "H": "hidden_size"})
+    given = {"input_size": input_size, "hidden_size": hidden_size, **sizes}
+    return {label: given[kw] for label, kw in labels.items()}
+
+
+def state_shapes(module: Any, batch: int, dims: Mapping[str, int], count: int) -> list[tuple[int, int]]:
+    """(B, size) of each of a module's `count` states (`STATE_SIZES`; H where it has none)."""
+    labels = getattr(module, "STATE_SIZES", ("H",) * count)
+    return [(batch, dims[label]) for label in labels]
+
+
+def output_size(module: Any, dims: Mapping[str, int]) -> int:
+    """The size of y (`OUTPUT_SIZE`; H where the module has none)."""
+    return dims[getattr(module, "OUTPUT_SIZE", "H")]
+
+
 def make_problem(
     module: ModuleType | Any,
     input_size: int = 3,
@@ -217,6 +249,7 @@ def make_problem(
     params: Mapping[str, np.ndarray] | None = None,
     states: Sequence[str] | None = None,
     smooth: bool | None = None,
+    sizes: Mapping[str, int] | None = None,
 ) -> Problem:
     """A seeded problem for `module`: inputs, initial states and loss weights standard normal.
 
@@ -231,23 +264,25 @@ def make_problem(
         states: state names when the module has no `STATES` (their number is what matters).
         smooth: False for a piecewise-smooth cell (relu), whose FD and Taylor steps must stay small
             enough not to cross kinks (default `module.SMOOTH`, else True).
+        sizes: the cell's declared sizes by keyword ({"proj_size": 2}; default `check_sizes_of`).
     """
     rng = np.random.default_rng(seed)
     dtype = np.dtype(dtype)
+    sizes = check_sizes_of(module, hidden_size) if sizes is None else dict(sizes)
     if params is None:
         if not hasattr(module, "init_params"):
             raise TypeError("make_problem: the module has no init_params; pass params= (a dict of arrays)")
-        params = module.init_params(input_size, hidden_size, seed=seed, dtype=dtype)
+        params = module.init_params(input_size, hidden_size, seed=seed, dtype=dtype, **sizes)
     params = {k: np.asarray(v).astype(dtype) for k, v in params.items()}
     names = tuple(states) if states is not None else getattr(module, "STATES", None)
     if names is None:
         raise TypeError("make_problem: the module has no STATES; pass states=('h',) or similar")
+    dims = dims_of(module, input_size, hidden_size, sizes)
+    shapes = state_shapes(module, batch, dims, len(names))
     x = rng.standard_normal((steps, batch, input_size)).astype(dtype)
-    state0 = tuple(rng.standard_normal((batch, hidden_size)).astype(dtype) for _ in names)
-    w_y = rng.standard_normal((steps, batch, hidden_size)).astype(dtype)
-    w_state = (
-        tuple(rng.standard_normal((batch, hidden_size)).astype(dtype) for _ in names) if with_dstate else None
-    )
+    state0 = tuple(rng.standard_normal(shape).astype(dtype) for shape in shapes)
+    w_y = rng.standard_normal((steps, batch, output_size(module, dims))).astype(dtype)
+    w_state = tuple(rng.standard_normal(shape).astype(dtype) for shape in shapes) if with_dstate else None
     cell = name or getattr(module, "CELL", "cell")
     smooth = bool(getattr(module, "SMOOTH", True)) if smooth is None else smooth
     return Problem(module, params, x, state0, w_y, w_state, cell, tuple(names), smooth)
@@ -792,15 +827,21 @@ def check_torch(
         return report
     tdtype = torch.float64 if dtype == np.float64 else torch.float32
     I, H = input_size, hidden_size
+    sizes = check_sizes_of(module, hidden_size)
+    theirs = {torch_spec.get("sizes", {}).get(k, k): v for k, v in sizes.items()}  # proj_size=...
     torch.manual_seed(seed)
-    net = getattr(torch.nn, torch_spec["module"])(I, H, dtype=tdtype, **torch_spec.get("kwargs", {}))
+    net = getattr(torch.nn, torch_spec["module"])(
+        I, H, dtype=tdtype, **torch_spec.get("kwargs", {}), **theirs
+    )
     params = module.from_torch({k: v.detach().numpy() for k, v in net.state_dict().items()})
     n_states = len(module.STATES)
     rng = np.random.default_rng(seed)
+    dims = dims_of(module, I, H, sizes)
+    shapes = state_shapes(module, batch, dims, n_states)
     x = rng.standard_normal((steps, batch, I)).astype(dtype)
-    state0 = tuple(rng.standard_normal((batch, H)).astype(dtype) for _ in range(n_states))
-    w_y = rng.standard_normal((steps, batch, H)).astype(dtype)
-    w_s = tuple(rng.standard_normal((batch, H)).astype(dtype) for _ in range(n_states))
+    state0 = tuple(rng.standard_normal(shape).astype(dtype) for shape in shapes)
+    w_y = rng.standard_normal((steps, batch, output_size(module, dims))).astype(dtype)
+    w_s = tuple(rng.standard_normal(shape).astype(dtype) for shape in shapes)
     if not with_dstate:
         w_s = tuple(np.zeros_like(w) for w in w_s)
     y, state, cache = module.forward(params, x, state0)
@@ -859,22 +900,24 @@ def check_same(
     rng = np.random.default_rng(seed)
     I, H, T, B = input_size, hidden_size, steps, batch
     n = len(reference.STATES)
-    params = reference.init_params(I, H, seed=seed, dtype=dtype)
+    sizes = check_sizes_of(reference, H)
+    params = reference.init_params(I, H, seed=seed, dtype=dtype, **sizes)
+    dims = dims_of(reference, I, H, sizes)
+    shapes = state_shapes(reference, B, dims, n)
 
     def draw(*shape: int) -> np.ndarray:
         return rng.standard_normal(shape).astype(dtype)
 
-    x, state0 = draw(T, B, I), tuple(draw(B, H) for _ in range(n)) if with_state0 else None
-    dy, dstate = draw(T, B, H), tuple(draw(B, H) for _ in range(n)) if with_dstate else None
-    direction = (
-        {k: draw(*v.shape) for k, v in params.items()},
-        draw(T, B, I),
-        tuple(draw(B, H) for _ in range(n)),
-    )
+    def states() -> tuple[np.ndarray, ...]:
+        return tuple(draw(*shape) for shape in shapes)
+
+    x, state0 = draw(T, B, I), states() if with_state0 else None
+    dy, dstate = draw(T, B, output_size(reference, dims)), states() if with_dstate else None
+    direction = ({k: draw(*v.shape) for k, v in params.items()}, draw(T, B, I), states())
     ws: dict | None = None
     if workspace:
         ws = {}
-        other = (draw(T, B, I), tuple(draw(B, H) for _ in range(n)) if with_state0 else None)
+        other = (draw(T, B, I), states() if with_state0 else None)
         _, _, cache = module.forward(params, *other, workspace=ws)
         module.backward(params, cache, dy, dstate, workspace=ws)
     kwargs = {} if ws is None else {"workspace": ws}
@@ -911,7 +954,8 @@ def check_same(
         if alike.any():
             ours, theirs = np.where(alike, 0.0, ours), np.where(alike, 0.0, theirs)
         report.blocks.append(_compare(what, ours, theirs, tol.same_rtol, floor))
-    config = f"I={I} H={H} T={T} B={B}, state0 {'given' if with_state0 else 'None'}, "
+    config = "".join(f"{label}={k} " for label, k in dims.items()) + f"T={T} B={B}, "
+    config += f"state0 {'given' if with_state0 else 'None'}, "
     config += f"dstate {'given' if with_dstate else 'None'}" + (", reused workspace" if workspace else "")
     report.note = config
     return report

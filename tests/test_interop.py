@@ -13,7 +13,8 @@ import pytest
 
 import symlstm
 from symlstm.backends.numpy.interop import validate_keras
-from tests.conftest import CELL_NAMES, require
+from symlstm.testing import dims_of, output_size
+from tests.conftest import CELL_NAMES, require, sizes, torch_net
 
 KERAS_CELLS = [n for n in CELL_NAMES if symlstm.cell(n).keras]
 TORCH_CELLS = [n for n in CELL_NAMES if symlstm.cell(n).torch]
@@ -90,11 +91,11 @@ def test_stacked_torch_layers_are_cells_run_one_after_the_other(name):
     spec, module = symlstm.cell(name), symlstm.load(name)
     I, H, L = 3, 4, 2
     torch.manual_seed(0)
-    net = getattr(torch.nn, spec.torch["module"])(
-        I, H, num_layers=L, dtype=torch.float64, **spec.torch["kwargs"]
-    )
+    net = torch_net(spec, I, H, num_layers=L, dtype=torch.float64)
     sd = {k: v.detach().numpy() for k, v in net.state_dict().items()}
-    assert sum(spec.param_count(I if k == 0 else H, H) for k in range(L)) == sum(
+    extra = sizes(module, H)
+    width = output_size(module, dims_of(module, I, H, extra))  # what layer 1 reads
+    assert sum(spec.param_count(I if k == 0 else width, H, **extra) for k in range(L)) == sum(
         p.numel() for p in net.parameters()
     )
     x = np.random.default_rng(0).standard_normal((5, 2, I))
@@ -116,11 +117,12 @@ def test_stacked_torch_layers_are_cells_run_one_after_the_other(name):
 def test_initializers_for_every_cell(name):
     module, spec = symlstm.load(name), symlstm.cell(name)
     I = H = 5
-    base = module.initialize(I, H, seed=3)
-    ref = module.init_params(I, H, seed=3)
+    extra = sizes(module, H)
+    base = module.initialize(I, H, seed=3, **extra)
+    ref = module.init_params(I, H, seed=3, **extra)
     assert all(np.array_equal(base[k], ref[k]) for k in ref)  # "pytorch" is init_params
     assert all(np.abs(v).max() <= 1 / np.sqrt(H) for v in base.values())
-    ortho = module.initialize(I, H, scheme="orthogonal", seed=3, dtype=np.float32)
+    ortho = module.initialize(I, H, scheme="orthogonal", seed=3, dtype=np.float32, **extra)
     assert all(v.dtype == np.float32 for v in ortho.values())
     for group, members in module.BLOCKS.items():
         for k, member in enumerate(members):
@@ -134,14 +136,14 @@ def test_initializers_for_every_cell(name):
                 assert 0 < np.abs(block).max() <= limit
     keep, write = spec.gates.get("keep", ()), spec.gates.get("write", ())
     if keep:
-        p = module.initialize(I, H, forget_bias=1.0, seed=3)
+        p = module.initialize(I, H, forget_bias=1.0, seed=3, **extra)
         total = sum(module._member(p, m) for m in keep)
         np.testing.assert_array_equal(total, np.ones(H))
     else:
         with pytest.raises(ValueError, match="keeps the old state"):
-            module.initialize(I, H, forget_bias=1.0)
+            module.initialize(I, H, forget_bias=1.0, **extra)
     if keep or write:
-        p = module.initialize(I, H, scheme="orthogonal", chrono=100, seed=3)
+        p = module.initialize(I, H, scheme="orthogonal", chrono=100, seed=3, **extra)
         b_keep = sum(module._member(p, m) for m in keep) if keep else None
         b_write = sum(module._member(p, m) for m in write) if write else None
         b = b_keep if keep else -b_write
@@ -150,7 +152,7 @@ def test_initializers_for_every_cell(name):
             np.testing.assert_array_equal(b_write, -b_keep)
     else:
         with pytest.raises(ValueError, match="neither"):
-            module.initialize(I, H, chrono=100)
+            module.initialize(I, H, chrono=100, **extra)
 
 
 def test_initializer_errors():

@@ -10,12 +10,11 @@ import pytest
 
 import symlstm
 from symlstm.backends import CODE_BACKENDS
-from symlstm.testing import Problem, check_full_fd
+from symlstm.testing import Problem, check_full_fd, dims_of, output_size
 
-from .conftest import require
+from .conftest import require, sizes, torch_net
 
-TORCH_CELLS = {"rnn": ("RNN", {}), "rnn_relu": ("RNN", {"nonlinearity": "relu"}), "lstm": ("LSTM", {}),
-               "gru": ("GRU", {})}  # fmt: skip
+TORCH_CELLS = [name for name in sorted(symlstm.CELLS) if symlstm.cell(name).torch]
 # (num_layers, bidirectional, lengths): T = 4, B = 3; lengths with a full, a short and an empty sequence.
 STACKS = [
     (1, True, None),
@@ -63,10 +62,15 @@ def problem(module, num_layers, bidirectional, lengths, *, I=3, H=2, T=4, B=3, d
     """A seeded problem for the stack: inputs, states (L * D, B, H) and loss weights standard normal."""
     stack = Stacked(module, num_layers, bidirectional, lengths)
     rng = np.random.default_rng(seed)
-    layers = module.init_layers(I, H, num_layers, bidirectional=bidirectional, seed=seed, dtype=dtype)
-    count, width = stack.L * stack.D, stack.D * H
-    state0 = tuple(rng.standard_normal((count, B, H)).astype(dtype) for _ in module.STATES)
-    w_state = tuple(rng.standard_normal((count, B, H)).astype(dtype) for _ in module.STATES)
+    extra = sizes(module, H)
+    layers = module.init_layers(
+        I, H, num_layers, bidirectional=bidirectional, seed=seed, dtype=dtype, **extra
+    )
+    dims = dims_of(module, I, H, extra)
+    count, width = stack.L * stack.D, stack.D * output_size(module, dims)
+    shapes = [(count, B, dims[label]) for label in module.STATE_SIZES]
+    state0 = tuple(rng.standard_normal(shape).astype(dtype) for shape in shapes)
+    w_state = tuple(rng.standard_normal(shape).astype(dtype) for shape in shapes)
     return Problem(
         stack, stack.flat(layers), rng.standard_normal((T, B, I)).astype(dtype), state0,
         rng.standard_normal((T, B, width)).astype(dtype), w_state if with_dstate else None, stack.CELL,
@@ -153,21 +157,17 @@ def test_every_backend_runs_stacks_as_the_numpy_module(backend):
 
 
 @pytest.mark.parametrize("num_layers, bidirectional, lengths", STACKS, ids=str)
-@pytest.mark.parametrize("cell", sorted(TORCH_CELLS))
+@pytest.mark.parametrize("cell", TORCH_CELLS)
 def test_equal_to_torch_nn(cell, num_layers, bidirectional, lengths):
     torch = require("torch")
     module = symlstm.load(cell)
-    kind, options = TORCH_CELLS[cell]
     I, H, T, B = 3, 4, 4, 3
     torch.manual_seed(0)
-    net = getattr(torch.nn, kind)(I, H, num_layers=num_layers, bidirectional=bidirectional,
-                                  dtype=torch.float64, **options)  # fmt: skip
+    net = torch_net(symlstm.cell(cell), I, H, num_layers=num_layers, bidirectional=bidirectional,
+                    dtype=torch.float64)  # fmt: skip
     D = 2 if bidirectional else 1
-    rng = np.random.default_rng(1)
-    x = rng.standard_normal((T, B, I))
-    state0 = tuple(rng.standard_normal((num_layers * D, B, H)) for _ in module.STATES)
-    w_y = rng.standard_normal((T, B, D * H))
-    w_state = tuple(rng.standard_normal((num_layers * D, B, H)) for _ in module.STATES)
+    p = problem(module, num_layers, bidirectional, lengths, I=I, H=H, T=T, B=B, seed=1)
+    x, state0, w_y, w_state = p.x, p.state0, p.w_y, p.w_state
 
     xt = torch.tensor(x, requires_grad=True)
     st = [torch.tensor(s, requires_grad=True) for s in state0]

@@ -12,7 +12,7 @@ import symlstm
 from symlstm.backends import CODE_BACKENDS
 from symlstm.testing import check_adjoint, check_full_fd, check_same, make_problem
 
-from .conftest import CELL_NAMES, require
+from .conftest import CELL_NAMES, require, torch_net
 
 LENGTHS = (5, 2, 0, 4)  # T = 5, B = 4: one full sequence, two shorter ones and an empty one
 
@@ -25,6 +25,9 @@ def with_lengths(module, lengths):
         STATES=module.STATES,
         BLOCKS=module.BLOCKS,
         SAME_SIZE=module.SAME_SIZE,
+        SIZES=module.SIZES,
+        STATE_SIZES=module.STATE_SIZES,
+        OUTPUT_SIZE=module.OUTPUT_SIZE,
         init_params=module.init_params,
         forward=lambda params, x, state0=None, **kw: module.forward(params, x, state0, lengths=lengths, **kw),
         backward=module.backward,
@@ -108,14 +111,10 @@ def test_a_sequence_past_its_length_is_not_read_and_gets_no_gradient(backend):
 @pytest.mark.parametrize("backend", ["numpy", "reference"])
 def test_dy_none_is_no_loss_on_y(backend, cell_name):
     module = symlstm.load(cell_name, backend=backend)
-    I, H = _sizes(module)
-    rng = np.random.default_rng(2)
-    params = module.init_params(I, H, seed=2)
-    x = rng.standard_normal((4, 2, I))
-    dstate = tuple(rng.standard_normal((2, H)) for _ in module.STATES)
-    _, _, cache = module.forward(params, x)
-    none = module.backward(params, cache, None, dstate)
-    zeros = module.backward(params, cache, np.zeros((4, 2, H)), dstate)
+    p = make_problem(module, *_sizes(module), steps=4, batch=2, seed=2)
+    _, _, cache = module.forward(p.params, p.x)
+    none = module.backward(p.params, cache, None, p.w_state)
+    zeros = module.backward(p.params, cache, np.zeros_like(p.w_y), p.w_state)
     for a, b in zip(
         [*none[0].values(), none[1], *none[2]], [*zeros[0].values(), zeros[1], *zeros[2]], strict=True
     ):
@@ -159,13 +158,10 @@ def test_lengths_as_torch_packs_them():
     for name in [n for n in CELL_NAMES if symlstm.cell(n).torch]:
         spec, module = symlstm.cell(name), symlstm.load(name)
         torch.manual_seed(0)
-        net = getattr(torch.nn, spec.torch["module"])(3, 4, dtype=torch.float64, **spec.torch["kwargs"])
+        net = torch_net(spec, 3, 4, dtype=torch.float64)
         params = module.from_torch({k: v.detach().numpy() for k, v in net.state_dict().items()})
-        rng = np.random.default_rng(1)
-        x = rng.standard_normal((5, 4, 3))
-        state0 = tuple(rng.standard_normal((4, 4)) for _ in module.STATES)
-        w_y = rng.standard_normal((5, 4, 4))
-        w_s = tuple(rng.standard_normal((4, 4)) for _ in module.STATES)
+        p = make_problem(module, 3, 4, steps=5, batch=4, seed=1, params=params)
+        x, state0, w_y, w_s = p.x, p.state0, p.w_y, p.w_state
         y, state, cache = module.forward(params, x, state0, lengths=lengths)
         dparams, dx, dstate0 = module.backward(params, cache, w_y, w_s)
         xt = torch.tensor(x, requires_grad=True)

@@ -8,12 +8,12 @@ import pytest
 import symlstm
 from symlstm.backends import CODE_BACKENDS
 
-from .conftest import CELL_NAMES
+from .conftest import CELL_NAMES, sizes
 
 
 def _run(module, seed=0):
     I = 4 if module.SAME_SIZE else 3
-    params = module.init_params(I, 4, seed=seed)
+    params = module.init_params(I, 4, seed=seed, **sizes(module, 4))
     return params, np.random.default_rng(seed).standard_normal((5, 2, I))
 
 

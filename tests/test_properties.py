@@ -17,7 +17,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import symlstm
-from symlstm.testing import check_full_fd, make_problem
+from symlstm.testing import check_full_fd, check_sizes_of, dims_of, make_problem, state_shapes
 from tests.conftest import CELL_NAMES
 
 PROPERTY = settings(max_examples=10, deadline=None, derandomize=True, database=None)
@@ -46,9 +46,11 @@ def _setup(name: str, drawn):
     if m.SAME_SIZE:
         I = H
     rng = np.random.default_rng(seed)
-    params = m.init_params(I, H, seed=seed, dtype=dtype)
+    extra = check_sizes_of(m, H)
+    params = m.init_params(I, H, seed=seed, dtype=dtype, **extra)
     x = rng.standard_normal((T, B, I)).astype(dtype)
-    state0 = tuple(rng.standard_normal((B, H)).astype(dtype) for _ in m.STATES)
+    shapes = state_shapes(m, B, dims_of(m, I, H, extra), len(m.STATES))
+    state0 = tuple(rng.standard_normal(shape).astype(dtype) for shape in shapes)
     return m, params, x, state0, rng
 
 
@@ -94,10 +96,10 @@ def test_backward_matches_finite_differences(name, drawn, with_dstate):
 
 def _check_truncated(m, params, x, state0, rng, k: int) -> None:
     name, T, dtype = m.CELL, x.shape[0], x.dtype
-    dy = rng.standard_normal((T, *state0[0].shape)).astype(dtype)
+    y, state, cache = m.forward(params, x, state0)
+    dy = rng.standard_normal(y.shape).astype(dtype)
     dstate = tuple(rng.standard_normal(s.shape).astype(dtype) for s in state0)
 
-    y, state, cache = m.forward(params, x, state0)
     dparams, dx, dstate0 = m.backward(params, cache, dy, dstate)
 
     y1, state_k, cache1 = m.forward(params, x[:k], state0)

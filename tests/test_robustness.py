@@ -24,6 +24,7 @@ from symlstm.build.generate import GenerateError, generate, render_all
 from symlstm.cli import main
 from symlstm.engine import derive
 from symlstm.spec import Cell, SpecError
+from symlstm.testing import check_sizes_of, make_problem
 
 # The modules themselves (`symlstm.generate` is also the name of the function the package exports).
 GENERATE = importlib.import_module("symlstm.build.generate")
@@ -39,15 +40,10 @@ def _sizes(m, input_size: int = 3, hidden_size: int = 4) -> tuple[int, int]:
 
 
 def _problem(m, T: int = 5, B: int = 2, dtype=np.float64, seed: int = 0):
-    """params, x (T, B, I), state0, dy (T, B, H), dstate for module `m`."""
-    I, H = _sizes(m)
-    rng = np.random.default_rng(seed)
-    params = m.init_params(I, H, seed=seed, dtype=dtype)
-    x = rng.standard_normal((T, B, I)).astype(dtype)
-    state0 = tuple(rng.standard_normal((B, H)).astype(dtype) for _ in m.STATES)
-    dy = rng.standard_normal((T, B, H)).astype(dtype)
-    dstate = tuple(rng.standard_normal((B, H)).astype(dtype) for _ in m.STATES)
-    return params, x, state0, dy, dstate
+    """params, x (T, B, I), state0, dy (T, B, size of y), dstate for module `m` (its states at their
+    sizes: `symlstm.testing.make_problem`)."""
+    p = make_problem(m, *_sizes(m), T, B, dtype=dtype, seed=seed)
+    return p.params, p.x, p.state0, p.w_y, p.w_state
 
 
 @pytest.fixture
@@ -58,7 +54,8 @@ def mod(cell_name):
 # -- 1. input validation -----------------------------------------------------------------------------
 
 BAD_INPUTS = {
-    # id: (call(m, params, x, state0, dy, dstate), exception, words the message must contain)
+    # id: (call(m, params, x, state0, dy, dstate), exception, words the message must contain: {s0} the size
+    # of the first state, {y} that of y, {y_less} one less)
     "x is 2-D": (
         lambda m, p, x, s, dy, ds: m.forward(p, x[0]),
         ValueError,
@@ -102,7 +99,7 @@ BAD_INPUTS = {
     "state0 a bare array": (
         lambda m, p, x, s, dy, ds: m.forward(p, x, s[0]),
         ValueError,
-        ["state0 must be a tuple of", "(B, H) = (2, 4)", "an array of shape (2, 4)"],
+        ["state0 must be a tuple of", "(2, 4)", "an array of shape (2, {s0})"],
     ),
     "state0 too many": (
         lambda m, p, x, s, dy, ds: m.forward(p, x, (*s, s[0])),
@@ -112,7 +109,7 @@ BAD_INPUTS = {
     "state0 batch mismatch": (
         lambda m, p, x, s, dy, ds: m.forward(p, x, tuple(a[:1] for a in s)),
         ValueError,
-        ["state0[0]", "must have shape (2, 4)", "got (1, 4)"],
+        ["state0[0]", "must have shape (2, {s0})", "got (1, {s0})"],
     ),
     "state0 int": (
         lambda m, p, x, s, dy, ds: m.forward(p, x, tuple(a.astype(int) for a in s)),
@@ -169,7 +166,7 @@ BAD_INPUTS = {
     "dy wrong shape": (
         lambda m, p, x, s, dy, ds: m.backward(p, m.forward(p, x)[2], dy[:, :, :-1]),
         ValueError,
-        ["dy must have shape (5, 2, 4)", "got (5, 2, 3)"],
+        ["dy must have shape (5, 2, {y})", "got (5, 2, {y_less})"],
     ),
     "dy float32": (
         lambda m, p, x, s, dy, ds: m.backward(p, m.forward(p, x)[2], dy.astype(np.float32)),
@@ -179,7 +176,7 @@ BAD_INPUTS = {
     "dstate batch mismatch": (
         lambda m, p, x, s, dy, ds: m.backward(p, m.forward(p, x)[2], dy, tuple(a[:1] for a in ds)),
         ValueError,
-        ["dstate[0]", "got (1, 4)"],
+        ["dstate[0]", "got (1, {s0})"],
     ),
     "jvp dx wrong shape": (
         lambda m, p, x, s, dy, ds: m.jvp(p, x, dx=x[:1]),
@@ -197,12 +194,12 @@ BAD_INPUTS = {
         ["dstate0[0]", "must be a numpy array", "list"],
     ),
     "init_params hidden_size 0": (
-        lambda m, p, x, s, dy, ds: m.init_params(3, 0),
+        lambda m, p, x, s, dy, ds: m.init_params(3, 0, **check_sizes_of(m, 4)),
         ValueError,
         ["hidden_size must be a positive integer, got 0"],
     ),
     "init_params float16": (
-        lambda m, p, x, s, dy, ds: m.init_params(4, 4, dtype=np.float16),
+        lambda m, p, x, s, dy, ds: m.init_params(4, 4, dtype=np.float16, **check_sizes_of(m, 4)),
         TypeError,
         ["dtype must be float32 or float64, got float16"],
     ),
@@ -217,7 +214,9 @@ def test_bad_input_names_the_argument_expected_and_given(mod, case):
         call(mod, p, x, s, dy, ds)
     message = str(info.value)
     assert message.startswith(f"{mod.CELL}: "), message
+    sizes = {"s0": s[0].shape[1], "y": dy.shape[2], "y_less": dy.shape[2] - 1}
     for word in words:
+        word = word.format(**sizes)
         assert word in message, f"{case}: {word!r} not in {message!r}"
 
 
@@ -276,9 +275,10 @@ def test_any_memory_layout_gives_the_contiguous_result(mod, layout, dtype):
 
 def test_empty_sequence_and_empty_batch(mod):
     p, x, s, dy, ds = _problem(mod)
+    Y = dy.shape[2]  # the size of y
     # T = 0: the final state is the initial one, and the gradient passes straight through.
     y, state, cache = mod.forward(p, x[:0], s)
-    assert y.shape == (0, 2, 4)
+    assert y.shape == (0, 2, Y)
     for a, b in zip(state, s):
         np.testing.assert_array_equal(a, b)
     dparams, dx, dstate0 = mod.backward(p, cache, dy[:0], ds)
@@ -286,13 +286,13 @@ def test_empty_sequence_and_empty_batch(mod):
     assert all(not v.any() and v.shape == p[k].shape for k, v in dparams.items())
     for a, b in zip(dstate0, ds):
         np.testing.assert_array_equal(a, b)
-    assert mod.jvp(p, x[:0], s)[0].shape == (0, 2, 4)
+    assert mod.jvp(p, x[:0], s)[0].shape == (0, 2, Y)
     # B = 0: every output is empty and the parameter gradients are zero.
     y, state, cache = mod.forward(p, x[:, :0])
-    assert y.shape == (5, 0, 4) and all(a.shape == (0, 4) for a in state)
+    assert y.shape == (5, 0, Y) and all(a.shape == (0, b.shape[1]) for a, b in zip(state, s))
     dparams, dx, dstate0 = mod.backward(p, cache, dy[:, :0])
     assert dx.shape == (5, 0, x.shape[2]) and all(not v.any() for v in dparams.values())
-    assert mod.jvp(p, x[:, :0])[2].shape == (5, 0, 4)
+    assert mod.jvp(p, x[:, :0])[2].shape == (5, 0, Y)
 
 
 # -- caches --------------------------------------------------------------------------------------------
@@ -333,7 +333,7 @@ def test_backward_detects_a_foreign_or_stale_cache(mod):
 @pytest.mark.parametrize("dtype", [np.float64, np.float32])
 def test_preactivations_of_1e4_are_finite_without_warnings(mod, dtype):
     I, H = _sizes(mod)
-    params = {k: (v * 4e4).astype(dtype) for k, v in mod.init_params(I, H, seed=1).items()}
+    params = {k: (v * 4e4).astype(dtype) for k, v in make_problem(mod, I, H, seed=1).params.items()}
     x = np.sign(np.random.default_rng(1).standard_normal((3, 2, I))).astype(dtype)
     assert np.abs(x[0] @ params["W_ih"].T).max() > 1e4  # the pre-activations really are that large
     with np.errstate(all="raise"):
@@ -392,8 +392,8 @@ def test_check_finite_names_the_first_bad_step(mod):
     with pytest.raises(FloatingPointError, match=rf"step t=0: params\['{name}'\]\[0(, 0)?\] = inf"):
         mod.forward(p_bad, x, s, check_finite=True)
     s_bad = (s[0].copy(), *s[1:])
-    s_bad[0][1, 2] = -np.inf
-    with pytest.raises(FloatingPointError, match=r"t=0: state0\[0\] \(h\)\[1, 2\] = -inf"):
+    s_bad[0][1, 1] = -np.inf
+    with pytest.raises(FloatingPointError, match=r"t=0: state0\[0\] \(h\)\[1, 1\] = -inf"):
         mod.forward(p, x, s_bad, check_finite=True)
     dy_bad = dy.copy()
     dy_bad[1, 0, 0] = dy_bad[3, 1, 1] = np.nan  # backward meets t=3 first

@@ -6,7 +6,8 @@ import numpy as np
 import pytest
 
 import symlstm
-from tests.conftest import require
+from symlstm.testing import make_problem
+from tests.conftest import require, sizes, torch_net
 
 torch = require("torch")
 
@@ -18,13 +19,10 @@ def test_matches_torch_float64(name, steps, batch):
     module = symlstm.load(name)
     I, H = 3, 5
     torch.manual_seed(0)
-    net = getattr(torch.nn, spec.torch["module"])(I, H, dtype=torch.float64, **spec.torch["kwargs"])
+    net = torch_net(spec, I, H, dtype=torch.float64)
     params = module.from_torch({k: v.detach().numpy() for k, v in net.state_dict().items()})
-    rng = np.random.default_rng(steps)
-    x = rng.standard_normal((steps, batch, I))
-    state0 = tuple(rng.standard_normal((batch, H)) for _ in module.STATES)
-    w_y = rng.standard_normal((steps, batch, H))
-    w_s = tuple(rng.standard_normal((batch, H)) for _ in module.STATES)
+    p = make_problem(module, I, H, steps, batch, seed=steps, params=params)
+    x, state0, w_y, w_s = p.x, p.state0, p.w_y, p.w_state
 
     y, state, cache = module.forward(params, x, state0)
     dparams, dx, dstate0 = module.backward(params, cache, w_y, w_s)
@@ -54,8 +52,8 @@ def test_matches_torch_float64(name, steps, batch):
 def test_round_trip_and_parameter_count(name):
     spec = symlstm.cell(name)
     module = symlstm.load(name)
-    net = getattr(torch.nn, spec.torch["module"])(7, 11, **spec.torch["kwargs"])
+    net = torch_net(spec, 7, 11)
     sd = {k: v.detach().numpy() for k, v in net.state_dict().items()}
     back = module.to_torch(module.from_torch(sd))
     assert back.keys() == sd.keys() and all(np.array_equal(back[k], sd[k]) for k in sd)
-    assert spec.param_count(7, 11) == sum(p.numel() for p in net.parameters())
+    assert spec.param_count(7, 11, **sizes(module, 11)) == sum(p.numel() for p in net.parameters())

@@ -13,9 +13,9 @@ import pytest
 import symlstm
 from symlstm.backends import code_backend
 from symlstm.build.load import module_from_source
-from symlstm.testing import check_same
+from symlstm.testing import check_same, dims_of, state_shapes
 
-from .conftest import CELL_NAMES, require
+from .conftest import CELL_NAMES, require, sizes, torch_net
 from .test_lengths import LENGTHS, with_lengths
 
 torch = require("torch")
@@ -34,9 +34,11 @@ def _past(lengths, T):
 def _inputs(module, I, H, T=4, B=3, seed=0):
     """float64 x, states and stored parameters (requiring grad) for SequenceFunction.apply."""
     g = torch.Generator().manual_seed(seed)
-    params = module.init_params(I, H, seed=seed)
+    extra = sizes(module, H)
+    params = module.init_params(I, H, seed=seed, **extra)
     x = torch.randn(T, B, I, dtype=torch.float64, generator=g, requires_grad=True)
-    states = [torch.randn(B, H, dtype=torch.float64, generator=g, requires_grad=True) for _ in module.STATES]
+    shapes = state_shapes(module, B, dims_of(module, I, H, extra), len(module.STATES))
+    states = [torch.randn(*shape, dtype=torch.float64, generator=g, requires_grad=True) for shape in shapes]
     weights = [torch.tensor(params[k], requires_grad=True) for k in module.BLOCKS]
     return x, states, weights
 
@@ -98,8 +100,9 @@ def _pair(name, config, I=3, H=4):
     spec = symlstm.cell(name)
     kwargs = {k: config[k] for k in ("num_layers", "bidirectional", "batch_first", "bias") if k in config}
     torch.manual_seed(0)
-    net = getattr(torch.nn, spec.torch["module"])(I, H, dtype=torch.float64, **spec.torch["kwargs"], **kwargs)
-    ours = symlstm.load(name, backend="torch").Layer(I, H, dtype=torch.float64, **kwargs)
+    net = torch_net(spec, I, H, dtype=torch.float64, **kwargs)
+    module = symlstm.load(name, backend="torch")
+    ours = module.Layer(I, H, dtype=torch.float64, **kwargs, **sizes(module, H))
     ours.load_state_dict(net.state_dict())  # strict: every name matches
     return net, ours, kwargs
 
@@ -116,9 +119,13 @@ def test_layer_equals_torch_nn(name, config):
     g = torch.Generator().manual_seed(1)
     shape = (T, I) if options.get("unbatched") else (B, T, I) if kwargs.get("batch_first") else (T, B, I)
     x = torch.randn(*shape, dtype=torch.float64, generator=g)
-    count = len(symlstm.load(name, backend="torch").STATES)
-    state_shape = (L * D, H) if options.get("unbatched") else (L * D, B, H)
-    states = [torch.randn(*state_shape, dtype=torch.float64, generator=g) for _ in range(count)]
+    module = symlstm.load(name, backend="torch")
+    count = len(module.STATES)
+    lead = (L * D,) if options.get("unbatched") else (L * D, B)
+    dims = dims_of(module, I, H, sizes(module, H))
+    states = [
+        torch.randn(*lead, dims[label], dtype=torch.float64, generator=g) for label in module.STATE_SIZES
+    ]
     results = []
     for module in (net, ours):
         xi = x.clone().requires_grad_()
@@ -154,7 +161,7 @@ def test_layer_equals_the_numpy_backend_layer_by_layer(cell_name):
     torch_module, numpy_module = symlstm.load(cell_name, backend="torch"), symlstm.load(cell_name)
     I, H = _sizes(torch_module)
     I = H if torch_module.SAME_SIZE else I
-    layer = torch_module.Layer(I, H, num_layers=2, dtype=torch.float64)
+    layer = torch_module.Layer(I, H, num_layers=2, dtype=torch.float64, **sizes(torch_module, H))
     x = torch.randn(
         4, 2, I, dtype=torch.float64, generator=torch.Generator().manual_seed(0), requires_grad=True
     )

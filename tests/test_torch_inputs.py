@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 import symlstm
-from tests.conftest import require
+from tests.conftest import require, torch_net
 
 torch = require("torch")
 
@@ -20,7 +20,7 @@ TORCH_CELLS = [n for n in sorted(symlstm.CELLS) if symlstm.cell(n).torch]
 @pytest.mark.parametrize("source", ["state_dict", "named_parameters"])
 def test_from_torch_reads_tensors_without_warnings(name, source):
     spec, module = symlstm.cell(name), symlstm.load(name)
-    net = getattr(torch.nn, spec.torch["module"])(3, 4, dtype=torch.float64, **spec.torch["kwargs"])
+    net = torch_net(spec, 3, 4, dtype=torch.float64)
     tensors = net.state_dict() if source == "state_dict" else dict(net.named_parameters())
     if source == "named_parameters":
         assert all(t.requires_grad for t in tensors.values())

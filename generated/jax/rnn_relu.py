@@ -99,20 +99,24 @@ def init_params(input_size, hidden_size, *, seed=0, dtype=np.float64):
     return {name: rng.uniform(-bound, bound, size=shape).astype(dtype) for name, shape in shapes.items()}
 
 
+# Where each size but I is read off the parameters: (stored array, axis, blocks along it).
+SIZE_SOURCES = {"H": ("W_ih", 0, 1)}
+
+
 def forward(params, x, state0=None):
     """Run the cell over x (T, B, I): (y (T, B, H), final states). Gradients through it (jax.grad,
     jax.vjp) are the derived backward pass."""
-    params, x, state0 = _checked(params, x, state0)
+    params, x, state0, _ = _checked(params, x, state0)
     return _sequence(params, x, state0)
 
 
 def backward(params, x, state0, dy, dstate=None):
     """The derived BPTT: (dparams, dx, dstate0) given dy (T, B, H) and the gradients arriving at the
     final states (`dstate`, zeros when None)."""
-    params, x, state0 = _checked(params, x, state0)
-    T, B, H = x.shape[0], x.shape[1], state0[0].shape[1]
-    dy = _checked_array(dy, "dy", (T, B, H), x.dtype)
-    dstate = _checked_states(dstate, "dstate", B, H, x.dtype)
+    params, x, state0, dims = _checked(params, x, state0)
+    T, B = x.shape[0], x.shape[1]
+    dy = _checked_array(dy, "dy", (T, B, dims[OUTPUT_SIZE]), x.dtype)
+    dstate = _checked_states(dstate, "dstate", B, dims, x.dtype)
     _, _, tape = _forward(params, x, state0)
     return _backward(params, x, tape, dy, dstate)
 
@@ -120,13 +124,13 @@ def backward(params, x, state0, dy, dstate=None):
 def jvp(params, x, state0=None, dparams=None, dx=None, dstate0=None):
     """The derived tangent program: (y, state, dy, dstate) along (dparams, dx, dstate0), zeros where
     None."""
-    params, x, state0 = _checked(params, x, state0)
-    B, H = x.shape[1], state0[0].shape[1]
+    params, x, state0, dims = _checked(params, x, state0)
+    B = x.shape[1]
     if dparams is None:
         dparams = {name: jnp.zeros_like(value) for name, value in params.items()}
-    dparams = _checked_params(dparams, x.shape[2], H, x.dtype, "dparams")
+    dparams = _checked_params(dparams, dims, x.dtype, "dparams")
     dx = jnp.zeros_like(x) if dx is None else _checked_array(dx, "dx", x.shape, x.dtype)
-    dstate0 = _checked_states(dstate0, "dstate0", B, H, x.dtype)
+    dstate0 = _checked_states(dstate0, "dstate0", B, dims, x.dtype)
     return _jvp(params, x, state0, dparams, dx, dstate0)
 
 
@@ -264,27 +268,32 @@ def _checked_array(value, name, shape, dtype):
     return value
 
 
-def _checked_params(params, I, H, dtype, what="params"):
+def _checked_params(params, dims, dtype, what="params"):
     if not isinstance(params, dict) or set(params) != set(BLOCKS):
         got = list(params) if isinstance(params, dict) else type(params).__name__
         raise ValueError(f"{CELL}: {what} must be a dict with the keys {list(BLOCKS)}, got {got}")
-    sizes = f"input size {I}, hidden size {H}"
+    sizes = ", ".join(f"{SIZES[label].replace('_', ' ')} {n}" for label, n in dims.items())
     return {
         name: _checked_array(params[name], f"{what}[{name!r}] ({sizes})", shape, dtype)
-        for name, shape in param_shapes(I, H).items()
+        for name, shape in _shapes_at(dims).items()
     }
 
 
-def _checked_states(states, name, B, H, dtype):
+def _checked_states(states, name, B, dims, dtype):
+    shapes = [(B, dims[label]) for label in STATE_SIZES]
     if states is None:
-        return tuple(jnp.zeros((B, H), dtype) for _ in STATES)
+        return tuple(jnp.zeros(shape, dtype) for shape in shapes)
     if not isinstance(states, (tuple, list)) or len(states) != len(STATES):
-        raise ValueError(f"{CELL}: {name} must be a tuple of {len(STATES)} arrays {STATES} of shape (B, H)")
-    return tuple(_checked_array(s, f"{name}[{k}] ({STATES[k]})", (B, H), dtype) for k, s in enumerate(states))
+        wanted = "(B, H)" if set(STATE_SIZES) == {"H"} else f"{tuple(shapes)}"
+        raise ValueError(f"{CELL}: {name} must be a tuple of {len(STATES)} arrays {STATES} of shape {wanted}")
+    return tuple(
+        _checked_array(s, f"{name}[{k}] ({STATES[k]})", shapes[k], dtype) for k, s in enumerate(states)
+    )
 
 
 def _checked(params, x, state0):
-    """(params, x, state0) as jax arrays of the shapes the cell needs; state0 zeros when None."""
+    """(params, x, state0, dims) as jax arrays of the shapes the cell needs (state0 zeros when None), and
+    the sizes by label."""
     _require_jax()
     x = _array(x, "x")
     if x.ndim != 3:
@@ -293,14 +302,20 @@ def _checked(params, x, state0):
         raise TypeError(f"{CELL}: x must be float32 or float64, got {x.dtype}")
     if not isinstance(params, dict) or not params:
         raise ValueError(f"{CELL}: params must be a dict with the keys {list(BLOCKS)}")
-    first = next(iter(BLOCKS))
-    if first not in params or not hasattr(params[first], "shape") or not params[first].shape:
-        raise ValueError(f"{CELL}: params must be a dict with the keys {list(BLOCKS)}, got {list(params)}")
-    H = params[first].shape[0] // len(BLOCKS[first])
-    if SAME_SIZE and x.shape[2] != H:
-        raise ValueError(f"{CELL}: needs input size == hidden size, got x of size {x.shape[2]} and H = {H}")
-    params = _checked_params(params, x.shape[2], H, x.dtype)
-    return params, x, _checked_states(state0, "state0", x.shape[1], H, x.dtype)
+    dims = {"I": x.shape[2]}
+    for label, (name, axis, blocks) in SIZE_SOURCES.items():
+        value = params.get(name)
+        if not hasattr(value, "shape") or len(value.shape) <= axis:
+            raise ValueError(
+                f"{CELL}: params must be a dict with the keys {list(BLOCKS)}, got {list(params)}"
+            )
+        dims[label] = value.shape[axis] // blocks
+    if SAME_SIZE and dims["I"] != dims["H"]:
+        raise ValueError(
+            f"{CELL}: needs input size == hidden size, got x of size {dims['I']} and H = {dims['H']}"
+        )
+    params = _checked_params(params, dims, x.dtype)
+    return params, x, _checked_states(state0, "state0", x.shape[1], dims, x.dtype), dims
 
 
 def from_torch(state_dict, layer=0, reverse=None):

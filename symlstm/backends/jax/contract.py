@@ -34,7 +34,8 @@ class NumpyContract:
 
         jax.config.update("jax_enable_x64", True)
         self.module = module
-        for name in ("CELL", "STATES", "BLOCKS", "SAME_SIZE", "init_params", "param_shapes"):
+        names = ("CELL", "STATES", "BLOCKS", "SAME_SIZE", "SIZES", "STATE_SIZES", "OUTPUT_SIZE")
+        for name in (*names, "init_params", "param_shapes"):
             setattr(self, name, getattr(module, name))
         self._forward = jax.jit(module.forward)
         self._backward = jax.jit(module.backward)

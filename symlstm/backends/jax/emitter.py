@@ -20,7 +20,7 @@ from ...engine import Derivation
 from ...naming import adjoint, incoming, tangent
 from ...spec import LinearNode
 from ..numpy.printer import NumpyCodePrinter
-from ..numpy.source import LINE_LENGTH, wrap
+from ..numpy.source import LINE_LENGTH, size_labels, size_source, wrap
 from ..reference.emitter import _forward_node, _views, backward_reads, stored_values
 from ..reference.printer import ReferencePrinter, functions_used
 
@@ -77,9 +77,10 @@ def reads(code: str, name: str) -> bool:
     return re.search(rf"\b{name}\b", code) is not None
 
 
-def _prelude(d: Derivation, state: str, tangents: bool = False) -> list[str]:
-    """`H`, each stored parameter and each block, (and their tangents), as a function reads them."""
-    lines = [f"H = {state}[0].shape[1]"]
+def _prelude(d: Derivation, tangents: bool = False) -> list[str]:
+    """The sizes (`H`, ...), each stored parameter and each block, (and their tangents), as a function
+    reads them."""
+    lines = [f"{label} = {size_source(d.spec, label)}" for label in size_labels(d.spec)]
     lines += [f'{g.name} = params["{g.name}"]' for g in d.spec.groups]
     if tangents:
         lines += [f'tan_{g.name} = dparams["{g.name}"]' for g in d.spec.groups]
@@ -239,9 +240,9 @@ def jax_code(d: Derivation) -> JaxCode:
         functions=tuple(f"{n} = {JAX_NAMES[n]}" for n in names if n in JAX_NAMES),
         defined=tuple(n for n in names if n not in JAX_NAMES),
         constants=tuple(f"{name} = {NumpyCodePrinter().doprint(value)}" for name, value in plain.items()),
-        forward_prelude=tuple(_used_only(_prelude(d, "state0"), list(forward))),
-        backward_prelude=tuple(_used_only(_prelude(d, "dstate"), list(backward + gradients))),
-        jvp_prelude=tuple(_used_only(_prelude(d, "state0", tangents=True), list(jvp))),
+        forward_prelude=tuple(_used_only(_prelude(d), list(forward))),
+        backward_prelude=tuple(_used_only(_prelude(d), list(backward + gradients))),
+        jvp_prelude=tuple(_used_only(_prelude(d, tangents=True), list(jvp))),
         forward_step=forward,
         tape=tuple(tape),
         backward_step=backward,

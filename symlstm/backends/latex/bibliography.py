@@ -27,6 +27,10 @@ REFERENCES: dict[str, Reference] = {
         "F. A. Gers, J. Schmidhuber and F. Cummins", 2000,
         "Learning to forget: continual prediction with LSTM",
         r"\emph{Neural Computation} 12(10):2451--2471"),
+    "sak2014": Reference(
+        "H. Sak, A. Senior and F. Beaufays", 2014,
+        "Long short-term memory recurrent neural network architectures for large scale acoustic modeling",
+        "Proceedings of Interspeech; arXiv:1402.1128"),
     "gers2000time": Reference(
         "F. A. Gers and J. Schmidhuber", 2000, "Recurrent nets that time and count",
         "Proceedings of the International Joint Conference on Neural Networks (IJCNN)"),

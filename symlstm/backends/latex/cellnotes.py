@@ -56,6 +56,20 @@ NOTES: dict[str, CellNotes] = {
         ("hochreiter1997", "gers2000", "paszke2019"),
         _LSTM_ROLES,
     ),
+    "lstmp": CellNotes(
+        r"The LSTM with a recurrent projection layer (LSTMP), in the form and layout of "
+        r"\texttt{torch.nn.LSTM} with \texttt{proj\_size}: the cell output $m_t = o_t \odot \tanh(c_t)$ "
+        r"of size $H$ is projected to $h_t = W_{hr} m_t$ of size $P$, which is both the output and the "
+        r"recurrent input of the gates. The recurrent weights shrink from $4H \times H$ to $4H \times P$; "
+        r"the memory $c_t$ and its carry $\operatorname{diag}(f_t)$ are those of the LSTM.",
+        ("sak2014", "gers2000", "paszke2019"),
+        {
+            **_LSTM_ROLES,
+            "m": "cell output (before the projection)",
+            "r": "projection",
+            "h": "projected hidden state",
+        },
+    ),
     "lstm_nofg": CellNotes(
         r"The LSTM as first proposed, without a forget gate: the memory is a constant error carousel, "
         r"$c_t = c_{t-1} + i_t \odot g_t$, so $\partial c_t/\partial c_{t-1} = I$. The squashing functions "

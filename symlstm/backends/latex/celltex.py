@@ -12,7 +12,7 @@ from collections.abc import Iterable
 import sympy as sp
 
 from ...activations import relu, sigmoid
-from ...engine import Derivation, H, I
+from ...engine import Derivation, size_symbol
 from ...naming import adjoint, incoming, latex_name, tex_escape
 from ...spec import ElementwiseNode, LinearNode
 from .cellnotes import NOTES
@@ -231,10 +231,13 @@ class CellTex:
             size = s.size(leaf)
             rows.append([f"${n(leaf)}$", self.describe(leaf), f"${size}$", f"$B \\times {size}$", "argument"])
         for node in s.nodes:
-            rows.append([f"${n(node.name)}$", self.describe(node.name), "$H$", "$B \\times H$", "computed"])
+            size = s.size(node.name)
+            rows.append([f"${n(node.name)}$", self.describe(node.name), f"${size}$", f"$B \\times {size}$",
+                         "computed"])  # fmt: skip
         for m in self.d.intermediates:
-            rows.append([f"${n(m.name)}$", f"inside ${n(m.node)}$, kept for the backward pass", "$H$",
-                         "$B \\times H$", "computed"])  # fmt: skip
+            size = self.d.size_label(m.name)
+            rows.append([f"${n(m.name)}$", f"inside ${n(m.node)}$, kept for the backward pass", f"${size}$",
+                         f"$B \\times {size}$", "computed"])  # fmt: skip
         for prm in s.params:
             g = s.group_of(prm.name)
             shape = r" \times ".join(prm.shape)
@@ -264,15 +267,16 @@ class CellTex:
         for g in s.groups:
             prm = s.param(g.members[0])
             k = len(g.members)
-            first = f"{k}H" if k > 1 else "H"
+            first = f"{k}{prm.shape[0]}" if k > 1 else prm.shape[0]
             shape = rf"{first} \times {prm.shape[1]}" if prm.is_matrix else first
             order = ", ".join(f"${self.p.name(m)}$" for m in g.members)
             rows.append([rf"\texttt{{{tex_escape(g.name)}}}", f"${shape}$", order])
         return rows
 
     def count_formula(self) -> tuple[sp.Expr, sp.Expr]:
-        """(stored parameter count, count with one bias per linear node) as polynomials in I and H."""
-        dims = {"I": I, "H": H}
+        """(stored parameter count, count with one bias per linear node) as polynomials in the sizes."""
+        dims = {label: size_symbol(label) for label, _ in self.spec.sizes}
         stored = sp.Add(*[sp.Mul(*[dims[x] for x in p.shape]) for p in self.spec.params])
-        redundant = sum(max(len(nd.biases) - 1, 0) for nd in self.spec.nodes if isinstance(nd, LinearNode))
-        return sp.factor(stored), sp.factor(stored - redundant * H)
+        redundant = sum(max(len(nd.biases) - 1, 0) * size_symbol(self.spec.size(nd.name))
+                        for nd in self.spec.nodes if isinstance(nd, LinearNode))  # fmt: skip
+        return sp.factor(stored), sp.factor(stored - redundant)

@@ -70,14 +70,20 @@ class _Step:
     def __init__(self, d: Derivation, hidden: int = HIDDEN, inputs: int = INPUT):
         self.d, self.s = d, d.spec
         self.n = {"H": hidden, "I": hidden if self.s.same_size else inputs}
+        for k, (label, _) in enumerate(self.s.extra_sizes):  # every declared size differs from H
+            self.n[label] = hidden + 1 + k
         self.fwd: dict[str, Callable] = {}
         for node in self.s.nodes:
             if not isinstance(node, LinearNode):
-                self.fwd[node.name] = self._fn(node.expr)
-        self.inter = {m.name: self._fn(m.call) for m in d.intermediates}
+                self.fwd[node.name] = self._fn(node.expr, self.size(node.name))
+        self.inter = {m.name: self._fn(m.call, self.size(m.name)) for m in d.intermediates}
 
-    def _fn(self, expr: sp.Expr) -> Callable:
-        return _lambdify(sorted(expr.free_symbols, key=lambda x: x.name), expr, self.n["H"])
+    def size(self, name: str) -> int:
+        """The length of a vector, node or intermediate."""
+        return self.n[self.d.size_label(name)]
+
+    def _fn(self, expr: sp.Expr, size: int) -> Callable:
+        return _lambdify(sorted(expr.free_symbols, key=lambda x: x.name), expr, size)
 
     def point(self, rng: np.random.Generator) -> dict[str, np.ndarray]:
         values = {}
@@ -109,9 +115,10 @@ class _Step:
         """(adjoints of every vector, parameter gradients) from the printed backward program."""
         adj: dict[str, np.ndarray] = {}
         for a in self.d.vjp:
-            total = np.array(w[a.vector]) if a.incoming else np.zeros(self.n[self.s.size(a.vector)])
+            total = np.array(w[a.vector]) if a.incoming else np.zeros(self.size(a.vector))
             if a.elementwise != 0:
-                total = total + self._fn(a.elementwise)({**v, **{adjoint(k): x for k, x in adj.items()}})
+                scope = {**v, **{adjoint(k): x for k, x in adj.items()}}
+                total = total + self._fn(a.elementwise, self.size(a.vector))(scope)
             for weight, node in a.linear:
                 total = total + v[weight].T @ adj[node]
             adj[a.vector] = total
@@ -123,7 +130,7 @@ class _Step:
             elif g.kind == "bias":
                 val = adj[g.node]
             else:
-                val = self._fn(g.expr)(scope)
+                val = self._fn(g.expr, self.n[self.s.param(g.param).shape[0]])(scope)
             grads[g.param] = grads.get(g.param, 0) + val
         return adj, grads
 
@@ -131,7 +138,7 @@ class _Step:
         """A factored Jacobian block (n_of x n_wrt) evaluated as a matrix."""
         total = np.zeros((n_of, n_wrt))
         for q in s:
-            diag = self._fn(q.coeff)(v)[:n_of] if q.coeff != 1 else np.ones(n_of)
+            diag = self._fn(q.coeff, n_of)(v) if q.coeff != 1 else np.ones(n_of)
             if q.ref is not None:
                 tail = self.jacobian(factored(self.d, *q.ref), v, n_of, n_wrt)
             elif q.weight is not None:
@@ -170,7 +177,7 @@ def _report(d: Derivation, seed: int) -> FDReport:
     s = d.spec
     rng = np.random.default_rng(seed)
     values = st.point(rng)
-    w = {name: rng.standard_normal(st.n["H"]) for name in d.incoming}
+    w = {name: rng.standard_normal(st.size(name)) for name in d.incoming}
     v = st.forward(values)
     adj, grads = st.backward(v, w)
     loss = lambda vals: st.loss(vals, w)  # noqa: E731
@@ -179,23 +186,24 @@ def _report(d: Derivation, seed: int) -> FDReport:
     blocks = [(s.update_of[a], s.prev(b)) for a in s.states for b in s.states]
     jac = 0.0
     for of, wrt in blocks:
-        printed = st.jacobian(factored(d, of, wrt, blocks), v, st.n["H"], st.n["H"])
+        printed = st.jacobian(factored(d, of, wrt, blocks), v, st.size(of), st.size(wrt))
         numeric = _central(lambda vals, of=of: st.forward(vals)[of], values, wrt).T
         jac = max(jac, _rel(printed, numeric))
     bptt = 0.0
     for st_name in s.states:  # delta s_{t-1} = sum over s' of J(s'_t, s_{t-1})^T din s'_t
         prev = s.prev(st_name)
-        total = np.zeros(st.n["H"])
+        total = np.zeros(st.size(prev))
         for new in s.states:
             node = s.update_of[new]
-            total += st.jacobian(factored(d, node, prev, blocks), v, st.n["H"], st.n["H"]).T @ w[node]
+            J = st.jacobian(factored(d, node, prev, blocks), v, st.size(node), st.size(prev))
+            total += J.T @ w[node]
         bptt = max(bptt, _rel(total, _central(loss, values, prev)))
     local = 0.0
     for node in s.nodes:  # d node / d arg, every elementwise node and every vector or parameter it reads
         if isinstance(node, LinearNode):
             continue
         for arg in [*d.args_of(node), *d.params_of(node)]:
-            printed = st._fn(d.partial(node, arg))(v)
+            printed = st._fn(d.partial(node, arg), st.size(node.name))(v)
             numeric = _central(
                 lambda vals, node=node, arg=arg: st.fwd[node.name]({**v, arg: vals[arg]}), v, arg
             )

@@ -16,7 +16,7 @@ from types import ModuleType
 
 import sympy as sp
 
-from ...engine import Derivation, Diag, H, I, derive
+from ...engine import Derivation, Diag, H, I, derive, size_symbol
 from ...naming import tex_escape
 from ...paths import checkout_root
 from ...spec import CellSpec
@@ -42,10 +42,18 @@ __all__ = [
 CELL_PRELUDE = """\
 import sympy as sp
 from symlstm import Diag, derive
-from symlstm.engine import H, I
+from symlstm.engine import H, I{size_import}
 from symlstm.backends.latex.celltex import CellTex
 from symlstm.backends.latex.checks import finite_differences
 d = derive({cell})"""
+
+
+def cell_prelude(spec: CellSpec, cell: str) -> str:
+    """The code every check line of a cell document runs after, the cell derived from `cell` (its
+    name, quoted, or a variable), its declared sizes as symbols too."""
+    size_import = ", size_symbol" if spec.extra_sizes else ""
+    text = CELL_PRELUDE.format(cell=cell.replace("'", '"'), size_import=size_import)
+    return text + "".join(f'\n{label} = size_symbol("{label}")' for label, _ in spec.extra_sizes)
 
 
 DIMENSION_COLUMNS = r"l>{\raggedright\arraybackslash}p{6.3cm}lll"
@@ -207,17 +215,23 @@ def _intro(doc: Document, ct: CellTex) -> None:
 def _count(doc: Document, ct: CellTex) -> None:
     s = ct.spec
     stored, minimal = ct.count_formula()
-    value = stored.subs({I: 10, H: 20})
+    extra = {label: (keyword, 5 + k) for k, (label, keyword) in enumerate(s.extra_sizes)}  # P = 5 < H
+    at = {I: 10, H: 20, **{size_symbol(label): n for label, (_, n) in extra.items()}}
+    value = stored.subs(at)
     if s.torch:
         what = rf"as \texttt{{torch.nn.{s.torch['module']}}} stores them"
     else:
         what = "every stored array (this cell has no PyTorch counterpart)"
+    names = ", ".join(["$I$", *(f"${label}$" for label in extra)]) + " and $H$"
+    values = ", ".join(f"${sp.latex(k)} = {n}$" for k, n in at.items())
+    keywords = "".join(f", {keyword}={n}" for keyword, n in extra.values())
+    over = r",\,".join(f"{sp.latex(k)}={n}" for k, n in at.items())
     doc.check(
-        rf"Parameter count, {what}, as a formula in $I$ and $H$; at $I = 10$, $H = 20$ it is the number "
-        rf"the cell specification counts ({tt('param_count(10, 20)')}):",
-        value == s.param_count(10, 20),
-        math=rf"\#\theta = {sp.latex(stored)} \overset{{I=10,\,H=20}}{{=}} {sp.latex(value)}",
-        code=f"CellTex(d).count_formula()[0].subs({{I: 10, H: 20}}) == d.spec.param_count(10, 20) == {value}",
+        rf"Parameter count, {what}, as a formula in {names}; at {values} it is the number "
+        rf"the cell specification counts ({tt(f'param_count(10, 20{keywords})')}):",
+        value == s.param_count(10, 20, **{keyword: n for keyword, n in extra.values()}),
+        math=rf"\#\theta = {sp.latex(stored)} \overset{{{over}}}{{=}} {sp.latex(value)}",
+        code=f"CellTex(d).count_formula()[0].subs({at}) == d.spec.param_count(10, 20{keywords}) == {value}",
     )
     if minimal != stored:
         doc.text(
@@ -318,7 +332,7 @@ def cell_document(spec_or_derivation: CellSpec | Derivation | str) -> Document:
     doc.equations(ct.gradient_rows())
     fd_check(doc, ct, 1, f"Equations {ct.span('grad')}")
     name = repr(s.name) if ct._is_builtin() else "spec"
-    verification_section(doc, [ct], CELL_PRELUDE.format(cell=name.replace("'", '"')))
+    verification_section(doc, [ct], cell_prelude(s, name))
     return doc
 
 

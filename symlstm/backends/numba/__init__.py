@@ -51,7 +51,12 @@ def numba_env() -> jinja2.Environment:
 
 
 def render_numba(d: Derivation) -> str:
-    """The source of the numba module of a derived cell."""
+    """The source of the numba module of a derived cell (the reference module's code, without kernels,
+    for a cell the fused layout does not take: `symlstm.backends.reference.unfused_reason`)."""
+    from ..reference import render_reference, unfused_reason
+
+    if unfused_reason(d):
+        return render_reference(d, standing_in_for="numba")
     template = numba_env().get_template("numba_cell.py.j2")
     mod = numba_module(d)
     return template.render(m=mod.head, n=mod, code=reference_code(d), io=plan_interop(d.spec))

@@ -58,5 +58,10 @@ def numpy_env() -> jinja2.Environment:
 
 
 def render_numpy(d: Derivation) -> str:
-    """The source of the generated NumPy module for a derived cell."""
+    """The source of the generated NumPy module for a derived cell (the reference module's code for a
+    cell the fused layout does not take: `symlstm.backends.reference.unfused_reason`)."""
+    from ..reference import render_reference, unfused_reason
+
+    if unfused_reason(d):
+        return render_reference(d, standing_in_for="numpy")
     return numpy_env().get_template("numpy_cell.py.j2").render(m=numpy_module(d), io=plan_interop(d.spec))

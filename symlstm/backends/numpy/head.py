@@ -6,7 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from ...engine import Derivation
-from .source import docstring_text, equation_text, group_shape, tuple_source
+from .source import docstring_text, equation_text, group_shape, size_labels, size_place, tuple_source
 
 __all__ = ["ModuleHead", "SizeTexts", "module_head", "size_texts"]
 
@@ -18,10 +18,11 @@ class SizeTexts:
     table: str  # SIZES: {"I": "input_size", "H": "hidden_size", "P": "proj_size"}
     state_sizes: str  # STATE_SIZES: ("P", "H")
     output: str  # OUTPUT_SIZE: "P"
-    keywords: str  # the declared sizes as keyword-only parameters: "proj_size, " (after "*, ")
+    keywords: str  # the declared sizes as keyword-only parameters: "proj_size=None, " (after "*, ")
     passed: str  # the same passed on by keyword: ", proj_size=proj_size"
     locals: tuple[str, ...]  # "P = proj_size" in param_shapes
     extra: bool  # whether the cell declares sizes besides I and H
+    sources: str  # SIZE_SOURCES: where each size but I is read, {"H": ("W_hh", 1, 1)}: (array, axis, blocks)
 
 
 def size_texts(spec) -> SizeTexts:
@@ -30,11 +31,19 @@ def size_texts(spec) -> SizeTexts:
         table="{" + ", ".join(f'"{label}": "{keyword}"' for label, keyword in spec.sizes) + "}",
         state_sizes=tuple_source(spec.state_sizes),
         output=f'"{spec.size(spec.output)}"',
-        keywords="".join(f"{keyword}, " for _, keyword in extra),
+        keywords="".join(f"{keyword}=None, " for _, keyword in extra),  # None: _check_sizes says so
         passed="".join(f", {keyword}={keyword}" for _, keyword in extra),
         locals=tuple(f"{label} = {keyword}" for label, keyword in extra),
         extra=bool(extra),
+        sources="{"
+        + ", ".join(f'"{label}": {_place_source(spec, label)}' for label in size_labels(spec))
+        + "}",
     )
+
+
+def _place_source(spec, label: str) -> str:
+    name, axis, blocks = size_place(spec, label)
+    return f'("{name}", {axis}, {blocks})'
 
 
 @dataclass(frozen=True)

@@ -19,7 +19,9 @@ __all__ = [
     "group_shape",
     "member_view",
     "row_size",
+    "size_labels",
     "size_lines",
+    "size_place",
     "size_source",
     "tuple_source",
     "wrap",
@@ -116,16 +118,27 @@ def size_lines(spec, output: bool) -> list[str]:
     return [f"{label} = {size_source(spec, label)}" for label, _ in spec.sizes if label in needed - {"I"}]
 
 
-def size_source(spec, label: str) -> str:
-    """Source reading size `label` off the stored parameters `params`: `params["W_hh"].shape[1]`,
-    `params["b_ih"].shape[0] // 4` (every declared size is in some parameter's shape)."""
+def size_labels(spec) -> list[str]:
+    """The sizes besides I that some parameter's shape has, in the cell's order (H, P, ...)."""
+    in_params = {label for p in spec.params for label in p.shape}
+    return [label for label, _ in spec.sizes if label != "I" and label in in_params]
+
+
+def size_place(spec, label: str) -> tuple[str, int, int]:
+    """Where size `label` is read off the stored parameters: (array, axis, blocks along that axis)."""
     for g in spec.groups:
         shape = spec.param(g.members[0]).shape
         for axis, name in enumerate(shape):
             if name == label:
-                blocks = len(g.members) if axis == 0 else 1
-                return f'params["{g.name}"].shape[{axis}]' + (f" // {blocks}" if blocks > 1 else "")
+                return g.name, axis, len(g.members) if axis == 0 else 1
     raise ValueError(f"no parameter of cell {spec.name!r} has size {label!r}")
+
+
+def size_source(spec, label: str) -> str:
+    """Source reading size `label` off the stored parameters `params`: `params["W_hh"].shape[1]`,
+    `params["b_ih"].shape[0] // 4`."""
+    name, axis, blocks = size_place(spec, label)
+    return f'params["{name}"].shape[{axis}]' + (f" // {blocks}" if blocks > 1 else "")
 
 
 def call_with_dict(call: str, items: dict[str, str], indent: int) -> list[str]:
