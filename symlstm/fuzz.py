@@ -146,6 +146,10 @@ def check_cell(spec: CellSpec, *, proofs: bool = True, backends: Collection[str]
                 return report.ok, str(report)
 
             run(f"{name} == reference, {label}", same)
+    if "jax" in modules:  # each drawn cell is a new module: its compiled functions would pile up
+        import jax
+
+        jax.clear_caches()
     out.seconds = time.perf_counter() - start
     return out
 

@@ -54,6 +54,9 @@ class Expanded:
         for k, (label, _) in enumerate(self.spec.extra_sizes):
             self.n[label] = (extra or {}).get(label, hidden + 1 + k)
         self.by_symbol = {size_symbol(label): n for label, n in self.n.items()}
+        # The zero test's canonical forms, shared by every claim about this cell (memoised subtrees: the
+        # claims share most of them); one per cell, so a long run of cells does not accumulate them.
+        self.canonical = Canonical()
         self.vec: dict[str, sp.Matrix] = {}
         self.par: dict[str, sp.Matrix] = {}
         for leaf in self.spec.leaves:
@@ -147,8 +150,8 @@ class Expanded:
         return list(self.vec[name])
 
 
-def _zero(m: sp.Matrix) -> bool:
-    return all(is_zero(e, _CANONICAL) for e in m)
+def _zero(m: sp.Matrix, ex: Expanded) -> bool:
+    return all(is_zero(e, ex.canonical) for e in m)
 
 
 def _prove_jacobians(ex: Expanded) -> list[ProofResult]:
@@ -158,7 +161,7 @@ def _prove_jacobians(ex: Expanded) -> list[ProofResult]:
         for wrt in spec.leaves:
             mine = ex.matrix(d.jacobian_terms(of, wrt), of, wrt)
             want = ex.vec[of].jacobian(ex.entries(wrt))
-            out.append(ProofResult(f"jacobian({of}, {wrt})", _zero(mine - want), ex.reference))
+            out.append(ProofResult(f"jacobian({of}, {wrt})", _zero(mine - want, ex), ex.reference))
     return out
 
 
@@ -202,16 +205,20 @@ def _prove_vjp(ex: Expanded) -> list[ProofResult]:
 
     out = []
     for leaf in spec.leaves:
-        out.append(ProofResult(f"vjp d_{leaf}", _zero(adj[leaf] - pullback(ex.entries(leaf))), ex.reference))
+        out.append(
+            ProofResult(f"vjp d_{leaf}", _zero(adj[leaf] - pullback(ex.entries(leaf)), ex), ex.reference)
+        )
     for p in spec.params:
         got = sp.Matrix(list(grads[p.name]))  # row-major, like entries()
-        out.append(ProofResult(f"gradient {p.name}", _zero(got - pullback(ex.entries(p.name))), ex.reference))
+        out.append(
+            ProofResult(f"gradient {p.name}", _zero(got - pullback(ex.entries(p.name)), ex), ex.reference)
+        )
     # BPTT recurrence: delta s_{t-1} = sum J^T din s'_t, with the gradients arriving at the new states.
     din_vectors = {incoming(v): m for v, m in din.items()}
     for prev, recurrence in d.bptt().items():
         out.append(
             ProofResult(
-                f"bptt d_{prev}", _zero(ex.explicit(recurrence, din_vectors) - adj[prev]), ex.reference
+                f"bptt d_{prev}", _zero(ex.explicit(recurrence, din_vectors) - adj[prev], ex), ex.reference
             )
         )
     return out
@@ -250,11 +257,8 @@ def _prove_jvp(ex: Expanded) -> list[ProofResult]:
     for st in spec.states:
         node = spec.update_of[st]
         want = ex.vec[node].jacobian(all_entries) * direction
-        out.append(ProofResult(f"jvp tan_{node}", _zero(tan[node] - want), ex.reference))
+        out.append(ProofResult(f"jvp tan_{node}", _zero(tan[node] - want, ex), ex.reference))
     return out
-
-
-_CANONICAL = Canonical()  # atoms are shared between proofs (keys are structural, so that is exact)
 
 
 def prove_all(d: Derivation, hidden: int = 3, inputs: int = 2) -> list[ProofResult]:

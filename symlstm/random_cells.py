@@ -6,8 +6,9 @@ nodes, with biases of their own or shared with another node; elementwise nodes m
 vectors (peepholes), rational constants, the package activations and SymPy's functions (atan, sin,
 softplus log(1 + exp(a)), ...); nodes in any order; states updated by any bounded elementwise node (so
 no drawn cell overflows over a sequence); an output that need not be the first state; the input used
-elementwise (then the cell needs I == H); fused weight and bias groups. `cell_source(spec)` prints a
-spec as the `Cell` declaration that builds it, to paste into a test. `symlstm.fuzz` checks drawn cells.
+elementwise (then the cell needs I == H); fused weight and bias groups; a second hidden size P (as an
+LSTM's projection) for some states and nodes. `cell_source(spec)` prints a spec as the `Cell`
+declaration that builds it, to paste into a test. `symlstm.fuzz` checks drawn cells.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ from collections.abc import Callable
 import sympy as sp
 
 from .activations import relu, sigmoid, tanh
-from .spec import Cell, CellSpec, ElementwiseNode, LinearNode
+from .spec import Cell, CellSpec, ElementwiseNode, LinearNode, SpecError
 
 __all__ = ["cell_source", "random_cells"]
 
@@ -35,6 +36,12 @@ _UNARY: tuple[tuple[str, Callable[[sp.Expr], sp.Expr]], ...] = (
 )
 
 
+# What Cell.build says of a drawn cell whose sizes do not fit (it is then not drawn).
+_SIZE_REFUSALS = ("no parameter has size", "no vector has the hidden size", "but no vector has them")
+
+# The names of drawn parameter vectors by their size: p0, p1 (H), q0 (P).
+_PREFIX = {"H": "p", "P": "q"}
+
 # Top-level functions whose value stays in [-1, 1] (or [0, 1]): a state updated by one cannot overflow.
 _BOUNDED = (sigmoid, sp.tanh, sp.sin)
 
@@ -49,10 +56,15 @@ def random_cells(max_states: int = 3, max_nodes: int = 7):
         n_states = draw(st.integers(1, max_states))
         x_elementwise = draw(st.booleans()) if draw(st.integers(0, 3)) == 0 else False
         cell = Cell("fuzz", title="A drawn cell", same_size=x_elementwise)
+        sizes = ["H", cell.size("P", "p_size")] if draw(st.integers(0, 3)) == 0 else ["H"]
+        size_of: dict[str, str] = {"x": "H"}  # the input counts as H where a node reads it elementwise
         vectors = [cell.input("x")]
         states = [f"s{k}" for k in range(n_states)]
-        vectors += [cell.state(s) for s in states]
-        params: list[sp.Symbol] = []
+        for s_name in states:
+            size = draw(st.sampled_from(sizes))
+            vectors.append(cell.state(s_name, size=size))
+            size_of[f"{s_name}_prev"] = size
+        params: dict[str, list[sp.Symbol]] = {size: [] for size in sizes}
         biases: list[str] = []
         elementwise: list[sp.Symbol] = []
         bounded: list[sp.Symbol] = []
@@ -65,6 +77,7 @@ def random_cells(max_states: int = 3, max_nodes: int = 7):
             name = f"n{k}"
             readable = [v for v in vectors if v.name not in _linear_names(cell)]
             if kind == "linear":
+                size = draw(st.sampled_from(sizes))
                 n_terms = draw(st.integers(1, 3))
                 terms = {}
                 first_linear = not weight_inputs
@@ -75,14 +88,20 @@ def random_cells(max_states: int = 3, max_nodes: int = 7):
                     terms[w] = u
                     weight_inputs[w] = u.name
                 own = [f"b{k}_{j}" for j in range(draw(st.integers(0, 2)))]
-                shared = [draw(st.sampled_from(biases))] if biases and draw(st.integers(0, 3)) == 0 else []
+                alike = [b for b in biases if cell._params[b].shape == (size,)]
+                shared = [draw(st.sampled_from(alike))] if alike and draw(st.integers(0, 3)) == 0 else []
                 node_biases = list(dict.fromkeys(own + shared))
                 biases += own
-                vectors.append(cell.linear(name, terms, biases=node_biases))
+                vectors.append(cell.linear(name, terms, biases=node_biases, size=size))
+                size_of[name] = size
                 continue
-            expr = draw(_expressions(vectors, x_elementwise, params, cell))
+            readable_sizes = [z for z in sizes if _elementwise_readable(vectors, size_of, z, x_elementwise)]
+            size = draw(st.sampled_from(readable_sizes))
+            usable = _of_size(vectors, size_of, size)
+            expr = draw(_expressions(usable, x_elementwise, params[size], cell, _PREFIX[size]))
             sym = cell.elementwise(name, expr)
             vectors.append(sym)
+            size_of[name] = size
             elementwise.append(sym)
             if isinstance(expr, _BOUNDED):
                 bounded.append(sym)
@@ -90,24 +109,45 @@ def random_cells(max_states: int = 3, max_nodes: int = 7):
         # no drawn cell overflows over a sequence.
         updates = {}
         for s in states:
-            if bounded and draw(st.booleans()):
-                updates[s] = draw(st.sampled_from(bounded))
+            size = size_of[f"{s}_prev"]
+            fitting = [b for b in bounded if size_of[b.name] == size]
+            if fitting and draw(st.booleans()):
+                updates[s] = draw(st.sampled_from(fitting))
                 continue
-            expr = tanh(draw(_expressions(vectors, x_elementwise, params, cell)))
+            usable = _of_size(vectors, size_of, size)
+            expr = tanh(draw(_expressions(usable, x_elementwise, params[size], cell, _PREFIX[size])))
             sym = cell.elementwise(f"u_{s}", expr)
             vectors.append(sym)
+            size_of[sym.name] = size
             elementwise.append(sym)
             bounded.append(sym)
             updates[s] = sym
         cell.update(**updates)
         if draw(st.booleans()):
             cell.output(draw(st.sampled_from(elementwise)))
-        _draw_groups(draw, cell, weight_inputs, biases + [q.name for q in params])
-        if any(p.free_symbols.isdisjoint(_used(cell)) for p in params):  # cancelled out of its expression
+        vector_params = [q.name for qs in params.values() for q in qs]
+        _draw_groups(draw, cell, weight_inputs, biases + vector_params)
+        if any(q.free_symbols.isdisjoint(_used(cell)) for qs in params.values() for q in qs):
+            reject()  # a parameter cancelled out of its expression
+        try:
+            return cell.build()
+        except SpecError as err:  # a size no parameter has, or no vector of size H: not a valid draw
+            if not any(why in str(err) for why in _SIZE_REFUSALS):
+                raise
             reject()
-        return cell.build()
 
     return cells()
+
+
+def _of_size(vectors: list[sp.Symbol], size_of: dict[str, str], size: str) -> list[sp.Symbol]:
+    """The vectors of one size (an elementwise node reads vectors of one size)."""
+    return [v for v in vectors if size_of[v.name] == size]
+
+
+def _elementwise_readable(vectors, size_of, size: str, x_elementwise: bool) -> bool:
+    """Whether an elementwise node of size `size` has a vector to read (the input only in a same-size
+    cell)."""
+    return any(v.name != "x" or x_elementwise for v in _of_size(vectors, size_of, size))
 
 
 def _used(cell: Cell) -> set[sp.Symbol]:
@@ -118,8 +158,11 @@ def _linear_names(cell: Cell) -> set[str]:
     return {n.name for n in cell._nodes if isinstance(n, LinearNode)}
 
 
-def _expressions(vectors: list[sp.Symbol], x_elementwise: bool, params: list[sp.Symbol], cell: Cell):
-    """A strategy of elementwise expressions over the vectors declared so far (and new parameters)."""
+def _expressions(
+    vectors: list[sp.Symbol], x_elementwise: bool, params: list[sp.Symbol], cell: Cell, prefix: str = "p"
+):
+    """A strategy of elementwise expressions over the vectors declared so far (and new parameters, named
+    `prefix` and a number)."""
     from hypothesis import strategies as st
 
     @st.composite
@@ -130,7 +173,7 @@ def _expressions(vectors: list[sp.Symbol], x_elementwise: bool, params: list[sp.
             choice = draw(st.integers(0, 9))
             if choice == 0:
                 if not params or draw(st.booleans()):
-                    params.append(cell.param(f"p{len(params)}"))
+                    params.append(cell.param(f"{prefix}{len(params)}"))
                 return draw(st.sampled_from(params)) * draw(st.sampled_from(usable))
             if choice == 1:
                 return sp.Rational(draw(st.integers(-3, 3)), draw(st.integers(1, 3))) + draw(
@@ -163,17 +206,21 @@ def _draw_groups(draw, cell: Cell, weight_inputs: dict[str, str], vectors: list[
     mixed)."""
     from hypothesis import strategies as st
 
-    by_input: dict[str, list[str]] = {}
+    by_input: dict[tuple, list[str]] = {}  # weights of one shape that multiply one vector
     for w, u in weight_inputs.items():
-        by_input.setdefault(u, []).append(w)
+        by_input.setdefault((u, cell._params[w].shape), []).append(w)
     k = 0
     for members in by_input.values():
         if len(members) > 1 and draw(st.booleans()):
             chosen = draw(st.lists(st.sampled_from(members), min_size=2, max_size=len(members), unique=True))
             cell.fuse(f"Wf{k}", chosen)
             k += 1
-    if len(vectors) > 1 and draw(st.booleans()):
-        chosen = draw(st.lists(st.sampled_from(vectors), min_size=2, max_size=len(vectors), unique=True))
+    by_shape: dict[tuple, list[str]] = {}
+    for v in vectors:
+        by_shape.setdefault(cell._params[v].shape, []).append(v)
+    alike = max(by_shape.values(), key=len, default=[])
+    if len(alike) > 1 and draw(st.booleans()):
+        chosen = draw(st.lists(st.sampled_from(alike), min_size=2, max_size=len(alike), unique=True))
         cell.fuse("bf", chosen)
 
 
@@ -214,15 +261,22 @@ def cell_source(spec: CellSpec) -> str:
         )
         + (", same_size=True" if spec.same_size else "")
         + ")",
+        *(f"cell.size({label!r}, {keyword!r})" for label, keyword in spec.extra_sizes),
         f"{spec.input} = cell.input({spec.input!r})",
     ]
-    lines += [f"{spec.prev(s)} = cell.state({s!r})" for s in spec.states]
+
+    def size(vector: str) -> str:
+        label = spec.size(vector)
+        return "" if label == "H" else f", size={label!r}"
+
+    lines += [f"{spec.prev(s)} = cell.state({s!r}{size(spec.prev(s))})" for s in spec.states]
     declared: set[str] = set()
     for node in spec.nodes:
         if isinstance(node, LinearNode):
             terms = ", ".join(f"{w!r}: {u}" for w, u in node.terms)
             lines.append(
-                f"{node.name} = cell.linear({node.name!r}, {{{terms}}}, biases={list(node.biases)!r})"
+                f"{node.name} = cell.linear({node.name!r}, {{{terms}}}, biases={list(node.biases)!r}"
+                f"{size(node.name)})"
             )
             continue
         for s in sorted(node.expr.free_symbols, key=lambda s: s.name):

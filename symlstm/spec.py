@@ -633,7 +633,20 @@ def _check_sizes(spec: CellSpec) -> None:
     for label, name in spec.extra_sizes:
         if label in names or name in names:
             raise SpecError(f"cell {n!r}: size {label!r} ({name!r}) has the name of a vector or parameter")
-        if not any(label in p.shape for p in spec.params):
+    used = {spec.size(v) for v in [*spec.prev_names, *(nd.name for nd in spec.nodes)]}
+    unused = [label for label, _ in spec.extra_sizes if label not in used]
+    if unused:
+        raise SpecError(
+            f"cell {n!r}: sizes {unused} are declared (cell.size) but no vector has them; give a state "
+            "or a linear node that size, or do not declare it"
+        )
+    if spec.extra_sizes and "H" not in used:
+        raise SpecError(
+            f"cell {n!r}: no vector has the hidden size H (every state and node has a declared size); "
+            "give one of them the size H (the default of cell.state and cell.linear)"
+        )
+    for label, name in spec.sizes[1:]:
+        if label in used and not any(label in p.shape for p in spec.params):
             raise SpecError(
                 f"cell {n!r}: no parameter has size {label!r} ({name}) in its shape; the generated code "
                 "reads every size off the parameters' shapes (give a vector of that size a weight or bias)"

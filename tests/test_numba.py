@@ -247,3 +247,63 @@ def test_a_planted_emitter_error_is_caught(monkeypatch):
     planted = module_from_source("planted.numba.rnn", render_numba(derive(symlstm.cell("rnn"))))
     report = check_same(planted, symlstm.load("rnn", backend="reference"), 3, 4)
     assert not report.ok and sorted(b.block for b in report.failures) == ["db_hh", "db_ih"], str(report)
+
+
+@pytest.mark.parametrize(
+    "text",
+    ["1/(x**2 + 1)", "2/(x**2 + 1)**2", "-2*x**2/(x**2 + 1)**2 + 1/(x**2 + 1)", "x/(y*(x + 1))",
+     "1/(x*x + y)", "(x + 1)**3/(y**2 + 2)"],
+)  # fmt: skip
+def test_the_scalar_printer_keeps_the_value(text):
+    """Printed kernel statements evaluate to the expression's value (1/(x**2 + 1) was printed as
+    dtype(1) / (x * x) + dtype(1): a leading parenthesis taken for an enclosing one; found by the
+    fuzzer through a wrong atan' in a drawn cell)."""
+    import sympy as sp
+
+    from symlstm.backends.numba.printer import NumbaScalarPrinter
+
+    x, y = sp.symbols("x y", real=True)
+    expr = sp.sympify(text, locals={"x": x, "y": y})
+    printed = NumbaScalarPrinter().doprint(expr)
+    for xv, yv in [(0.7, 1.3), (-2.1, 0.4)]:
+        got = eval(printed, {"dtype": np.float64, "x": xv, "y": yv})
+        want = float(expr.subs({x: xv, y: yv}))
+        assert got == pytest.approx(want, rel=1e-14), printed
+
+
+# Cells the fuzzer drew that the numba module got wrong: a forward value read in the second loop of a
+# backward step (split by an inner GEMM) was taken for a carried adjoint (NameError cache_u_s0, or a
+# (T, B, H) cache read at the wrong row); 1/(n1**2 + 1) misprinted (atan').
+NUMBA_FOUND = {
+    "forward value in the second loop": """
+cell = Cell('fuzz', title='A drawn cell')
+x = cell.input('x')
+s0_prev = cell.state('s0')
+s1_prev = cell.state('s1')
+p0 = cell.param('p0')
+n0 = cell.elementwise('n0', p0*s0_prev)
+n1 = cell.linear('n1', {'W1_0': x}, biases=[])
+n6 = cell.linear('n6', {'W6_0': n0}, biases=[])
+u_s0 = cell.elementwise('u_s0', tanh(s0_prev))
+u_s1 = cell.elementwise('u_s1', tanh(p0*s0_prev))
+cell.update(s0=u_s0, s1=u_s1)
+""",
+    "atan derivative": """
+cell = Cell('fuzz', title='A drawn cell')
+x = cell.input('x')
+s0_prev = cell.state('s0')
+n1 = cell.elementwise('n1', s0_prev*(s0_prev + 3))
+n2 = cell.linear('n2', {'W2_0': x}, biases=['b2_0'])
+n3 = cell.elementwise('n3', n1*n2)
+n6 = cell.elementwise('n6', n1/(n1**2 + 1))
+cell.update(s0=cell.elementwise('u_s0', tanh(sp.atan(n3) + n6)))
+""",
+}
+
+
+@pytest.mark.parametrize("name", list(NUMBA_FOUND))
+def test_cells_the_fuzzer_found_come_out_right_through_numba(name):
+    scope: dict = {}
+    exec("import sympy as sp\nfrom symlstm import Cell, relu, sigmoid, tanh\n" + NUMBA_FOUND[name], scope)
+    result = check_cell(scope["cell"].build(), proofs=False, backends=("numba",))
+    assert result.ok, result.report()

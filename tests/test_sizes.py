@@ -122,10 +122,13 @@ def test_a_size_no_parameter_has_is_refused():
 def test_a_parameter_vector_takes_its_nodes_size():
     cell = Cell("peep")
     cell.size("P", "proj_size")
-    x, s_prev = cell.input("x"), cell.state("s", size="P")
+    x, s_prev, h_prev = cell.input("x"), cell.state("s", size="P"), cell.state("h")
     p = cell.param("p")
-    a = cell.linear("a", {"W": x}, size="P")
-    cell.update(s=cell.elementwise("n", tanh(a + p * s_prev)))
+    a = cell.linear("a", {"W": x, "U": h_prev}, size="P")
+    cell.update(
+        s=cell.elementwise("n", tanh(a + p * s_prev)),
+        h=cell.elementwise("g", tanh(cell.linear("b", {"V": s_prev}))),
+    )
     spec = cell.build()
     assert spec.param("p").shape == ("P",)
     d = derive(spec)
@@ -136,3 +139,22 @@ def test_until_generated_extra_sizes_are_refused(monkeypatch):
     monkeypatch.setattr(symlstm.spec, "EXTRA_SIZES_GENERATED", False)
     with pytest.raises(SpecError, match="not generated yet"):
         lstmp()
+
+
+def test_a_cell_without_a_vector_of_size_h_is_refused():
+    cell = Cell("no_h")
+    cell.size("P", "proj_size")
+    x, s_prev = cell.input("x"), cell.state("s", size="P")
+    a = cell.linear("a", {"W": x, "U": s_prev}, size="P")
+    cell.update(s=cell.elementwise("n", tanh(a)))
+    with pytest.raises(SpecError, match="no vector has the hidden size H"):
+        cell.build()
+
+
+def test_a_declared_size_no_vector_has_is_refused():
+    cell = Cell("unused_size")
+    cell.size("P", "proj_size")
+    x, h_prev = cell.input("x"), cell.state("h")
+    cell.update(h=cell.elementwise("h", tanh(cell.linear("a", {"W": x, "U": h_prev}))))
+    with pytest.raises(SpecError, match=r"sizes \['P'\] are declared \(cell.size\) but no vector has them"):
+        cell.build()

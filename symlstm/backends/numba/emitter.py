@@ -300,7 +300,7 @@ class NumbaEmitter:
             if vector in carried:
                 return self.resolve(f"{OPEN}cache_d_{vector}[b]{CLOSE}[j]", view)
             raise AssertionError(f"adjoint {v} read before it is computed")
-        if v in carried:
+        if v in carried and not adjoints:  # in backward, `carried` names vectors whose adjoints are carried
             return self.resolve(f"{OPEN}{prefix}{v}[b]{CLOSE}[j]", view)
         loc = self.stored(v)
         if loc is None and v in self.linear:

@@ -44,6 +44,19 @@ def _number(value: sp.Expr) -> str:
     return "-" + text if value.is_negative else text
 
 
+def _enclosed(text: str) -> bool:
+    """Whether `text` is one parenthesised group: `(n * n)`, not `(n * n) + dtype(1)`."""
+    if not text.startswith("("):
+        return False
+    depth = 0
+    for k, ch in enumerate(text):
+        depth += ch == "("
+        depth -= ch == ")"
+        if depth == 0:
+            return k == len(text) - 1
+    return False
+
+
 class NumbaScalarPrinter(StrPrinter):
     """Scalar kernel statements; `names` maps a symbol's name to the code holding its value where that
     is not the name itself. `doprint` spaces operators as ruff format does."""
@@ -121,8 +134,8 @@ class NumbaScalarPrinter(StrPrinter):
         if exp.is_Integer and exp < 0:
             positive = base if exp == -1 else sp.Pow(base, -exp, evaluate=False)
             text = self._print(positive)
-            if not (positive.is_Symbol or positive.is_Function or text.startswith("(")):
-                text = f"({text})"
+            if not (positive.is_Symbol or positive.is_Function or _enclosed(text)):
+                text = f"({text})"  # (n * n) + dtype(1) starts with a parenthesis, and needs its own
             return f"dtype(1) / {text}"
         if exp == sp.S.Half:
             return f"np.sqrt({self._print(base)})"

@@ -6,6 +6,8 @@ written (no formatter runs on them).
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+
 import sympy as sp
 
 from ...spec import ElementwiseNode, FuseGroup, LinearNode
@@ -25,6 +27,7 @@ __all__ = [
     "size_source",
     "tuple_source",
     "wrap",
+    "zero_adjoints",
 ]
 
 
@@ -109,13 +112,26 @@ def member_view(array: str, g: FuseGroup, member: str, size: str = "H") -> str:
     return f"{array}[{span}]" if span else array
 
 
-def size_lines(spec, output: bool) -> list[str]:
+def size_lines(spec, output: bool, also: Iterable[str] = ()) -> list[str]:
     """`H = params["W_hh"].shape[1]`, ...: the sizes a function of the reference-style modules reads
-    (not I), each off the stored parameters: the rows of the fused arrays' blocks (their views) and,
-    with `output`, the size of y."""
-    needed = {row_size(spec, g) for g in spec.groups if len(g.members) > 1}
+    (not I), each off the stored parameters: the rows of the fused arrays' blocks (their views), with
+    `output` the size of y, and the labels `also`."""
+    needed = {row_size(spec, g) for g in spec.groups if len(g.members) > 1} | set(also)
     needed |= {spec.size(spec.output)} if output else set()
     return [f"{label} = {size_source(spec, label)}" for label, _ in spec.sizes if label in needed - {"I"}]
+
+
+def zero_adjoints(d) -> dict[str, str]:
+    """The vectors nothing reads (a zero adjoint) whose size is not y's, by name: their size label. A
+    zero adjoint of y's size is written like the step's dy; these need their own size."""
+    s = d.spec
+    out = {}
+    for a in d.vjp:
+        if a.vector == s.input or a.incoming or a.elementwise != 0 or a.linear:
+            continue
+        if s.size(a.vector) != s.size(s.output):
+            out[a.vector] = s.size(a.vector)
+    return out
 
 
 def size_labels(spec) -> list[str]:

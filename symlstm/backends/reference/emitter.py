@@ -27,6 +27,7 @@ from ..numpy.source import (
     size_lines,
     tuple_source,
     wrap,
+    zero_adjoints,
 )
 from .printer import DEFINITIONS, ReferencePrinter, functions_used
 
@@ -117,8 +118,13 @@ def _adjoint_statement(d: Derivation, p: ReferencePrinter, vector: str) -> list[
     text += [f"{w}^T {adjoint(node)}" for w, node in a.linear]
     target = "dx[t]" if vector == d.spec.input else adjoint(vector)
     comment = f"# ({number}) {adjoint(vector)} = {' + '.join(text) or '0'}"
-    like = "xs[t]" if vector == d.spec.input else "dy[t]"  # nothing reads `vector`: a zero gradient
-    value = " + ".join(terms) if terms else f"np.zeros_like({like})"
+    # nothing reads `vector`: a zero gradient, of the shape of x, of dy, or of its own size
+    zero = zero_adjoints(d)
+    if vector in zero:
+        blank = f"np.zeros((xs.shape[1], {zero[vector]}), dtype=xs.dtype)"
+    else:
+        blank = f"np.zeros_like({'xs[t]' if vector == d.spec.input else 'dy[t]'})"
+    value = " + ".join(terms) if terms else blank
     return [comment, f"{target} = {value}"]
 
 
@@ -162,7 +168,12 @@ def _backward(d: Derivation, p: ReferencePrinter) -> list[str]:
     values, used = backward_reads(d)
     lines = [f'{g.name} = params["{g.name}"]' for g in s.groups if used & {g.name, *g.members}]
     views = [line for line in _views(d) if line.split(" = ")[0] in used]
-    lines = ["T = xs.shape[0]", *size_lines(d.spec, output=False), *lines, *views]
+    lines = [
+        "T = xs.shape[0]",
+        *size_lines(d.spec, output=False, also=zero_adjoints(d).values()),
+        *lines,
+        *views,
+    ]
     lines += [f'{adjoint(g.name)} = np.zeros_like(params["{g.name}"])' for g in s.groups]
     lines += _views(d, "d_")
     lines.append("dx = np.zeros_like(xs)")

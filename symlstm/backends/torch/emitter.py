@@ -19,7 +19,7 @@ from ...engine import Derivation
 from ...naming import adjoint, incoming
 from ...spec import CellSpec, ElementwiseNode, LinearNode
 from ..numpy.printer import NumpyCodePrinter
-from ..numpy.source import equation_text, member_view, row_size, size_lines, tuple_source, wrap
+from ..numpy.source import equation_text, member_view, row_size, size_lines, tuple_source, wrap, zero_adjoints
 from ..reference.emitter import backward_reads
 from .printer import TorchPrinter, check_printed, functions_source
 
@@ -123,7 +123,8 @@ def _forward(d: Derivation, p: TorchPrinter, saved: list[str]) -> list[str]:
     lines += [f'    "{v}": {"xs" if v == s.input else "seq_" + v},' for v in saved]
     lines.append("}")
     lines.append(f"return ys, {tuple_source(s.prev_names, quote=False)}, saved")
-    return size_lines(s, output=True) + lines
+    saved_sizes = {d.size_label(v) for v in saved if v != s.input}
+    return size_lines(s, output=True, also=saved_sizes) + lines
 
 
 def _adjoint(d: Derivation, p: TorchPrinter, vector: str) -> list[str]:
@@ -137,8 +138,13 @@ def _adjoint(d: Derivation, p: TorchPrinter, vector: str) -> list[str]:
     terms += [f"{adjoint(node)} @ {w}" for w, node in a.linear]
     text += [f"{w}^T {adjoint(node)}" for w, node in a.linear]
     target = "dx[t]" if vector == d.spec.input else adjoint(vector)
-    like = "xs[t]" if vector == d.spec.input else "dy[t]"  # nothing reads `vector`: a zero gradient
-    value = " + ".join(terms) if terms else f"torch.zeros_like({like})"
+    # nothing reads `vector`: a zero gradient, of the shape of x, of dy, or of its own size
+    zero = zero_adjoints(d)
+    if vector in zero:
+        blank = f"xs.new_zeros((xs.shape[1], {zero[vector]}))"
+    else:
+        blank = f"torch.zeros_like({'xs[t]' if vector == d.spec.input else 'dy[t]'})"
+    value = " + ".join(terms) if terms else blank
     return [f"# ({number}) {adjoint(vector)} = {' + '.join(text) or '0'}", f"{target} = {value}"]
 
 
@@ -164,7 +170,7 @@ def _backward(d: Derivation, p: TorchPrinter, saved: list[str]) -> list[str]:
     s = d.spec
     _, used = backward_reads(d)
     views = _views(s, only=used)
-    lines = ["T = xs.shape[0]", *size_lines(s, output=False)]
+    lines = ["T = xs.shape[0]", *size_lines(s, output=False, also=zero_adjoints(d).values())]
     lines += [f'{g.name} = params["{g.name}"]' for g in s.groups if used & {g.name, *g.members}]
     lines += views
     lines += [f'{adjoint(g.name)} = torch.zeros_like(params["{g.name}"])' for g in s.groups]
