@@ -73,3 +73,20 @@ def test_generated_code_is_ruff_clean():
         pytest.skip("ruff is not installed: pip install 'symlstm[dev]' (in a clone: '.[dev]')")
     subprocess.run([ruff, "format", "--check", str(GENERATED)], check=True, cwd=ROOT)
     subprocess.run([ruff, "check", str(GENERATED), str(ROOT / "symlstm")], check=True, cwd=ROOT)
+
+
+def test_no_generated_module_defines_a_name_twice():
+    """Each module is its template and the runtime files it includes: a function or constant defined in
+    two of them would silently take the later one (the torch Layer's sequence reversal was once
+    overridden by the NumPy stacks' function of the same name)."""
+    import ast
+    from collections import Counter
+
+    for path in sorted(GENERATED.glob("*/*.py")):
+        tree = ast.parse(path.read_text())
+        names = [n.name for n in tree.body if isinstance(n, (ast.FunctionDef, ast.ClassDef))]
+        names += [
+            t.id for n in tree.body if isinstance(n, ast.Assign) for t in n.targets if isinstance(t, ast.Name)
+        ]
+        twice = sorted(name for name, k in Counter(names).items() if k > 1)
+        assert not twice, f"{path.relative_to(ROOT)} defines {twice} twice"

@@ -232,3 +232,50 @@ def test_without_torch_the_module_says_which_extra(monkeypatch):
     monkeypatch.setitem(sys.modules, "torch", None)
     with pytest.raises(ImportError, match=r"pip install 'symlstm\[torch\]'"):
         module_from_source("torch.without.gru", source + "\n# without torch\n")
+
+
+@pytest.mark.parametrize("name", TORCH_CELLS)
+@pytest.mark.parametrize(
+    "layers, bidirectional", [(1, False), (2, True)], ids=["one layer", "2 layers bidirectional"]
+)
+def test_a_packed_sequence_as_torch_nn_runs_it(name, layers, bidirectional):
+    """A PackedSequence in (lengths out of order, one of length 1): the output packed as torch.nn packs
+    it, the final states at each sequence's length, and every gradient equal to torch.nn's."""
+    from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
+
+    net, ours, _ = _pair(name, dict(num_layers=layers, bidirectional=bidirectional))
+    T, B, I = 5, 4, 3
+    lengths = torch.tensor([3, 5, 1, 4])
+    x = torch.randn(T, B, I, dtype=torch.float64, generator=torch.Generator().manual_seed(3))
+    results = []
+    for module in (net, ours):
+        xi = x.clone().requires_grad_()
+        out, final = module(pack_padded_sequence(xi, lengths, enforce_sorted=False))
+        final = (final,) if isinstance(final, torch.Tensor) else final
+        padded, got_lengths = pad_packed_sequence(out)
+        assert torch.equal(got_lengths, lengths)
+        w = torch.randn(padded.shape, dtype=torch.float64, generator=torch.Generator().manual_seed(4))
+        loss = (padded * w).sum() + sum((f * (k + 1)).sum() for k, f in enumerate(final))
+        loss.backward()
+        grads = [xi.grad, *(p.grad for _, p in sorted(module.named_parameters()))]
+        results.append([out.data, out.batch_sizes, out.sorted_indices, *final, *grads])
+    for theirs, mine in zip(*results, strict=True):
+        torch.testing.assert_close(mine, theirs, rtol=0, atol=1e-12)
+
+
+def test_dropout_between_layers_as_torch_nn():
+    """dropout applies to the input of every layer but the first, in training mode only: with p = 1
+    layer 2 reads zeros (as torch.nn.LSTM's does); in eval mode it changes nothing."""
+    x = torch.randn(5, 2, 3, dtype=torch.float64, generator=torch.Generator().manual_seed(0))
+    for train in (True, False):
+        torch.manual_seed(0)
+        net = torch.nn.LSTM(3, 4, num_layers=2, dropout=1.0, dtype=torch.float64).train(train)
+        ours = symlstm.load("lstm", backend="torch").Layer(
+            3, 4, num_layers=2, dropout=1.0, dtype=torch.float64
+        )
+        ours.load_state_dict(net.state_dict())
+        ours.train(train)
+        torch.testing.assert_close(ours(x)[0], net(x)[0], rtol=0, atol=1e-12)
+    assert "dropout=1.0" in repr(ours)
+    with pytest.raises(ValueError, match=r"dropout must be a number in \[0, 1\]"):
+        symlstm.load("lstm", backend="torch").Layer(3, 4, dropout=1.5)

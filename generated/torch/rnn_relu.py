@@ -315,13 +315,22 @@ def _positive(value, name):
     return value
 
 
+def _flipped(sequence, order):
+    """A (T, B, ...) sequence reversed along time, each batch entry within its length when `order` (the
+    (T, B) step each step reads) is given."""
+    if order is None:
+        return sequence.flip(0)
+    return torch.gather(sequence, 0, order[:, :, None].expand_as(sequence))
+
+
 class Layer(torch.nn.Module):
     """The cell as torch.nn.LSTM/GRU/RNN are used, trained with the derived backward.
 
     Layer(input_size, hidden_size, num_layers=1, bias=True, batch_first=False, dropout=0.0,
     bidirectional=False, device=None, dtype=None, **sizes) (sizes: the cell's other sizes by keyword,
     proj_size=... for a cell that declares it). forward(input, state=None) -> (output, state_n): input
-    (T, B, I), or (B, T, I) with batch_first, or (T, I) unbatched; state the initial states, each
+    (T, B, I), or (B, T, I) with batch_first, or (T, I) unbatched, or a PackedSequence (the output is
+    then packed as the input is); state the initial states, each
     (L * D, B, its size) (D = 2 when bidirectional, index layer * D + direction): one tensor for a cell
     with one state, else a tuple in the order of STATES (h, c for the LSTM family), zeros when None;
     state_n the same for the final states. Output (T, B, D * size of y): the last layer's y, the
@@ -402,17 +411,23 @@ class Layer(torch.nn.Module):
         return text
 
     def forward(self, input, state=None):
-        if not isinstance(input, torch.Tensor):
-            raise TypeError(f"{CELL}: input must be a torch.Tensor, got a {type(input).__name__}")
-        if input.dim() not in (2, 3):
+        packed = isinstance(input, torch.nn.utils.rnn.PackedSequence)
+        if packed:  # a batch of sequences of their own lengths, as torch.nn takes it
+            x, lengths = torch.nn.utils.rnn.pad_packed_sequence(input)  # (T, B, I), the caller's order
+        elif not isinstance(input, torch.Tensor):
+            raise TypeError(
+                f"{CELL}: input must be a torch.Tensor or a PackedSequence, got a {type(input).__name__}"
+            )
+        elif input.dim() not in (2, 3):
             raise ValueError(
                 f"{CELL}: input must be 3-D {'(B, T, I)' if self.batch_first else '(T, B, I)'} or 2-D "
                 f"(T, I) unbatched, got shape {tuple(input.shape)}"
             )
-        batched = input.dim() == 3
-        x = input if batched else input.unsqueeze(1)
-        if batched and self.batch_first:
-            x = x.transpose(0, 1)
+        else:
+            x = input if input.dim() == 3 else input.unsqueeze(1)
+            if input.dim() == 3 and self.batch_first:
+                x = x.transpose(0, 1)
+        batched = packed or input.dim() == 3
         first = next(self.parameters())
         if x.shape[2] != self.input_size:
             raise ValueError(
@@ -422,6 +437,13 @@ class Layer(torch.nn.Module):
             raise TypeError(
                 f"{CELL}: input is {x.dtype} on {x.device}, the parameters {first.dtype} on {first.device}"
             )
+        # Past its length a sequence is not read, its states stay and its output is 0; the reverse
+        # direction runs each sequence backwards from its own last step.
+        past = order = None
+        if packed:
+            steps = torch.arange(x.shape[0])[:, None]
+            past = (steps >= lengths[None, :]).to(x.device)[:, :, None]
+            order = torch.where(steps < lengths[None, :], lengths[None, :] - 1 - steps, steps).to(x.device)
         directions = 2 if self.bidirectional else 1
         states = self._initial(state, x, batched, directions)
         finals = []
@@ -435,15 +457,22 @@ class Layer(torch.nn.Module):
                 index = layer * directions + direction
                 names = self._names[index]
                 params = [getattr(self, names[s]) if s in names else x.new_zeros(shapes[s]) for s in BLOCKS]
-                sequence = x if direction == 0 else x.flip(0)
+                sequence = x if direction == 0 else _flipped(x, order)
                 y, *final = SequenceFunction.apply(
-                    None, sequence.contiguous(), *(s[index] for s in states), *params
+                    past, sequence.contiguous(), *(s[index] for s in states), *params
                 )
-                outputs.append(y if direction == 0 else y.flip(0))
+                outputs.append(y if direction == 0 else _flipped(y, order))
                 finals.append(final)
             x = outputs[0] if directions == 1 else torch.cat(outputs, 2)
         state_n = tuple(torch.stack([f[k] for f in finals]) for k in range(len(STATES)))
-        if not batched:
+        if packed:  # the output packed as the input was (its batch sizes and order)
+            sorted_x = x.index_select(1, input.sorted_indices) if input.sorted_indices is not None else x
+            sorted_lengths = lengths if input.sorted_indices is None else lengths[input.sorted_indices.cpu()]
+            data = torch.nn.utils.rnn.pack_padded_sequence(sorted_x, sorted_lengths).data
+            x = torch.nn.utils.rnn.PackedSequence(
+                data, input.batch_sizes, input.sorted_indices, input.unsorted_indices
+            )
+        elif not batched:
             x, state_n = x.squeeze(1), tuple(s.squeeze(1) for s in state_n)
         elif self.batch_first:
             x = x.transpose(0, 1)
