@@ -259,7 +259,11 @@ def cell_document(spec_or_derivation: CellSpec | Derivation | str) -> Document:
     doc.text(
         r"One time step, for one sample (Figure~\ref{" + f"fig:{s.name}:cell" + r"}). Products of vectors "
         r"are elementwise ($\odot$); a weight matrix times a vector is a matrix product. Every elementwise "
-        r"equation holds for each coordinate $k = 1, \dots, H$ separately."
+        r"equation holds for each coordinate $k = 1, \dots, H$ separately"
+        + "".join(
+            rf" ($k = 1, \dots, {label}$ for the vectors of size ${label}$)" for label, _ in s.extra_sizes
+        )
+        + "."
     )
     doc.equations(ct.forward_rows())
     reuse = ", ".join(f"${p.name(m.name)}$" for m in d.intermediates)
