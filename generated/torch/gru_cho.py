@@ -1057,14 +1057,28 @@ def _not_an_array(value):
     return _describe(value)
 
 
-def _infer_sizes(params, what):
-    """(dims, text saying where they came from): each size (by label) as most parameter shapes give it.
+def _axis_sizes():
+    """{parameter: ((label, blocks) of each axis)}: every axis of a stored parameter is a number of blocks
+    of one size, which probing param_shapes with that size at 2 and the others at 1 tells (computed
+    once per module: the answer is the cell's)."""
+    if not _AXIS_SIZES:
+        one = _shapes_at(dict.fromkeys(SIZES, 1))
+        wide = {label: _shapes_at({k: 2 if k == label else 1 for k in SIZES}) for label in SIZES}
+        for name, shape in one.items():
+            axes = []
+            for axis in range(len(shape)):
+                grown = [(label, wide[label][name][axis] - shape[axis]) for label in SIZES]
+                axes.append(next((label, blocks) for label, blocks in grown if blocks))
+            _AXIS_SIZES[name] = tuple(axes)
+    return _AXIS_SIZES
 
-    Every axis of a stored parameter is a number of blocks times one size: probing param_shapes with
-    that size at 2 and the others at 1 tells which, and how many blocks.
-    """
-    one = _shapes_at(dict.fromkeys(SIZES, 1))
-    wide = {label: _shapes_at({k: 2 if k == label else 1 for k in SIZES}) for label in SIZES}
+
+_AXIS_SIZES: dict = {}
+
+
+def _infer_sizes(params, what):
+    """(dims, votes): each size (by label) as most parameter shapes give it, and which gave which."""
+    axes = _axis_sizes()
     votes = {label: {} for label in SIZES}
     for name in BLOCKS:
         value = params[name]
@@ -1073,23 +1087,30 @@ def _infer_sizes(params, what):
                 f"{CELL}: {what}[{name!r}] must be a numpy array of shape {_SHAPE_TEXT[name]}, "
                 f"got {_not_an_array(value)}"
             )
-        if value.ndim != len(one[name]):
+        if value.ndim != len(axes[name]):
             raise ValueError(
-                f"{CELL}: {what}[{name!r}] must be a {len(one[name])}-D array of shape "
+                f"{CELL}: {what}[{name!r}] must be a {len(axes[name])}-D array of shape "
                 f"{_SHAPE_TEXT[name]}, got {_describe(value)}"
             )
-        for axis in range(value.ndim):
-            for label in SIZES:
-                blocks = wide[label][name][axis] - one[name][axis]
-                if blocks and value.shape[axis] % blocks == 0:
-                    votes[label].setdefault(value.shape[axis] // blocks, []).append(name)
+        for n, (label, blocks) in zip(value.shape, axes[name]):
+            if n % blocks == 0:
+                votes[label].setdefault(n // blocks, []).append(name)
     if not votes["H"]:
         raise ValueError(f"{CELL}: cannot read the hidden size off {what}: {_shapes(params)}")
     dims = {label: max(v, key=lambda k, v=v: len(v[k])) for label, v in votes.items() if v}
     dims.setdefault("I", dims["H"])  # x only read elementwise: I == H
+    return dims, votes
+
+
+def _sizes_text(dims, votes=None):
+    """Where each size came from, for an error message: "input size 3 from the shapes of ['W_ih'], ..."."""
+    if votes is None:
+        return (
+            ", ".join(f"{SIZES[label].replace('_', ' ')} {n}" for label, n in dims.items()) + " as in params"
+        )
     texts = [f"{SIZES[label].replace('_', ' ')} {dims[label]} from the shapes of "
              f"{sorted(set(votes[label][dims[label]]))}" for label in SIZES if votes[label]]  # fmt: skip
-    return dims, ", ".join(texts)
+    return ", ".join(texts)
 
 
 def _shapes(params):
@@ -1109,18 +1130,15 @@ def _check_params(params, what="params", like=None):
             f"(missing {missing}, unexpected {extra})"
         )
     if like is None:
-        dims, sizes = _infer_sizes(params, what)
+        dims, votes = _infer_sizes(params, what)
         first = next(iter(BLOCKS))
         dtype = _check_dtype(params[first].dtype, f"{what}[{first!r}] dtype")
         if min(dims.values()) < 1:
-            raise ValueError(f"{CELL}: {what} describe an empty cell ({sizes})")
+            raise ValueError(f"{CELL}: {what} describe an empty cell ({_sizes_text(dims, votes)})")
         if SAME_SIZE and dims["I"] != dims["H"]:
-            raise ValueError(f"{CELL}: needs input size == hidden size, got {sizes}")
+            raise ValueError(f"{CELL}: needs input size == hidden size, got {_sizes_text(dims, votes)}")
     else:
-        dims, dtype = like
-        sizes = (
-            ", ".join(f"{SIZES[label].replace('_', ' ')} {n}" for label, n in dims.items()) + " as in params"
-        )
+        (dims, dtype), votes = like, None
     for name, shape in _shapes_at(dims).items():
         value = params[name]
         if not isinstance(value, np.ndarray):
@@ -1128,7 +1146,8 @@ def _check_params(params, what="params", like=None):
                 f"{CELL}: {what}[{name!r}] must be a numpy array {shape}, got {_not_an_array(value)}"
             )
         if value.shape != shape:
-            raise ValueError(f"{CELL}: {what}[{name!r}] must have shape {shape} ({sizes}), got {value.shape}")
+            where = _sizes_text(dims, votes)
+            raise ValueError(f"{CELL}: {what}[{name!r}] must have shape {shape} ({where}), got {value.shape}")
         if value.dtype != dtype:
             raise TypeError(
                 f"{CELL}: {what}[{name!r}] must have dtype {dtype} like {what}[{next(iter(BLOCKS))!r}], "
