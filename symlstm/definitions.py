@@ -87,8 +87,11 @@ def independent(expr: sp.Expr) -> sp.Expr:
     """`expr` with every package activation replaced by its independent counterpart, and `step` by its
     definition Heaviside(a, 0)."""
     out = sp.sympify(expr)
-    for fn in DEFINITIONS:
-        out = out.replace(fn, _independent_class(fn))
+    # Rebuilding a node evaluates it, and that can change its type (tanh(-a) becomes -tanh(a), a Mul),
+    # which `replace` then does not revisit: repeat until no package activation is left.
+    while out.has(*DEFINITIONS):
+        for fn in DEFINITIONS:
+            out = out.replace(fn, _independent_class(fn))
     return out.replace(step, _heaviside0)
 
 

@@ -18,8 +18,10 @@ rational coefficients in *atoms*:
   make every monomial as long as the sum (exp(a + b) and exp(a) exp(b) are then different atoms).
 
 Two expressions with the same canonical polynomial are equal, so `is_zero` never accepts a nonzero
-expression. It can miss an identity that needs more algebra than these rules (a cancellation inside a
-denominator: 1/(a**2 - 1) against 1/((a - 1) (a + 1))): a proof can then fail when the claim holds, and
+expression. A small nonzero form gets a second, exact opinion from `sp.cancel` over its atoms (a
+factor cancelling its inverse, b/b == 1, and denominators that factor alike: 1/(a**2 - 1) against
+1/((a - 1) (a + 1))). It can still miss an identity that needs more algebra (an identity between
+transcendental atoms, exp(a + b) against exp(a) exp(b)): a proof can then fail when the claim holds, and
 is never wrong when it passes.
 """
 
@@ -101,6 +103,7 @@ class Canonical:
     def __init__(self) -> None:
         self._memo: dict[sp.Basic, Polynomial] = {}
         self._atoms: dict[object, int] = {}
+        self._inverses: dict[int, Polynomial] = {}  # atom index of 1/b -> b
 
     def _atom(self, key: object) -> Polynomial:
         index = self._atoms.setdefault(key, len(self._atoms))
@@ -133,8 +136,23 @@ class Canonical:
             ((m, c),) = base.items()
             return {tuple((k, x * n) for k, x in m): Fraction(1) / c ** (-n)}
         lead, unit = self._normalised(base)
-        inverse = _pow(self._atom(("inverse", self._key(unit))), -n)
+        atom = self._atom(("inverse", self._key(unit)))
+        self._inverses[next(iter(atom))[0][0]] = unit
+        inverse = _pow(atom, -n)
         return {m: c / lead ** (-n) for m, c in inverse.items()}
+
+    def rational(self, p: Polynomial) -> sp.Expr:
+        """`p` as a SymPy rational function: each inverse atom 1/b written as 1/b, every other atom
+        (calls, roots, exps) a symbol of its own."""
+        terms = []
+        for monomial, c in p.items():
+            factors = [sp.Rational(c.numerator, c.denominator)]
+            for k, e in monomial:
+                atom = 1 / self.rational(self._inverses[k]) if k in self._inverses else sp.Symbol(f"atom{k}")
+                exponent = sp.Rational(e.numerator, e.denominator) if isinstance(e, Fraction) else e
+                factors.append(atom**exponent)
+            terms.append(sp.Mul(*factors))
+        return sp.Add(*terms)
 
     def _rational_power(self, base: Polynomial, exponent: Fraction) -> Polynomial:
         """base**(p/q) = base**k * root**r with root = base**(1/q) an atom, p = k q + r, 0 <= r < q."""
@@ -196,6 +214,21 @@ class Canonical:
         return self._atom(("other", sp.srepr(e)))
 
 
+# The most terms a canonical polynomial may have for the second opinion (`sp.cancel`, whose cost grows
+# fast with the size): beyond it a nonzero canonical form is taken as it is.
+CANCEL_TERMS = 200
+
+
 def is_zero(expr: sp.Basic, canonical: Canonical | None = None) -> bool:
-    """Whether `expr` is identically zero (see the module docstring for what it can prove)."""
-    return not (canonical or Canonical()).of(sp.sympify(expr))
+    """Whether `expr` is identically zero (see the module docstring for what it can prove).
+
+    A nonzero canonical polynomial of a few terms gets a second opinion: written as a rational function of
+    its atoms (each a symbol, 1/b kept as the quotient it is), `sp.cancel` divides out common factors of
+    numerators and denominators (b * (1/b) == 1, which the canonical form leaves as it is). Both are
+    exact: a zero from either is a proof.
+    """
+    canonical = canonical or Canonical()
+    p = canonical.of(sp.sympify(expr))
+    if not p:
+        return True
+    return len(p) <= CANCEL_TERMS and sp.cancel(canonical.rational(p)) == 0

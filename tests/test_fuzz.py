@@ -139,6 +139,38 @@ u_s0 = cell.elementwise('u_s0', tanh(p0*s0_prev))
 u_s2 = cell.elementwise('u_s2', tanh(sigmoid(p0*s0_prev) - sigmoid(p0*s1_prev)))
 cell.update(s0=u_s0, s1=u_s0, s2=u_s2)
 """,
+    # tanh(tanh(a) - sigmoid(b)): replacing the inner functions by their definitions made the outer
+    # tanh's argument one SymPy writes with a minus sign outside, and the outer tanh was never replaced
+    # (symlstm.definitions.independent: repeated until none is left)
+    "sign taken out of an odd function": """
+cell = Cell('fuzz', title='A drawn cell')
+x = cell.input('x')
+s0_prev = cell.state('s0')
+s1_prev = cell.state('s1')
+s2_prev = cell.state('s2')
+n1 = cell.linear('n1', {'W1_0': x, 'W1_1': s1_prev}, biases=[])
+u_s0 = cell.elementwise('u_s0', tanh(tanh(n1) - sigmoid(s2_prev)))
+u_s1 = cell.elementwise('u_s1', tanh(s1_prev**2 - sp.exp(-s0_prev**2)))
+u_s2 = cell.elementwise('u_s2', tanh(n1))
+cell.update(s0=u_s0, s1=u_s1, s2=u_s2)
+""",
+    # softplus of a node that is p s + softplus(s): a Jacobian that is zero only once (e**s + 1) cancels
+    # its inverse (symlstm.identity: sp.cancel as a second opinion)
+    "a factor cancelling its inverse": """
+cell = Cell('fuzz', title='A drawn cell')
+x = cell.input('x')
+s0_prev = cell.state('s0')
+s1_prev = cell.state('s1')
+p0 = cell.param('p0')
+n0 = cell.elementwise('n0', p0*s0_prev + sp.log(sp.exp(s0_prev) + 1))
+n1 = cell.elementwise('n1', s1_prev)
+n2 = cell.linear('n2', {'W2_0': x, 'W2_1': x}, biases=['b2_0'])
+n3 = cell.elementwise('n3', n1*sp.log(sp.exp(n0) + 1)/(n1**2 + 1))
+u_s0 = cell.elementwise('u_s0', tanh(n0*p0 + sigmoid(sigmoid(s0_prev))))
+u_s1 = cell.elementwise('u_s1', tanh(s0_prev))
+cell.update(s0=u_s0, s1=u_s1)
+cell.fuse('bf', ['b2_0', 'p0'])
+""",
 }
 
 

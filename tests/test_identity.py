@@ -27,6 +27,12 @@ IDENTITIES = [
     # a constant multiple under a root whose root is rational
     sp.sqrt(4 * a**2 + 4) - 2 * sp.sqrt(a**2 + 1),
     1 / sp.sqrt(9 * a**2 + 9 * b) - 1 / (3 * sp.sqrt(a**2 + b)),
+    # a factor and its inverse, and denominators that factor alike (the second opinion, sp.cancel)
+    (sp.exp(a) + 1) * sp.exp(a) / (sp.exp(a) + 1) - sp.exp(a),
+    1 / (a**2 - 1) - 1 / ((a - 1) * (a + 1)),
+    # a drawn cell's Jacobian (found by the fuzzer): softplus(n0) with n0 = p s + softplus(s)
+    b * (sp.exp(a) / (sp.exp(a) + 1) + 2) * (sp.exp(a) + 1) / ((sp.exp(a) + 1) * sp.exp(2 * a) + 1)
+    - b * (2 * (sp.exp(a) + 1) + sp.exp(a)) / ((sp.exp(a) + 1) * sp.exp(2 * a) + 1),
 ]
 
 NON_IDENTITIES = [
@@ -38,6 +44,8 @@ NON_IDENTITIES = [
     sp.tanh(a) - sp.tanh(b),
     sp.exp(a) ** 2 - sp.exp(3 * a),
     sp.exp(a + 1) - sp.exp(a),
+    (sp.exp(a) + 1) * sp.exp(a) / (sp.exp(a) + 2) - sp.exp(a),
+    1 / (a**2 - 1) - 1 / ((a - 1) * (a + 2)),
 ]
 
 
