@@ -81,6 +81,17 @@ def rnn() -> CellSpec:
     )
 
 
+def _lstm_gates(cell: Cell, x: sp.Symbol, h_prev: sp.Symbol) -> tuple[sp.Symbol, ...]:
+    """torch.nn.LSTM's gates i, f, g, o (sigma or tanh of W_i<k> x + W_h<k> h_prev + b_i<k> + b_h<k>),
+    the four linear nodes declared first."""
+    pre = {}
+    for gate in "ifgo":
+        pre[gate] = cell.linear(
+            f"a_{gate}", {f"W_i{gate}": x, f"W_h{gate}": h_prev}, biases=[f"b_i{gate}", f"b_h{gate}"]
+        )
+    return tuple(cell.elementwise(k, (tanh if k == "g" else sigmoid)(pre[k])) for k in "ifgo")
+
+
 @register
 def lstm() -> CellSpec:
     cell = Cell(
@@ -90,15 +101,7 @@ def lstm() -> CellSpec:
         source="Hochreiter & Schmidhuber 1997; Gers, Schmidhuber & Cummins 2000; torch.nn.LSTM",
     )
     x, h_prev, c_prev = cell.input("x"), cell.state("h"), cell.state("c")
-    pre = {}
-    for gate in "ifgo":
-        pre[gate] = cell.linear(
-            f"a_{gate}", {f"W_i{gate}": x, f"W_h{gate}": h_prev}, biases=[f"b_i{gate}", f"b_h{gate}"]
-        )
-    i = cell.elementwise("i", sigmoid(pre["i"]))
-    f = cell.elementwise("f", sigmoid(pre["f"]))
-    g = cell.elementwise("g", tanh(pre["g"]))
-    o = cell.elementwise("o", sigmoid(pre["o"]))
+    i, f, g, o = _lstm_gates(cell, x, h_prev)
     c = cell.elementwise("c", f * c_prev + i * g)
     h = cell.elementwise("h", o * tanh(c))
     cell.update(h=h, c=c)
@@ -126,15 +129,7 @@ def lstmp() -> CellSpec:
     )
     cell.size("P", "proj_size")
     x, h_prev, c_prev = cell.input("x"), cell.state("h", size="P"), cell.state("c")
-    pre = {}
-    for gate in "ifgo":
-        pre[gate] = cell.linear(
-            f"a_{gate}", {f"W_i{gate}": x, f"W_h{gate}": h_prev}, biases=[f"b_i{gate}", f"b_h{gate}"]
-        )
-    i = cell.elementwise("i", sigmoid(pre["i"]))
-    f = cell.elementwise("f", sigmoid(pre["f"]))
-    g = cell.elementwise("g", tanh(pre["g"]))
-    o = cell.elementwise("o", sigmoid(pre["o"]))
+    i, f, g, o = _lstm_gates(cell, x, h_prev)
     c = cell.elementwise("c", f * c_prev + i * g)
     m = cell.elementwise("m", o * tanh(c))
     r = cell.linear("r", {"W_hr": m}, size="P")

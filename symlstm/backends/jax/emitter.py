@@ -20,11 +20,12 @@ from ...engine import Derivation
 from ...naming import adjoint, incoming, tangent
 from ...spec import LinearNode
 from ..numpy.printer import NumpyCodePrinter
-from ..numpy.source import LINE_LENGTH, size_labels, size_source, wrap, zero_adjoints
+from ..numpy.source import LINE_LENGTH, Zeros, size_labels, size_source, wrap, zero_adjoint
 from ..reference.emitter import _forward_node, _views, backward_reads, stored_values
 from ..reference.printer import ReferencePrinter, functions_used
 
 __all__ = ["JaxCode", "jax_code"]
+
 
 # Each elementwise function of the equations in jax.numpy (sigmoid and the indicator are defined in
 # the module; see the template).
@@ -125,13 +126,9 @@ def _adjoint_lines(d: Derivation, p: ReferencePrinter, vector: str) -> list[str]
     if a.elementwise != 0:
         text.append(sp.sstr(a.elementwise))
     text += [f"{w}^T {adjoint(node)}" for w, node in a.linear]
-    # nothing reads `vector`: a zero gradient, of the shape of x, of dy, or of its own size
-    zero = zero_adjoints(d)
-    if vector in zero:
-        blank = f"jnp.zeros((dy_t.shape[0], {zero[vector]}), dy_t.dtype)"
-    else:
-        blank = f"jnp.zeros_like({d.spec.input if vector == d.spec.input else 'dy_t'})"
-    value = " + ".join(terms) if terms else blank
+    # a vector nothing reads has a zero adjoint; the step function knows x by the input's own name
+    zeros = Zeros("jnp.zeros_like({})", "jnp.zeros((dy_t.shape[0], {}), dy_t.dtype)", d.spec.input, "dy_t")
+    value = " + ".join(terms) if terms else zero_adjoint(d, vector, zeros)
     return [f"# ({number}) {adjoint(vector)} = {' + '.join(text) or '0'}", f"{adjoint(vector)} = {value}"]
 
 

@@ -7,6 +7,7 @@ written (no formatter runs on them).
 from __future__ import annotations
 
 from collections.abc import Iterable
+from dataclasses import dataclass
 
 import sympy as sp
 
@@ -14,6 +15,7 @@ from ...spec import ElementwiseNode, FuseGroup, LinearNode
 
 __all__ = [
     "LINE_LENGTH",
+    "Zeros",
     "block_span",
     "call_with_dict",
     "docstring_text",
@@ -27,6 +29,7 @@ __all__ = [
     "size_source",
     "tuple_source",
     "wrap",
+    "zero_adjoint",
     "zero_adjoints",
 ]
 
@@ -119,6 +122,26 @@ def size_lines(spec, output: bool, also: Iterable[str] = ()) -> list[str]:
     needed = {row_size(spec, g) for g in spec.groups if len(g.members) > 1} | set(also)
     needed |= {spec.size(spec.output)} if output else set()
     return [f"{label} = {size_source(spec, label)}" for label, _ in spec.sizes if label in needed - {"I"}]
+
+
+@dataclass(frozen=True)
+class Zeros:
+    """How a target writes a zero array of a step: like another array, or of a size (`{}` the size's
+    label), and its names for the step's x and dy."""
+
+    like: str  # "np.zeros_like({})"
+    sized: str  # "np.zeros((xs.shape[1], {}), dtype=xs.dtype)"
+    x: str  # "xs[t]"
+    dy: str  # "dy[t]"
+
+
+def zero_adjoint(d, vector: str, zeros: Zeros) -> str:
+    """The adjoint of a vector nothing reads, zero: like x for the input, like dy for a vector of y's
+    size, else of its own size (`zero_adjoints`)."""
+    sized = zero_adjoints(d)
+    if vector in sized:
+        return zeros.sized.format(sized[vector])
+    return zeros.like.format(zeros.x if vector == d.spec.input else zeros.dy)
 
 
 def zero_adjoints(d) -> dict[str, str]:

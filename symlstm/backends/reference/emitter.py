@@ -20,6 +20,7 @@ from ...spec import ElementwiseNode, LinearNode
 from ..numpy.interop import literal
 from ..numpy.printer import NumpyCodePrinter
 from ..numpy.source import (
+    Zeros,
     call_with_dict,
     equation_text,
     member_view,
@@ -27,11 +28,15 @@ from ..numpy.source import (
     size_lines,
     tuple_source,
     wrap,
+    zero_adjoint,
     zero_adjoints,
 )
 from .printer import DEFINITIONS, ReferencePrinter, functions_used
 
 __all__ = ["ReferenceCode", "jvp_lines", "reference_code"]
+
+# A zero adjoint at a step (a vector nothing reads).
+ZEROS = Zeros("np.zeros_like({})", "np.zeros((xs.shape[1], {}), dtype=xs.dtype)", "xs[t]", "dy[t]")
 
 
 @dataclass(frozen=True)
@@ -118,13 +123,7 @@ def _adjoint_statement(d: Derivation, p: ReferencePrinter, vector: str) -> list[
     text += [f"{w}^T {adjoint(node)}" for w, node in a.linear]
     target = "dx[t]" if vector == d.spec.input else adjoint(vector)
     comment = f"# ({number}) {adjoint(vector)} = {' + '.join(text) or '0'}"
-    # nothing reads `vector`: a zero gradient, of the shape of x, of dy, or of its own size
-    zero = zero_adjoints(d)
-    if vector in zero:
-        blank = f"np.zeros((xs.shape[1], {zero[vector]}), dtype=xs.dtype)"
-    else:
-        blank = f"np.zeros_like({'xs[t]' if vector == d.spec.input else 'dy[t]'})"
-    value = " + ".join(terms) if terms else blank
+    value = " + ".join(terms) if terms else zero_adjoint(d, vector, ZEROS)
     return [comment, f"{target} = {value}"]
 
 

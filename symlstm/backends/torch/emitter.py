@@ -19,11 +19,24 @@ from ...engine import Derivation
 from ...naming import adjoint, incoming
 from ...spec import CellSpec, ElementwiseNode, LinearNode
 from ..numpy.printer import NumpyCodePrinter
-from ..numpy.source import equation_text, member_view, row_size, size_lines, tuple_source, wrap, zero_adjoints
+from ..numpy.source import (
+    Zeros,
+    equation_text,
+    member_view,
+    row_size,
+    size_lines,
+    tuple_source,
+    wrap,
+    zero_adjoint,
+    zero_adjoints,
+)
 from ..reference.emitter import backward_reads
 from .printer import TorchPrinter, check_printed, functions_source
 
 __all__ = ["TorchCode", "state_dict_names", "torch_code"]
+
+# A zero adjoint at a step (a vector nothing reads).
+ZEROS = Zeros("torch.zeros_like({})", "xs.new_zeros((xs.shape[1], {}))", "xs[t]", "dy[t]")
 
 
 @dataclass(frozen=True)
@@ -138,13 +151,7 @@ def _adjoint(d: Derivation, p: TorchPrinter, vector: str) -> list[str]:
     terms += [f"{adjoint(node)} @ {w}" for w, node in a.linear]
     text += [f"{w}^T {adjoint(node)}" for w, node in a.linear]
     target = "dx[t]" if vector == d.spec.input else adjoint(vector)
-    # nothing reads `vector`: a zero gradient, of the shape of x, of dy, or of its own size
-    zero = zero_adjoints(d)
-    if vector in zero:
-        blank = f"xs.new_zeros((xs.shape[1], {zero[vector]}))"
-    else:
-        blank = f"torch.zeros_like({'xs[t]' if vector == d.spec.input else 'dy[t]'})"
-    value = " + ".join(terms) if terms else blank
+    value = " + ".join(terms) if terms else zero_adjoint(d, vector, ZEROS)
     return [f"# ({number}) {adjoint(vector)} = {' + '.join(text) or '0'}", f"{target} = {value}"]
 
 
