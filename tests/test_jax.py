@@ -147,3 +147,59 @@ def test_the_module_imports_without_jax_and_says_what_to_install():
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert "['W_hh', 'W_ih', 'b_hh', 'b_ih']" in proc.stdout
     assert "ImportError: lstm: this module needs jax: pip install 'symlstm[jax]'" in proc.stderr
+
+
+@pytest.mark.parametrize("name", ["lstm", "gru", "mgu", "lstmp"])
+def test_lengths_equal_the_reference_and_finite_differences(name):
+    """lengths= (a full, two shorter and an empty sequence): equal to the reference module, which runs
+    each sequence alone over its own steps, and its gradients to full finite differences."""
+    from symlstm.testing import check_full_fd, make_problem
+
+    from .test_lengths import LENGTHS, with_lengths
+
+    module = BACKEND.checkable(symlstm.load(name, backend="jax"))
+    ref = symlstm.load(name, backend="reference")
+    I, H = sizes(module)
+    report = check_same(with_lengths(module, LENGTHS), with_lengths(ref, LENGTHS), I, H, steps=5, batch=4)
+    assert report.ok, report
+    report = check_full_fd(make_problem(with_lengths(module, LENGTHS), I, H, steps=5, batch=4, seed=3))
+    assert report.ok, report
+
+
+def test_lengths_under_jit_grad_and_vmap():
+    """With lengths the pullback of forward is the derived backward, under jit too; vmap over a
+    leading axis of x and of lengths runs each batch with its own lengths."""
+    module = symlstm.load("lstm", backend="jax")
+    params, x, state0 = problem(module, T=5, B=3)
+    lengths = jnp.asarray([5, 2, 0])
+    rng = np.random.default_rng(1)
+    dy = jnp.asarray(rng.standard_normal((5, 3, 4)))
+    dstate = tuple(jnp.asarray(rng.standard_normal((3, 4))) for _ in module.STATES)
+    y, state = module.forward(params, x, state0, lengths)
+    assert not np.asarray(y[2:, 1]).any() and not np.asarray(y[:, 2]).any()  # 0 past each length
+    np.testing.assert_array_equal(np.asarray(state[0][2]), np.asarray(state0[0][2]))  # empty: kept
+    _, pullback = jax.vjp(lambda p, x, s: module.forward(p, x, s, lengths), params, x, state0)
+    got = pullback((dy, dstate))
+    want = jax.jit(module.backward)(params, x, state0, dy, dstate, lengths)
+    for a, b in zip(jax.tree_util.tree_leaves(got), jax.tree_util.tree_leaves(want), strict=True):
+        np.testing.assert_allclose(np.asarray(a), np.asarray(b), rtol=1e-13, atol=1e-14)
+    assert not np.asarray(got[1][2:, 1]).any()  # no gradient for x past a sequence's length
+    xs, many = jnp.stack([x, -x]), jnp.asarray([[5, 2, 0], [1, 4, 3]])
+    ys, _ = jax.jit(jax.vmap(lambda x, n: module.forward(params, x, state0, n)))(xs, many)
+    for k in range(2):
+        np.testing.assert_allclose(
+            np.asarray(ys[k]), np.asarray(module.forward(params, xs[k], state0, many[k])[0]), rtol=1e-13
+        )
+
+
+def test_bad_lengths_are_named_by_the_jax_module():
+    module = symlstm.load("gru", backend="jax")
+    params, x, state0 = problem(module, T=5, B=2)
+    with pytest.raises(
+        ValueError, match=r"lengths must be B = 2 integers \(one per sequence\), got shape \(3,\)"
+    ):
+        module.forward(params, x, state0, [1, 2, 3])
+    with pytest.raises(ValueError, match=r"lengths must lie in \[0, T\] = \[0, 5\], got values from 1 to 6"):
+        module.forward(params, x, state0, [1, 6])
+    with pytest.raises(TypeError, match="lengths must be integers"):
+        module.forward(params, x, state0, [1.0, 2.0])

@@ -25,11 +25,13 @@ One step, per coordinate:
 
 Contract (x is time-major (T, B, I); states are (B, H) arrays in the order h, c):
     init_params(input_size, hidden_size, *, seed=0, dtype=np.float64) -> params (NumPy arrays)
-    forward(params, x, state0=None) -> (y, state): differentiable (jax.grad, jax.vjp), under jax.jit
-        and jax.vmap; its derivative is `backward`.
-    backward(params, x, state0, dy, dstate=None) -> (dparams, dx, dstate0): the derived BPTT.
-    jvp(params, x, state0=None, dparams=None, dx=None, dstate0=None) -> (y, state, dy, dstate): the
-        derived tangent program.
+    forward(params, x, state0=None, lengths=None) -> (y, state): differentiable (jax.grad, jax.vjp),
+        under jax.jit and jax.vmap; its derivative is `backward`. `lengths` (B integers in [0, T]):
+        past its length a sequence's state stays as it was and its y is 0, as torch's PackedSequence.
+    backward(params, x, state0, dy, dstate=None, lengths=None) -> (dparams, dx, dstate0): the derived
+        BPTT (no gradient past a sequence's length).
+    jvp(params, x, state0=None, dparams=None, dx=None, dstate0=None, lengths=None)
+        -> (y, state, dy, dstate): the derived tangent program.
     from_torch, to_torch, from_keras, to_keras, initialize: NumPy parameters, as the NumPy module's.
 
 Parameters, stored fused in PyTorch's (out, in) layout, blocks stacked along the first axis:
@@ -107,27 +109,29 @@ def init_params(input_size, hidden_size, *, seed=0, dtype=np.float64):
 SIZE_SOURCES = {"H": ("W_ih", 0, 4)}
 
 
-def forward(params, x, state0=None):
+def forward(params, x, state0=None, lengths=None):
     """Run the cell over x (T, B, I): (y (T, B, H), final states). Gradients through it (jax.grad,
-    jax.vjp) are the derived backward pass."""
+    jax.vjp) are the derived backward pass. With `lengths`, each sequence stops at its length."""
     params, x, state0, _ = _checked(params, x, state0)
-    return _sequence(params, x, state0)
+    past = _past_steps(lengths, x.shape[0], x.shape[1])
+    return _sequence(params, x, state0, past)
 
 
-def backward(params, x, state0, dy, dstate=None):
+def backward(params, x, state0, dy, dstate=None, lengths=None):
     """The derived BPTT: (dparams, dx, dstate0) given dy (T, B, H) and the gradients arriving at the
-    final states (`dstate`, zeros when None)."""
+    final states (`dstate`, zeros when None); with `lengths`, no gradient past a sequence's length."""
     params, x, state0, dims = _checked(params, x, state0)
     T, B = x.shape[0], x.shape[1]
     dy = _checked_array(dy, "dy", (T, B, dims[OUTPUT_SIZE]), x.dtype)
     dstate = _checked_states(dstate, "dstate", B, dims, x.dtype)
-    _, _, tape = _forward(params, x, state0)
-    return _backward(params, x, tape, dy, dstate)
+    past = _past_steps(lengths, T, B)
+    _, _, tape = _forward(params, x, state0, past)
+    return _backward(params, x, tape, dy, dstate, past)
 
 
-def jvp(params, x, state0=None, dparams=None, dx=None, dstate0=None):
+def jvp(params, x, state0=None, dparams=None, dx=None, dstate0=None, lengths=None):
     """The derived tangent program: (y, state, dy, dstate) along (dparams, dx, dstate0), zeros where
-    None."""
+    None; with `lengths`, each sequence stops at its length, as in `forward`."""
     params, x, state0, dims = _checked(params, x, state0)
     B = x.shape[1]
     if dparams is None:
@@ -135,11 +139,12 @@ def jvp(params, x, state0=None, dparams=None, dx=None, dstate0=None):
     dparams = _checked_params(dparams, dims, x.dtype, "dparams")
     dx = jnp.zeros_like(x) if dx is None else _checked_array(dx, "dx", x.shape, x.dtype)
     dstate0 = _checked_states(dstate0, "dstate0", B, dims, x.dtype)
-    return _jvp(params, x, state0, dparams, dx, dstate0)
+    return _jvp(params, x, state0, dparams, dx, dstate0, _past_steps(lengths, x.shape[0], B))
 
 
-def _forward(params, xs, state0):
-    """The forward equations as a scan: (ys, final states, the values backward reads, stacked)."""
+def _forward(params, xs, state0, past=None):
+    """The forward equations as a scan: (ys, final states, the values backward reads, stacked). `past`:
+    the (T, B, 1) flags of the steps past each sequence's length, or None."""
     H = params["W_ih"].shape[0] // 4
     W_ih = params["W_ih"]
     W_hh = params["W_hh"]
@@ -196,12 +201,23 @@ def _forward(params, xs, state0):
         }
         return (h, c), (h, tape_t)
 
-    state, (ys, tape) = lax.scan(forward_step, tuple(state0), xs)
+    if past is None:
+        state, (ys, tape) = lax.scan(forward_step, tuple(state0), xs)
+        return ys, state, tape
+
+    def masked_step(state, inputs):  # past its length a sequence keeps its state, and its y is 0
+        x_t, past_t = inputs
+        new, (y_t, tape_t) = forward_step(state, x_t)
+        new = tuple(jnp.where(past_t, old, value) for old, value in zip(state, new))
+        return new, (jnp.where(past_t, 0, y_t), tape_t)
+
+    state, (ys, tape) = lax.scan(masked_step, tuple(state0), (jnp.where(past, 0, xs), past))
     return ys, state, tape
 
 
-def _backward(params, xs, tape, dy, dstate):
-    """The backward equations as a reverse scan, then each parameter gradient over all steps."""
+def _backward(params, xs, tape, dy, dstate, past=None):
+    """The backward equations as a reverse scan, then each parameter gradient over all steps. Past a
+    sequence's length (`past`) a step computes zero adjoints and passes the arriving ones through."""
     H = params["W_ih"].shape[0] // 4
     W_ih = params["W_ih"]
     W_hh = params["W_hh"]
@@ -269,7 +285,18 @@ def _backward(params, xs, tape, dy, dstate):
         }
         return (d_h_prev, d_c_prev), step_adjoints
 
-    dstate0, steps = lax.scan(backward_step, tuple(dstate), (dy, xs, tape), reverse=True)
+    if past is None:
+        dstate0, steps = lax.scan(backward_step, tuple(dstate), (dy, xs, tape), reverse=True)
+    else:
+
+        def masked_step(adjoints, inputs):
+            dy_t, x_t, tape_t, past_t = inputs
+            zeroed = tuple(jnp.where(past_t, 0, a) for a in adjoints)
+            new, out = backward_step(zeroed, (jnp.where(past_t, 0, dy_t), x_t, tape_t))
+            return tuple(jnp.where(past_t, a, n) for a, n in zip(adjoints, new)), out
+
+        inputs = (dy, jnp.where(past, 0, xs), tape, past)
+        dstate0, steps = lax.scan(masked_step, tuple(dstate), inputs, reverse=True)
     # (24) d_W_ii += sum over steps and the batch of d_a_i x^T
     d_W_ii = jnp.einsum("tbh,tbi->hi", steps["d_a_i"], xs)
     # (25) d_W_hi += sum over steps and the batch of d_a_i h_prev^T
@@ -308,8 +335,9 @@ def _backward(params, xs, tape, dy, dstate):
     return dparams, steps["d_x"], dstate0
 
 
-def _jvp(params, xs, state0, dparams, tan_xs, tan_state0):
-    """The tangent equations as a scan beside the forward ones."""
+def _jvp(params, xs, state0, dparams, tan_xs, tan_state0, past=None):
+    """The tangent equations as a scan beside the forward ones (past a sequence's length, `past`, its
+    state and tangent stay and its y and tangent are 0)."""
     H = params["W_ih"].shape[0] // 4
     W_ih = params["W_ih"]
     W_hh = params["W_hh"]
@@ -388,7 +416,20 @@ def _jvp(params, xs, state0, dparams, tan_xs, tan_state0):
         return ((h, c), (tan_h, tan_c)), (h, tan_h)
 
     carry = (tuple(state0), tuple(tan_state0))
-    (state, tan_state), (ys, tan_ys) = lax.scan(tangent_step, carry, (xs, tan_xs))
+    if past is None:
+        (state, tan_state), (ys, tan_ys) = lax.scan(tangent_step, carry, (xs, tan_xs))
+        return ys, state, tan_ys, tan_state
+
+    def masked_step(carry, inputs):
+        x_t, tan_x_t, past_t = inputs
+        new, outputs = tangent_step(carry, (x_t, tan_x_t))
+        kept = tuple(
+            tuple(jnp.where(past_t, a, b) for a, b in zip(old, value)) for old, value in zip(carry, new)
+        )
+        return kept, tuple(jnp.where(past_t, 0, out) for out in outputs)
+
+    inputs = (jnp.where(past, 0, xs), jnp.where(past, 0, tan_xs), past)
+    (state, tan_state), (ys, tan_ys) = lax.scan(masked_step, carry, inputs)
     return ys, state, tan_ys, tan_state
 
 
@@ -401,18 +442,18 @@ if jax is not None:
         return 0.5 * jnp.tanh(0.5 * a) + 0.5
 
     @jax.custom_vjp
-    def _sequence(params, xs, state0):
-        ys, state, _ = _forward(params, xs, state0)
+    def _sequence(params, xs, state0, past):
+        ys, state, _ = _forward(params, xs, state0, past)
         return ys, state
 
-    def _sequence_forward(params, xs, state0):
-        ys, state, tape = _forward(params, xs, state0)
-        return (ys, state), (params, xs, tape)
+    def _sequence_forward(params, xs, state0, past):
+        ys, state, tape = _forward(params, xs, state0, past)
+        return (ys, state), (params, xs, tape, past)
 
     def _sequence_backward(saved, cotangents):
-        params, xs, tape = saved
+        params, xs, tape, past = saved
         dy, dstate = cotangents
-        return _backward(params, xs, tape, dy, tuple(dstate))
+        return (*_backward(params, xs, tape, dy, tuple(dstate), past), None)  # no cotangent for past
 
     _sequence.defvjp(_sequence_forward, _sequence_backward)
 
@@ -459,6 +500,26 @@ def _checked_states(states, name, B, dims, dtype):
     return tuple(
         _checked_array(s, f"{name}[{k}] ({STATES[k]})", shapes[k], dtype) for k, s in enumerate(states)
     )
+
+
+def _past_steps(lengths, T, B):
+    """The (T, B, 1) flags of the steps past each sequence's length, or None (every sequence is T long).
+    `lengths`: B integers in [0, T]; their values are checked where they are known (not under jit)."""
+    if lengths is None:
+        return None
+    lengths = jnp.asarray(lengths)
+    if lengths.shape != (B,):
+        raise ValueError(
+            f"{CELL}: lengths must be B = {B} integers (one per sequence), got shape {lengths.shape}"
+        )
+    if not jnp.issubdtype(lengths.dtype, jnp.integer):
+        raise TypeError(f"{CELL}: lengths must be integers, got dtype {lengths.dtype}")
+    if not isinstance(lengths, jax.core.Tracer) and B and (int(lengths.min()) < 0 or int(lengths.max()) > T):
+        raise ValueError(
+            f"{CELL}: lengths must lie in [0, T] = [0, {T}], got values from {int(lengths.min())} to "
+            f"{int(lengths.max())}"
+        )
+    return (jnp.arange(T)[:, None] >= lengths[None, :])[:, :, None]
 
 
 def _checked(params, x, state0):

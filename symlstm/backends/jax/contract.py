@@ -41,14 +41,19 @@ class NumpyContract:
         self._backward = jax.jit(module.backward)
         self._jvp = jax.jit(module.jvp)
 
-    def forward(self, params, x, state0=None, *, check_finite=False, workspace=None):
-        y, state = self._forward(params, x, state0)
-        return np.asarray(y), _numpy(state), {"x": x, "state0": state0}
+    def forward(self, params, x, state0=None, *, lengths=None, check_finite=False, workspace=None):
+        y, state = self._forward(params, x, state0, lengths)
+        return np.asarray(y), _numpy(state), {"x": x, "state0": state0, "lengths": lengths}
 
     def backward(self, params, cache, dy, dstate=None, *, check_finite=False, workspace=None):
-        dparams, dx, dstate0 = self._backward(params, cache["x"], cache["state0"], dy, dstate)
+        x, state0, lengths = cache["x"], cache["state0"], cache["lengths"]
+        if dy is None:  # no loss on y
+            dy = np.zeros(self._forward(params, x, state0, lengths)[0].shape, dtype=x.dtype)
+        dparams, dx, dstate0 = self._backward(params, x, state0, dy, dstate, lengths)
         return _numpy(dparams), np.asarray(dx), _numpy(dstate0)
 
-    def jvp(self, params, x, state0=None, dparams=None, dx=None, dstate0=None, *, check_finite=False):
-        y, state, ty, tstate = self._jvp(params, x, state0, dparams, dx, dstate0)
+    def jvp(
+        self, params, x, state0=None, dparams=None, dx=None, dstate0=None, *, lengths=None, check_finite=False
+    ):
+        y, state, ty, tstate = self._jvp(params, x, state0, dparams, dx, dstate0, lengths)
         return np.asarray(y), _numpy(state), np.asarray(ty), _numpy(tstate)
