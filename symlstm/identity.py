@@ -32,7 +32,7 @@ from fractions import Fraction
 
 import sympy as sp
 
-__all__ = ["Canonical", "is_zero"]
+__all__ = ["Canonical", "Undecided", "is_zero"]
 
 Monomial = tuple[tuple[int, int | Fraction], ...]  # sorted (atom index, exponent: rational for exp atoms)
 Polynomial = dict[Monomial, Fraction]
@@ -60,7 +60,20 @@ def _add(a: Polynomial, b: Polynomial, sign: int = 1) -> Polynomial:
     return out
 
 
+# The most pairs of terms one product of polynomials may multiply out (about a second and a few hundred
+# MB at most); a larger one is not decided (`Undecided`), rather than running out of memory.
+MAX_PAIRS = 4_000_000
+
+
+class Undecided(ArithmeticError):
+    """The expression is too large for the zero test at this size: neither proved nor refuted."""
+
+
 def _mul(a: Polynomial, b: Polynomial) -> Polynomial:
+    if len(a) * len(b) > MAX_PAIRS:
+        raise Undecided(
+            f"a product of polynomials of {len(a)} and {len(b)} terms (more than {MAX_PAIRS} pairs)"
+        )
     if len(a) > len(b):
         a, b = b, a
     out: Polynomial = {}
@@ -220,7 +233,8 @@ CANCEL_TERMS = 200
 
 
 def is_zero(expr: sp.Basic, canonical: Canonical | None = None) -> bool:
-    """Whether `expr` is identically zero (see the module docstring for what it can prove).
+    """Whether `expr` is identically zero (see the module docstring for what it can prove); raises
+    `Undecided` where its canonical form would be too large to compute.
 
     A nonzero canonical polynomial of a few terms gets a second opinion: written as a rational function of
     its atoms (each a symbol, 1/b kept as the quotient it is), `sp.cancel` divides out common factors of

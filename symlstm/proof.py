@@ -29,7 +29,7 @@ import sympy as sp
 from .activations import ACTIVATIONS, derivative_rule_holds
 from .definitions import independent
 from .engine import Derivation, Diag, Term, size_symbol
-from .identity import Canonical, is_zero
+from .identity import Canonical, Undecided, is_zero
 from .naming import adjoint, incoming, tangent
 from .spec import ElementwiseNode, LinearNode
 
@@ -45,14 +45,14 @@ class ProofResult:
 
 class Expanded:
     """The cell expanded coordinate by coordinate at sizes H (hidden), I (input) and each size the cell
-    declares (`extra`, by label; default hidden + 1, + 2, ...: every size differs from H)."""
+    declares (`extra`, by label; default hidden - 1, - 2, ..., at least 1: unlike H, and no larger)."""
 
     def __init__(self, d: Derivation, hidden: int = 3, inputs: int = 2, extra: dict[str, int] | None = None):
         self.d = d
         self.spec = d.spec
         self.n = {"H": hidden, "I": inputs}
         for k, (label, _) in enumerate(self.spec.extra_sizes):
-            self.n[label] = (extra or {}).get(label, hidden + 1 + k)
+            self.n[label] = (extra or {}).get(label, max(1, hidden - 1 - k))
         self.by_symbol = {size_symbol(label): n for label, n in self.n.items()}
         # The zero test's canonical forms, shared by every claim about this cell (memoised subtrees: the
         # claims share most of them); one per cell, so a long run of cells does not accumulate them.
@@ -150,8 +150,12 @@ class Expanded:
         return list(self.vec[name])
 
 
-def _zero(m: sp.Matrix, ex: Expanded) -> bool:
-    return all(is_zero(e, ex.canonical) for e in m)
+def _claim(claim: str, difference: sp.Matrix, ex: Expanded) -> ProofResult:
+    """The claim that every entry of `difference` is zero, decided by the zero test (or undecided)."""
+    try:
+        return ProofResult(claim, all(is_zero(e, ex.canonical) for e in difference), ex.reference)
+    except Undecided as why:
+        return ProofResult(claim, False, f"undecided at this size: {why}")
 
 
 def _prove_jacobians(ex: Expanded) -> list[ProofResult]:
@@ -161,7 +165,7 @@ def _prove_jacobians(ex: Expanded) -> list[ProofResult]:
         for wrt in spec.leaves:
             mine = ex.matrix(d.jacobian_terms(of, wrt), of, wrt)
             want = ex.vec[of].jacobian(ex.entries(wrt))
-            out.append(ProofResult(f"jacobian({of}, {wrt})", _zero(mine - want, ex), ex.reference))
+            out.append(_claim(f"jacobian({of}, {wrt})", mine - want, ex))
     return out
 
 
@@ -205,22 +209,14 @@ def _prove_vjp(ex: Expanded) -> list[ProofResult]:
 
     out = []
     for leaf in spec.leaves:
-        out.append(
-            ProofResult(f"vjp d_{leaf}", _zero(adj[leaf] - pullback(ex.entries(leaf)), ex), ex.reference)
-        )
+        out.append(_claim(f"vjp d_{leaf}", adj[leaf] - pullback(ex.entries(leaf)), ex))
     for p in spec.params:
         got = sp.Matrix(list(grads[p.name]))  # row-major, like entries()
-        out.append(
-            ProofResult(f"gradient {p.name}", _zero(got - pullback(ex.entries(p.name)), ex), ex.reference)
-        )
+        out.append(_claim(f"gradient {p.name}", got - pullback(ex.entries(p.name)), ex))
     # BPTT recurrence: delta s_{t-1} = sum J^T din s'_t, with the gradients arriving at the new states.
     din_vectors = {incoming(v): m for v, m in din.items()}
     for prev, recurrence in d.bptt().items():
-        out.append(
-            ProofResult(
-                f"bptt d_{prev}", _zero(ex.explicit(recurrence, din_vectors) - adj[prev], ex), ex.reference
-            )
-        )
+        out.append(_claim(f"bptt d_{prev}", ex.explicit(recurrence, din_vectors) - adj[prev], ex))
     return out
 
 
@@ -257,14 +253,14 @@ def _prove_jvp(ex: Expanded) -> list[ProofResult]:
     for st in spec.states:
         node = spec.update_of[st]
         want = ex.vec[node].jacobian(all_entries) * direction
-        out.append(ProofResult(f"jvp tan_{node}", _zero(tan[node] - want, ex), ex.reference))
+        out.append(_claim(f"jvp tan_{node}", tan[node] - want, ex))
     return out
 
 
 def prove_all(d: Derivation, hidden: int = 3, inputs: int = 2) -> list[ProofResult]:
     """Every symbolic claim about a cell, proved at the given size (the input size is the hidden size
-    for a cell that needs them equal; a size the cell declares is hidden + 1, + 2, ...). Returns one
-    result per claim."""
+    for a cell that needs them equal; a size the cell declares is hidden - 1, - 2, ..., at least 1).
+    Returns one result per claim (one too large for the zero test is not proved: "undecided")."""
     results = [
         ProofResult(
             f"activation {name}: derivative in output form",

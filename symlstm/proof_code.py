@@ -32,7 +32,7 @@ from .backends.reference import render_reference
 from .backends.reference.printer import SYMPY_FUNCTIONS
 from .definitions import independent, independent_function
 from .engine import Derivation
-from .identity import Canonical, is_zero
+from .identity import Canonical, Undecided, is_zero
 from .proof import ProofResult
 from .spec import LinearNode
 
@@ -71,9 +71,9 @@ class CodeProof:
 
     def __post_init__(self) -> None:
         s, T, B, I = self.d.spec, self.steps, self.batch, self.inputs
-        # every declared size differs from H (H + 1, + 2, ...)
+        # a declared size is H - 1, - 2, ... (at least 1): unlike H where H > 1
         self.dims = {"H": self.hidden, "I": I}
-        self.dims |= {label: self.hidden + 1 + k for k, (label, _) in enumerate(s.extra_sizes)}
+        self.dims |= {label: max(1, self.hidden - 1 - k) for k, (label, _) in enumerate(s.extra_sizes)}
         dims = self.dims
         self.params = {}
         for g in s.groups:
@@ -128,8 +128,12 @@ class CodeProof:
         return ys, tuple(state[s.prev(st)] for st in s.states)
 
 
-def _zero(values, canonical: Canonical) -> bool:
-    return all(is_zero(v, canonical) for v in np.ravel(np.asarray(values, dtype=object)))
+def _decide(values, canonical: Canonical) -> tuple[bool, str]:
+    """(every entry zero, "" or why it is undecided)."""
+    try:
+        return all(is_zero(v, canonical) for v in np.ravel(np.asarray(values, dtype=object))), ""
+    except Undecided as why:
+        return False, f"undecided at this size: {why}"
 
 
 def _flat(point) -> list[tuple[str, np.ndarray]]:
@@ -165,7 +169,8 @@ def _prove_at(d: Derivation, module: types.ModuleType, cp: CodeProof) -> list[Pr
     results = []
 
     def claim(text: str, difference) -> None:
-        results.append(ProofResult(f"code {text} ({size})", _zero(difference, canon), where))
+        ok, undecided = _decide(difference, canon)
+        results.append(ProofResult(f"code {text} ({size})", ok, undecided or where))
 
     ys, state, tape = module._forward(cp.params, cp.xs, cp.state0)
     want_y, want_state = cp.unrolled(cp.params, cp.xs, cp.state0)

@@ -69,3 +69,17 @@ def test_an_identity_is_zero(expr):
 def test_a_non_identity_is_not_zero(expr):
     assert sp.simplify(expr) != 0  # the case itself is a true non-identity
     assert not is_zero(expr)
+
+
+def test_a_product_too_large_is_undecided_and_its_claim_fails(monkeypatch):
+    from symlstm import cell, derive, identity
+    from symlstm.proof import prove_all
+    from symlstm.proof_code import prove_code
+
+    monkeypatch.setattr(identity, "MAX_PAIRS", 1)
+    with pytest.raises(identity.Undecided, match="more than 1 pairs"):
+        is_zero((a + b) * (a - b) - a**2 + b**2)
+    d = derive(cell("gru"))
+    for results in (prove_all(d, hidden=2, inputs=1), prove_code(d)):
+        undecided = [r for r in results if "undecided at this size" in r.detail]
+        assert undecided and not any(r.ok for r in undecided)

@@ -52,9 +52,9 @@ def test_the_derivation_has_the_sizes_and_its_proofs_hold():
     assert d.jacobian("c", "c_prev") == Diag(sp.Symbol("f", real=True))
     assert d.jacobian("h", "h_prev").shape == (P, P)
     assert d.jacobian("c", "h_prev").shape == (size_symbol("H"), P)
-    results = prove_all(d, hidden=2, inputs=2)
+    results = prove_all(d, hidden=3, inputs=1)  # three sizes that differ: P is H - 1
     assert results and all(r.ok for r in results), [r.claim for r in results if not r.ok]
-    assert "P=3" in results[-1].detail
+    assert "H=3, I=1, P=2" in results[-1].detail
 
 
 def test_a_wrong_rule_fails_the_proofs(monkeypatch):
