@@ -80,6 +80,7 @@ def check_cell(spec: CellSpec, *, proofs: bool = True, backends: Collection[str]
     from .proof import prove_all
     from .proof_code import prove_code
     from .testing import check_adjoint, check_full_fd, check_same, make_problem
+    from .verify import release_compiled
 
     run_here = _backends_to_run(backends)
     out = CellCheck(spec)
@@ -146,10 +147,7 @@ def check_cell(spec: CellSpec, *, proofs: bool = True, backends: Collection[str]
                 return report.ok, str(report)
 
             run(f"{name} == reference, {label}", same)
-    if "jax" in modules:  # each drawn cell is a new module: its compiled functions would pile up
-        import jax
-
-        jax.clear_caches()
+    release_compiled()  # each drawn cell is a new module: its compiled functions would pile up
     out.seconds = time.perf_counter() - start
     return out
 

@@ -389,7 +389,16 @@ def verify_cell(
             report.blocks.append(BlockResult("(crash)", float("inf"), (), float("nan"), float("nan"), False))
         report.seconds = time.perf_counter() - start
         out[name] = report
+    release_compiled()
     return out
+
+
+def release_compiled() -> None:
+    """Drop JAX's compiled functions: each cell's module compiles its own, and over many cells in one
+    process they would pile up until LLVM cannot allocate memory. A no-op where JAX was not imported."""
+    jax = sys.modules.get("jax")
+    if jax is not None:
+        jax.clear_caches()
 
 
 def _headline(report: CheckReport) -> list[BlockResult]:
