@@ -279,3 +279,38 @@ def test_dropout_between_layers_as_torch_nn():
     assert "dropout=1.0" in repr(ours)
     with pytest.raises(ValueError, match=r"dropout must be a number in \[0, 1\]"):
         symlstm.load("lstm", backend="torch").Layer(3, 4, dropout=1.5)
+
+
+def _run_on_meta(module) -> None:
+    """Layer forward and backward with its parameters and input on torch's 'meta' device (shapes, no
+    values), 2 layers, bidirectional, batch_first. (Not a PackedSequence: unpacking one copies its
+    indices to the CPU, which a meta tensor cannot do.)"""
+    I, H = _sizes(module)
+    layer = module.Layer(I, H, num_layers=2, bidirectional=True, batch_first=True, **sizes(module, H))
+    layer = layer.to("meta")
+    x = torch.empty(4, 5, I, device="meta", requires_grad=True)
+    out, final = layer(x)
+    finals = (final,) if isinstance(final, torch.Tensor) else final
+    (out.sum() + sum(f.sum() for f in finals)).backward()
+    assert out.device.type == "meta" and all(f.device.type == "meta" for f in finals)
+    assert x.grad is not None and x.grad.device.type == "meta"
+    for name, p in layer.named_parameters():
+        assert p.grad is not None and p.grad.device.type == "meta" and p.grad.shape == p.shape, name
+
+
+def test_the_layer_runs_where_its_parameters_are(cell_name):
+    """Every tensor the module makes is made on the device of its input and parameters: on the 'meta'
+    device (a stand-in for a GPU here) a tensor made on the CPU instead would mix devices and raise."""
+    _run_on_meta(symlstm.load(cell_name, backend="torch"))
+
+
+def test_a_tensor_made_on_the_cpu_is_caught_on_another_device():
+    """The check above on a module whose zero initial states are made on the CPU, not the input's device."""
+    source = code_backend("torch").render(symlstm.derive(symlstm.cell("lstm")))
+    made_here = "x.new_zeros((count, B, n))"
+    assert source.count(made_here) == 1
+    broken = module_from_source(
+        "torch.planted.device", source.replace(made_here, "torch.zeros((count, B, n), dtype=x.dtype)")
+    )
+    with pytest.raises(RuntimeError, match="device"):
+        _run_on_meta(broken)
