@@ -208,7 +208,7 @@ class Canonical:
         if e.is_Pow and e.exp.is_Rational:
             return self._rational_power(self.of(e.base), Fraction(int(e.exp.p), int(e.exp.q)))
         if isinstance(e, sp.exp):  # exp(c q) = exp(q)**c: exp(a)**2 == exp(2 a), exp(-a) == 1/exp(a)
-            argument = self.of(e.args[0])
+            argument = dict(self.of(e.args[0]))  # a copy: the memo's own form stays whole
             constant = argument.pop((), Fraction(0))
             out: Polynomial = {(): Fraction(1)}
             if constant:  # exp(k + q) = E**k exp(q), E the atom SymPy's own E is

@@ -5,7 +5,7 @@ import pytest
 import sympy as sp
 
 from symlstm.activations import sigmoid
-from symlstm.identity import is_zero
+from symlstm.identity import Canonical, is_zero
 
 a, b = sp.symbols("a b", real=True)
 
@@ -83,3 +83,11 @@ def test_a_product_too_large_is_undecided_and_its_claim_fails(monkeypatch):
     for results in (prove_all(d, hidden=2, inputs=1), prove_code(d)):
         undecided = [r for r in results if "undecided at this size" in r.detail]
         assert undecided and not any(r.ok for r in undecided)
+
+
+def test_a_form_stays_whole_after_exp_reads_it():
+    """exp(a + 1) splits off its constant term; the canonical form of a + 1 it read, memoised and shared
+    with every later claim, keeps it (tanh(a + 1) is not tanh(a))."""
+    canonical = Canonical()
+    assert not is_zero(sp.exp(a + 1) - sp.E * sp.exp(a) + 1, canonical)
+    assert not is_zero(sp.tanh(a + 1) - sp.tanh(a), canonical)
