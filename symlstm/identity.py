@@ -11,6 +11,8 @@ rational coefficients in *atoms*:
   monomial, so that 4/(4 a**2 + 4 a + 5) and 1/(a**2 + a + 5/4) are one atom: b**-2 is that atom squared;
 * for a rational power b**(p/q), b**k * r**j with the atom r = b**(1/q), p = k q + j, 0 <= j < q, so
   that b**(3/2) is b * sqrt(b) (r normalised as 1/b is, where c**(1/q) is rational);
+* for a power b**e whose exponent is not a rational number, b**k (k the constant term of e) times the
+  atom b**q to the power c, c q the rest of e (as for exp, below): 2**(t + 1) is 2 * 2**t;
 * for exp, exp(c q) as the atom exp(q) to the power c, q the primitive polynomial of the argument
   (coprime integer coefficients, the leading one positive) and c a rational, so that exp(a)**2 is
   exp(2 a) and exp(-a) is 1/exp(a): exponents of exp atoms are rationals (exp(q)**c = exp(c q) for any
@@ -183,6 +185,27 @@ class Canonical:
         scaled_root = {m: c * scale for m, c in root.items()}
         return _mul(self._integer_power(base, k), _pow(scaled_root, r))
 
+    def _power(self, base: sp.Expr, exponent: sp.Expr) -> Polynomial:
+        """base**exponent, the exponent not a rational number: base**k (k the exponent's constant term,
+        as `_rational_power` writes it) times the atom base**q to the power c, c q the rest (c rational,
+        q primitive, as for exp), so that 2**(t + 1) is 2 * 2**t and (1 + a**2)**(s - 1) is
+        (1 + a**2)**s / (1 + a**2). An integer base is first written as a power of one that is not a
+        perfect power (4**t is 2**(2 t)), a rational one as a quotient ((1/2)**t is 1/2**t)."""
+        if base.is_Rational and base > 0 and not base.is_Integer:  # (p/q)**t is p**t q**-t
+            over = self._power(sp.Integer(base.q), -exponent)
+            return over if base.p == 1 else _mul(self._power(sp.Integer(base.p), exponent), over)
+        if base.is_Integer and base > 1 and (perfect := sp.perfect_power(int(base))):
+            base, exponent = sp.Integer(perfect[0]), exponent * perfect[1]
+        rest = dict(self.of(exponent))  # a copy: the memo's own form stays whole
+        constant = rest.pop((), Fraction(0))
+        base_form = self.of(base)
+        out = self._rational_power(base_form, constant) if constant else {(): Fraction(1)}
+        if rest:
+            c, q = _content(rest)
+            index = self._atoms.setdefault(("power", self._key(base_form), self._key(q)), len(self._atoms))
+            out = _mul(out, {((index, c),): Fraction(1)})
+        return out
+
     def _convert(self, e: sp.Basic) -> Polynomial:
         if e.is_Rational:
             return {(): Fraction(int(e.p), int(e.q))} if e != 0 else {}
@@ -221,6 +244,8 @@ class Canonical:
             return out
         if e.is_number and not e.free_symbols:  # pi, E, sqrt(2), ...: exact atoms
             return self._atom(("number", sp.srepr(e)))
+        if e.is_Pow:  # an exponent that is not a rational number
+            return self._power(e.base, e.exp)
         if isinstance(e, sp.Function) or e.args:
             key = (type(e).__name__, type(e), tuple(self._key(self.of(a)) for a in e.args))
             return self._atom(key)

@@ -4,11 +4,12 @@
 valid `CellSpec`s: one to three states; linear nodes reading the input, previous states or elementwise
 nodes, with biases of their own or shared with another node; elementwise nodes mixing vectors, parameter
 vectors (peepholes), rational constants, the package activations and SymPy's functions (atan, sin,
-softplus log(1 + exp(a)), ...); nodes in any order; states updated by any bounded elementwise node (so
-no drawn cell overflows over a sequence); an output that need not be the first state; the input used
-elementwise (then the cell needs I == H); fused weight and bias groups; a second hidden size P (as an
-LSTM's projection) for some states and nodes. `cell_source(spec)` prints a spec as the `Cell`
-declaration that builds it, to paste into a test. `symlstm.fuzz` checks drawn cells.
+softplus log(1 + exp(a)), ...) and powers whose exponent reads a vector; nodes in any order; states
+updated by any bounded elementwise node (so no drawn cell overflows over a sequence); an output that
+need not be the first state; the input used elementwise (then the cell needs I == H); fused weight and
+bias groups; a second hidden size P (as an LSTM's projection) for some states and nodes.
+`cell_source(spec)` prints a spec as the `Cell` declaration that builds it, to paste into a test.
+`symlstm.fuzz` checks drawn cells.
 """
 
 from __future__ import annotations
@@ -35,6 +36,10 @@ _UNARY: tuple[tuple[str, Callable[[sp.Expr], sp.Expr]], ...] = (
     ("rational", lambda a: a / (1 + a**2)),
 )
 
+
+# The operations of a drawn expression, with a weight for how often each is drawn ("pow": a power whose
+# exponent reads a vector).
+_OPS = ("unary",) * 4 + ("add", "mul", "sub", "leaf") * 2 + ("pow",)
 
 # What Cell.build says of a drawn cell whose sizes do not fit (it is then not drawn).
 _SIZE_REFUSALS = ("no parameter has size", "no vector has the hidden size", "but no vector has them")
@@ -184,12 +189,16 @@ def _expressions(
         def build(depth: int) -> sp.Expr:
             if depth == 0:
                 return leaf()
-            op = draw(st.sampled_from(["unary", "unary", "add", "mul", "sub", "leaf"]))
+            op = draw(st.sampled_from(_OPS))
             if op == "leaf":
                 return leaf()
             if op == "unary":
                 _, fn = draw(st.sampled_from(_UNARY))
                 return fn(build(depth - 1))
+            if op == "pow":  # an exponent that reads a vector, on a positive base
+                if draw(st.booleans()):
+                    return 2 ** tanh(build(depth - 1))
+                return (1 + build(depth - 1) ** 2) ** sigmoid(build(depth - 1))
             a, b = build(depth - 1), build(depth - 1)
             return a + b if op == "add" else a * b if op == "mul" else a - b
 

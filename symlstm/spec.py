@@ -677,6 +677,12 @@ def _check_elementwise(cell: str, name: str, expr: sp.Expr) -> None:
                 "supported. Supported: +, -, *, /, powers, known activations "
                 f"({', '.join(ACTIVATIONS)}) and differentiable SymPy functions of one coordinate"
             )
+        infinite = node in (sp.oo, -sp.oo, sp.zoo, sp.nan)
+        if infinite or (node.is_number and node.is_real is False):  # I, 1 + 2 I, log(-2), ...
+            raise SpecError(
+                f"cell {cell!r}: elementwise node {name!r} uses the constant {node}; a cell computes with "
+                "finite real numbers only"
+            )
         if isinstance(node, sp.core.function.AppliedUndef):
             raise SpecError(
                 f"cell {cell!r}: elementwise node {name!r} uses undefined function {node.func}; "

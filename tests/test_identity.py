@@ -27,6 +27,15 @@ IDENTITIES = [
     # a constant multiple under a root whose root is rational
     sp.sqrt(4 * a**2 + 4) - 2 * sp.sqrt(a**2 + 1),
     1 / sp.sqrt(9 * a**2 + 9 * b) - 1 / (3 * sp.sqrt(a**2 + b)),
+    # powers whose exponent is not a number: constant terms split off, bases that are powers
+    2 * 2**a - 2 ** (a + 1),
+    (2**a) ** 2 - 4**a,
+    8**a - 2 ** (3 * a),
+    sp.Rational(1, 2) ** a - 2 ** (-a),
+    sp.Rational(2, 3) ** a - 2**a / 3**a,
+    (1 + a**2) ** (b - 1) - (1 + a**2) ** b / (1 + a**2),
+    (1 + a**2) ** (b + sp.Rational(1, 2)) - (1 + a**2) ** b * sp.sqrt(1 + a**2),
+    sp.diff((1 + a**2) ** sp.tanh(b), a) - 2 * a * sp.tanh(b) * (1 + a**2) ** (sp.tanh(b) - 1),
     # a factor and its inverse, and denominators that factor alike (the second opinion, sp.cancel)
     (sp.exp(a) + 1) * sp.exp(a) / (sp.exp(a) + 1) - sp.exp(a),
     1 / (a**2 - 1) - 1 / ((a - 1) * (a + 1)),
@@ -46,6 +55,11 @@ NON_IDENTITIES = [
     sp.exp(a + 1) - sp.exp(a),
     (sp.exp(a) + 1) * sp.exp(a) / (sp.exp(a) + 2) - sp.exp(a),
     1 / (a**2 - 1) - 1 / ((a - 1) * (a + 2)),
+    2**a - 3**a,
+    2**a - 2 ** (2 * a),
+    sp.Rational(1, 2) ** a - 2**a,
+    (1 + a**2) ** b - (1 + a**2) ** (b + 1),
+    2 ** (a + sp.Rational(1, 2)) - 2**a,
 ]
 
 

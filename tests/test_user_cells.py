@@ -117,8 +117,21 @@ def cancelling() -> symlstm.CellSpec:
     return cell.build()
 
 
+def powers() -> symlstm.CellSpec:
+    """Powers whose exponent reads a vector: u**v of two vectors, a constant to a vector's power, a
+    parameter vector as an exponent."""
+    cell = Cell("powers")
+    x, h_prev = cell.input("x"), cell.state("h")
+    a = cell.linear("a", {"W": x, "U": h_prev}, biases=["b"])
+    p = cell.param("p")
+    g = cell.elementwise("g", (1 + a**2) ** sigmoid(h_prev))
+    h = tanh(g * 2**h_prev - (1 + h_prev**2) ** p + sp.pi ** (a * h_prev))
+    cell.update(h=cell.elementwise("h", h))
+    return cell.build()
+
+
 CELLS = [cancelling, constants, highway, weighted_input, deep_transition, state_feeds_linear, shared_bias,
-         two_states_one_node, fused_mixed_vectors]  # fmt: skip
+         two_states_one_node, fused_mixed_vectors, powers]  # fmt: skip
 
 
 @pytest.mark.parametrize("build", CELLS, ids=[f.__name__ for f in CELLS])
@@ -165,6 +178,15 @@ def test_unsupported_graphs_are_refused_by_build(declare, message):
     declare(cell, x, h)
     with pytest.raises(SpecError, match=message):
         cell.build()
+
+
+@pytest.mark.parametrize("constant", [sp.I, 1 + 2 * sp.I, sp.log(-2), sp.oo, -sp.oo, sp.zoo, sp.nan])
+def test_a_constant_that_is_not_a_finite_real_is_refused(constant):
+    cell = Cell("not_real")
+    x, h_prev = cell.input("x"), cell.state("h")
+    a = cell.linear("a", {"W": x, "U": h_prev})
+    with pytest.raises(SpecError, match=r"uses the constant .*; a cell computes with finite real numbers"):
+        cell.elementwise("h", tanh(a) + constant * h_prev)
 
 
 def test_a_parameter_gradient_never_divides_by_a_value_that_can_vanish():

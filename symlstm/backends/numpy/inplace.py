@@ -169,6 +169,13 @@ class InplaceEmitter:
     def _pow(self, expr: sp.Expr, out: str) -> list[str]:
         base, exp = expr.args
         lines: list[str] = []
+        if not exp.is_number:  # an exponent that reads a vector (u**v, 2**v): computed, then applied
+            src = self._into(base, out, lines) if not base.is_number else number(base)
+            name, temp = self._operand(exp, lines)
+            lines.append(f"np.power({src}, {name}, out={out})")
+            if temp:
+                self.pool.release()
+            return lines
         src = self._into(base, out, lines)
         if exp == 2:
             lines.append(f"np.square({src}, out={out})")
