@@ -20,7 +20,9 @@ rational coefficients in *atoms*:
   make every monomial as long as the sum (exp(a + b) and exp(a) exp(b) are then different atoms).
 
 Two expressions with the same canonical polynomial are equal, so `is_zero` never accepts a nonzero
-expression. A small nonzero form gets a second, exact opinion from `sp.cancel` over its atoms (a
+expression. A nonzero form is then cleared of its denominators (multiplied by each b of its atoms 1/b,
+with (1/b) * b as 1): a zero numerator is a proof, of any size. A small nonzero form gets a second,
+exact opinion from `sp.cancel` over its atoms (a
 factor cancelling its inverse, b/b == 1, and denominators that factor alike: 1/(a**2 - 1) against
 1/((a - 1) (a + 1))). It can still miss an identity that needs more algebra (an identity between
 transcendental atoms, exp(a + b) against exp(a) exp(b)): a proof can then fail when the claim holds, and
@@ -169,6 +171,26 @@ class Canonical:
             terms.append(sp.Mul(*factors))
         return sp.Add(*terms)
 
+    def cleared(self, p: Polynomial, rounds: int = 4) -> Polynomial:
+        """`p` times the denominator b of each of its inverse atoms 1/b, to the highest power `p` holds
+        it, with (1/b) * b written as 1: a polynomial N with p = N / D, zero exactly where `p` is (so
+        that e/(e + 1) + 1/(e + 1) - 1 clears to 0). Repeated while the denominators bring inverse
+        atoms of their own, at most `rounds` times."""
+        for _ in range(rounds):
+            inverses = {k for monomial in p for k, _ in monomial if k in self._inverses}
+            if not inverses:
+                break
+            highest = {k: max(int(dict(m).get(k, 0)) for m in p) for k in inverses}
+            out: Polynomial = {}
+            for monomial, c in p.items():
+                powers = dict(monomial)
+                term = {tuple((k, e) for k, e in monomial if k not in inverses): c}
+                for k in inverses:
+                    term = _mul(term, _pow(self._inverses[k], highest[k] - int(powers.get(k, 0))))
+                out = _add(out, term)
+            p = out
+        return p
+
     def _rational_power(self, base: Polynomial, exponent: Fraction) -> Polynomial:
         """base**(p/q) = base**k * root**r with root = base**(1/q) an atom, p = k q + r, 0 <= r < q."""
         if exponent.denominator == 1:
@@ -261,13 +283,14 @@ def is_zero(expr: sp.Basic, canonical: Canonical | None = None) -> bool:
     """Whether `expr` is identically zero (see the module docstring for what it can prove); raises
     `Undecided` where its canonical form would be too large to compute.
 
-    A nonzero canonical polynomial of a few terms gets a second opinion: written as a rational function of
+    A nonzero canonical polynomial is cleared of its denominators (`Canonical.cleared`): a zero
+    numerator is a proof. One of a few terms gets a second opinion: written as a rational function of
     its atoms (each a symbol, 1/b kept as the quotient it is), `sp.cancel` divides out common factors of
     numerators and denominators (b * (1/b) == 1, which the canonical form leaves as it is). Both are
     exact: a zero from either is a proof.
     """
     canonical = canonical or Canonical()
     p = canonical.of(sp.sympify(expr))
-    if not p:
+    if not p or not canonical.cleared(p):
         return True
     return len(p) <= CANCEL_TERMS and sp.cancel(canonical.rational(p)) == 0

@@ -105,3 +105,17 @@ def test_a_form_stays_whole_after_exp_reads_it():
     canonical = Canonical()
     assert not is_zero(sp.exp(a + 1) - sp.E * sp.exp(a) + 1, canonical)
     assert not is_zero(sp.tanh(a + 1) - sp.tanh(a), canonical)
+
+
+def test_denominators_are_cleared_at_any_size(monkeypatch):
+    """e/(e + 1) + 1/(e + 1) - 1 is zero once its denominators are cleared; times a sum of 231 terms it
+    is too large for the second opinion (sp.cancel), and cleared all the same. Nonzero stays nonzero."""
+    from symlstm import identity
+
+    monkeypatch.setattr(identity, "CANCEL_TERMS", 0)  # no second opinion: the clearing alone
+    e = sp.exp(a)
+    large = sp.expand((a + b + 2) ** 20)
+    assert is_zero((e / (e + 1) + 1 / (e + 1) - 1) * large)
+    assert is_zero(1 / (1 + 1 / (e + 1)) - (e + 1) / (e + 2))  # a denominator within a denominator
+    assert not is_zero((e / (e + 1) + 1 / (e + 1) - 1 + 1 / (e + 2)) * large)
+    assert not is_zero(e / (e + 1) - 1 / (e + 1))
