@@ -113,7 +113,7 @@ def check_cell(spec: CellSpec, *, proofs: bool = True, backends: Collection[str]
         return out
 
     def failed_claims(results) -> tuple[bool, str]:
-        bad = [r.claim for r in results if not r.ok]
+        bad = [r.claim + (" (undecided)" * r.detail.startswith("undecided")) for r in results if not r.ok]
         return not bad, "failed claims: " + ", ".join(bad)
 
     if proofs:

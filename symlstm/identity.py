@@ -69,6 +69,12 @@ def _add(a: Polynomial, b: Polynomial, sign: int = 1) -> Polynomial:
 MAX_PAIRS = 4_000_000
 
 
+# Clearing a form of denominators (`Canonical.cleared`): the most terms it starts from, and the most
+# pairs of terms it multiplies out in all (some seconds).
+CLEAR_TERMS = 20_000
+CLEAR_PAIRS = 1_000_000
+
+
 class Undecided(ArithmeticError):
     """The expression is too large for the zero test at this size: neither proved nor refuted."""
 
@@ -176,18 +182,39 @@ class Canonical:
         it, with (1/b) * b written as 1: a polynomial N with p = N / D, zero exactly where `p` is (so
         that e/(e + 1) + 1/(e + 1) - 1 clears to 0). Repeated while the denominators bring inverse
         atoms of their own, at most `rounds` times."""
+        if len(p) > CLEAR_TERMS and any(k in self._inverses for m in p for k, _ in m):
+            raise Undecided(f"a form of {len(p)} terms with denominators (more than {CLEAR_TERMS})")
+        pairs = 0  # terms multiplied so far, against the clearing's budget
         for _ in range(rounds):
             inverses = {k for monomial in p for k, _ in monomial if k in self._inverses}
             if not inverses:
                 break
-            highest = {k: max(int(dict(m).get(k, 0)) for m in p) for k in inverses}
-            out: Polynomial = {}
+            order = sorted(inverses)
+            # the terms by the powers of the inverse atoms they hold: each group is multiplied once
+            groups: dict[tuple[int, ...], Polynomial] = {}
             for monomial, c in p.items():
                 powers = dict(monomial)
-                term = {tuple((k, e) for k, e in monomial if k not in inverses): c}
-                for k in inverses:
-                    term = _mul(term, _pow(self._inverses[k], highest[k] - int(powers.get(k, 0))))
-                out = _add(out, term)
+                rest = tuple((k, e) for k, e in monomial if k not in inverses)
+                group = groups.setdefault(tuple(int(powers.get(k, 0)) for k in order), {})
+                group[rest] = c
+            highest = [max(key[j] for key in groups) for j in range(len(order))]
+            powers_of: dict[tuple[int, int], Polynomial] = {}
+            out: Polynomial = {}
+            for key, group in groups.items():
+                for j, k in enumerate(order):
+                    n = highest[j] - key[j]
+                    if (k, n) not in powers_of:
+                        powers_of[k, n] = _pow(self._inverses[k], n)
+                    pairs += len(group) * len(powers_of[k, n])
+                    if pairs > CLEAR_PAIRS:
+                        raise Undecided(f"clearing denominators multiplies out more than {CLEAR_PAIRS} pairs")
+                    group = _mul(group, powers_of[k, n])
+                for m, c in group.items():  # out += group, in place
+                    v = out.get(m, 0) + c
+                    if v:
+                        out[m] = v
+                    else:
+                        out.pop(m, None)
             p = out
         return p
 

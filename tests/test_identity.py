@@ -119,3 +119,6 @@ def test_denominators_are_cleared_at_any_size(monkeypatch):
     assert is_zero(1 / (1 + 1 / (e + 1)) - (e + 1) / (e + 2))  # a denominator within a denominator
     assert not is_zero((e / (e + 1) + 1 / (e + 1) - 1 + 1 / (e + 2)) * large)
     assert not is_zero(e / (e + 1) - 1 / (e + 1))
+    monkeypatch.setattr(identity, "CLEAR_TERMS", 2)  # too large to clear: neither proved nor refuted
+    with pytest.raises(identity.Undecided, match="a form of 3 terms with denominators"):
+        is_zero(e / (e + 1) + 1 / (e + 1) - 1)
