@@ -234,19 +234,25 @@ def test_without_torch_the_module_says_which_extra(monkeypatch):
         module_from_source("torch.without.gru", source + "\n# without torch\n")
 
 
+GPU = pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA device here")
+
+
+@pytest.mark.parametrize("device", ["cpu", pytest.param("cuda", marks=GPU)])
 @pytest.mark.parametrize("name", TORCH_CELLS)
 @pytest.mark.parametrize(
     "layers, bidirectional", [(1, False), (2, True)], ids=["one layer", "2 layers bidirectional"]
 )
-def test_a_packed_sequence_as_torch_nn_runs_it(name, layers, bidirectional):
+def test_a_packed_sequence_as_torch_nn_runs_it(name, layers, bidirectional, device):
     """A PackedSequence in (lengths out of order, one of length 1): the output packed as torch.nn packs
-    it, the final states at each sequence's length, and every gradient equal to torch.nn's."""
+    it, the final states at each sequence's length, and every gradient equal to torch.nn's; on the CPU,
+    and on a GPU where there is one."""
     from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
     net, ours, _ = _pair(name, dict(num_layers=layers, bidirectional=bidirectional))
+    net, ours = net.to(device), ours.to(device)
     T, B, I = 5, 4, 3
     lengths = torch.tensor([3, 5, 1, 4])
-    x = torch.randn(T, B, I, dtype=torch.float64, generator=torch.Generator().manual_seed(3))
+    x = torch.randn(T, B, I, dtype=torch.float64, generator=torch.Generator().manual_seed(3)).to(device)
     results = []
     for module in (net, ours):
         xi = x.clone().requires_grad_()
@@ -255,7 +261,7 @@ def test_a_packed_sequence_as_torch_nn_runs_it(name, layers, bidirectional):
         padded, got_lengths = pad_packed_sequence(out)
         assert torch.equal(got_lengths, lengths)
         w = torch.randn(padded.shape, dtype=torch.float64, generator=torch.Generator().manual_seed(4))
-        loss = (padded * w).sum() + sum((f * (k + 1)).sum() for k, f in enumerate(final))
+        loss = (padded * w.to(device)).sum() + sum((f * (k + 1)).sum() for k, f in enumerate(final))
         loss.backward()
         grads = [xi.grad, *(p.grad for _, p in sorted(module.named_parameters()))]
         results.append([out.data, out.batch_sizes, out.sorted_indices, *final, *grads])
