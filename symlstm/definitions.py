@@ -58,6 +58,13 @@ def is_odd(fn: type[sp.Function]) -> bool:
 
 
 @cache
+def is_complement(fn: type[sp.Function]) -> bool:
+    """Whether definition(-a) == 1 - definition(a) (the sigmoid), proved by SymPy."""
+    definition = DEFINITIONS[fn]
+    return sp.simplify(definition.subs(_A, -_A) + definition - 1) == 0
+
+
+@cache
 def _independent_class(fn: type[sp.Function]) -> type[sp.Function]:
     """A function with fn's derivative derived from its definition. When the definition is odd it takes
     the minus sign out of its argument as SymPy's own odd functions do (tanh(-a) -> -tanh(a)), and at a
@@ -76,6 +83,8 @@ def _independent_class(fn: type[sp.Function]) -> type[sp.Function]:
         return -cls(-arg) if odd and arg.could_extract_minus_sign() else None
 
     namespace: dict[str, object] = {"nargs": 1, "fdiff": fdiff, "eval": classmethod(eval)}
+    # what the zero test (symlstm.identity) may use: F(-a) = -F(a), or F(-a) = 1 - F(a)
+    namespace |= {"odd_function": odd, "complement_function": is_complement(fn)}
     return type(f"{fn.__name__}_by_definition", (sp.Function,), namespace)
 
 

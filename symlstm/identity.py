@@ -255,6 +255,20 @@ class Canonical:
             out = _mul(out, {((index, c),): Fraction(1)})
         return out
 
+    def _call(self, e: sp.Function) -> Polynomial:
+        """F(a) as an atom keyed by F and a's form; for F odd, even or a complement (F(-a) = 1 - F(a),
+        a sigmoid), a's sign is made that of a positive leading coefficient first, so that sin(a - b)
+        is -sin(b - a) and cos((p - 1) n) is cos(n - p n)."""
+        fn, argument = type(e), self.of(e.args[0])
+        parity = _parity(fn)
+        if parity and argument and argument[max(argument)] < 0:
+            negated = {m: -c for m, c in argument.items()}
+            atom = self._atom((fn.__name__, fn, (self._key(negated),)))
+            if parity == "odd":
+                return {m: -c for m, c in atom.items()}
+            return atom if parity == "even" else _add({(): Fraction(1)}, atom, -1)
+        return self._atom((fn.__name__, fn, (self._key(argument),)))
+
     def _convert(self, e: sp.Basic) -> Polynomial:
         if e.is_Rational:
             return {(): Fraction(int(e.p), int(e.q))} if e != 0 else {}
@@ -295,10 +309,26 @@ class Canonical:
             return self._atom(("number", sp.srepr(e)))
         if e.is_Pow:  # an exponent that is not a rational number
             return self._power(e.base, e.exp)
+        if isinstance(e, sp.Function) and len(e.args) == 1:
+            return self._call(e)
         if isinstance(e, sp.Function) or e.args:
             key = (type(e).__name__, type(e), tuple(self._key(self.of(a)) for a in e.args))
             return self._atom(key)
         return self._atom(("other", sp.srepr(e)))
+
+
+_ODD = (sp.sin, sp.tan, sp.atan, sp.asin, sp.sinh, sp.asinh, sp.atanh, sp.tanh)
+_EVEN = (sp.cos, sp.cosh)
+
+
+def _parity(fn: type) -> str:
+    """ "odd" (F(-a) = -F(a)), "even" (F(-a) = F(a)), "complement" (F(-a) = 1 - F(a)) or "". A function
+    class of the package's own says so by its attributes `odd_function` and `complement_function`."""
+    if fn in _ODD or getattr(fn, "odd_function", False) is True:
+        return "odd"
+    if fn in _EVEN:
+        return "even"
+    return "complement" if getattr(fn, "complement_function", False) is True else ""
 
 
 # The most terms a canonical polynomial may have for the second opinion (`sp.cancel`, whose cost grows

@@ -171,6 +171,25 @@ u_s1 = cell.elementwise('u_s1', tanh(s0_prev))
 cell.update(s0=u_s0, s1=u_s1)
 cell.fuse('bf', ['b2_0', 'p0'])
 """,
+    # sin(n - p n) against sin((p - 1) n), the same argument negated, inside tanh and cos: the zero test
+    # keyed the two as different atoms (symlstm.identity: odd, even and complement functions)
+    "a negated argument in another form": """
+cell = Cell('fuzz', title='A drawn cell')
+x = cell.input('x')
+s0_prev = cell.state('s0')
+n0 = cell.elementwise('n0', s0_prev - 1)
+n1 = cell.elementwise('n1', sp.log(sp.exp(n0*s0_prev) + 1))
+n2 = cell.linear('n2', {'W2_0': x}, biases=['b2_0'])
+n3 = cell.elementwise('n3', s0_prev*(s0_prev - 2))
+n4 = cell.elementwise('n4', n2 - sigmoid(n2))
+n5 = cell.elementwise('n5', n0 - n1 + n3 + n4*sp.sin(n0) + s0_prev + 3)
+p0 = cell.param('p0')
+n6 = cell.elementwise('n6', (n4**2*s0_prev**2*(n0*p0 - n1)**2 + 1)**sigmoid(relu(n1**2)))
+p1 = cell.param('p1')
+u_s0 = cell.elementwise('u_s0', -tanh(sp.sin(n4*p1 - n4)))
+cell.update(s0=u_s0)
+cell.fuse('bf', ['b2_0', 'p0', 'p1'])
+""",
 }
 
 

@@ -5,9 +5,11 @@ import pytest
 import sympy as sp
 
 from symlstm.activations import sigmoid
+from symlstm.definitions import independent_function
 from symlstm.identity import Canonical, is_zero
 
 a, b = sp.symbols("a b", real=True)
+TANH, SIGMOID = independent_function(sp.tanh), independent_function(sigmoid)  # as the proofs write them
 
 IDENTITIES = [
     # the same polynomial with its terms in another order, inside a call
@@ -36,6 +38,12 @@ IDENTITIES = [
     (1 + a**2) ** (b - 1) - (1 + a**2) ** b / (1 + a**2),
     (1 + a**2) ** (b + sp.Rational(1, 2)) - (1 + a**2) ** b * sp.sqrt(1 + a**2),
     sp.diff((1 + a**2) ** sp.tanh(b), a) - 2 * a * sp.tanh(b) * (1 + a**2) ** (sp.tanh(b) - 1),
+    # odd, even and complement functions of an argument and of its negation, in any written form
+    sp.sin(a - b) + sp.sin(b - a),
+    sp.atan((b - 1) * a) + sp.atan(a - a * b),
+    sp.cos((b - 1) * a) - sp.cos(a - a * b),
+    TANH(a - b) + TANH(b - a),
+    SIGMOID((b - 1) * a) + SIGMOID(a - a * b) - 1,
     # a factor and its inverse, and denominators that factor alike (the second opinion, sp.cancel)
     (sp.exp(a) + 1) * sp.exp(a) / (sp.exp(a) + 1) - sp.exp(a),
     1 / (a**2 - 1) - 1 / ((a - 1) * (a + 1)),
@@ -55,6 +63,11 @@ NON_IDENTITIES = [
     sp.exp(a + 1) - sp.exp(a),
     (sp.exp(a) + 1) * sp.exp(a) / (sp.exp(a) + 2) - sp.exp(a),
     1 / (a**2 - 1) - 1 / ((a - 1) * (a + 2)),
+    sp.cos(a - b) - sp.cos(a + b),
+    sp.sin(a - b) - sp.sin(b - a),
+    SIGMOID(a - b) - SIGMOID(b - a),
+    SIGMOID(a - b) + SIGMOID(b - a),
+    sp.log(1 + a**2 - b) - sp.log(b - a**2 - 1),
     2**a - 3**a,
     2**a - 2 ** (2 * a),
     sp.Rational(1, 2) ** a - 2**a,
