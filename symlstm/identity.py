@@ -153,6 +153,8 @@ class Canonical:
         return lead, {m: c / lead for m, c in base.items()}
 
     def _integer_power(self, base: Polynomial, n: int) -> Polynomial:
+        if not base and n < 0:
+            raise Undecided("a division by an expression that is identically zero")
         if n >= 0:
             return _pow(base, n)
         if len(base) == 1:  # a monomial: negative exponents are exact
@@ -195,7 +197,10 @@ class Canonical:
             for monomial, c in p.items():
                 powers = dict(monomial)
                 rest = tuple((k, e) for k, e in monomial if k not in inverses)
-                group = groups.setdefault(tuple(int(powers.get(k, 0)) for k in order), {})
+                exponents = tuple(powers.get(k, 0) for k in order)
+                if any(Fraction(e).denominator != 1 for e in exponents):  # never made so: not cleared
+                    raise Undecided("a fractional power of an inverse atom")
+                group = groups.setdefault(tuple(int(e) for e in exponents), {})
                 group[rest] = c
             highest = [max(key[j] for key in groups) for j in range(len(order))]
             powers_of: dict[tuple[int, int], Polynomial] = {}
@@ -245,9 +250,11 @@ class Canonical:
             return over if base.p == 1 else _mul(self._power(sp.Integer(base.p), exponent), over)
         if base.is_Integer and base > 1 and (perfect := sp.perfect_power(int(base))):
             base, exponent = sp.Integer(perfect[0]), exponent * perfect[1]
+        base_form = self.of(base)
+        if not base_form:  # 0**t: 0, 1 or infinite by the sign of t
+            raise Undecided("a power of an expression that is identically zero")
         rest = dict(self.of(exponent))  # a copy: the memo's own form stays whole
         constant = rest.pop((), Fraction(0))
-        base_form = self.of(base)
         out = self._rational_power(base_form, constant) if constant else {(): Fraction(1)}
         if rest:
             c, q = _content(rest)
@@ -276,12 +283,14 @@ class Canonical:
             value = Fraction(sp.Rational(e).p, sp.Rational(e).q)
             return {(): value} if value else {}
         if e.is_Symbol:
-            return self._atom(("symbol", e.name))
+            return self._atom(("symbol", e.name, getattr(e, "dummy_index", None)))  # a Dummy is its own
         if e.is_Add:
             out: Polynomial = {}
             for arg in e.args:
                 out = _add(out, self.of(arg))
             return out
+        if not e.is_commutative:
+            raise Undecided(f"a non-commutative expression ({e})")
         if e.is_Mul:
             out = {(): Fraction(1)}
             for arg in e.args:

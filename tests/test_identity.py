@@ -135,3 +135,19 @@ def test_denominators_are_cleared_at_any_size(monkeypatch):
     monkeypatch.setattr(identity, "CLEAR_TERMS", 2)  # too large to clear: neither proved nor refuted
     with pytest.raises(identity.Undecided, match="a form of 3 terms with denominators"):
         is_zero(e / (e + 1) + 1 / (e + 1) - 1)
+
+
+def test_what_the_zero_test_cannot_decide_is_undecided_never_zero():
+    """A power or a quotient of an expression that is identically zero (0**(t + 1) is 1 at t = -1), and
+    a non-commutative product, are undecided; symbols of one name but different identity stay apart."""
+    from symlstm.identity import Undecided
+
+    t = sp.Symbol("t", real=True)
+    zero = (a + 1) ** 2 - a**2 - 2 * a - 1  # zero, unsimplified
+    for expr in (1 / (sp.Pow(0, t + 1) + 1) - 1, 1 / (zero ** (t + 1) + 1) - 1, 1 / zero, zero ** (t - 1)):
+        with pytest.raises(Undecided):
+            is_zero(expr)
+    A, B = sp.symbols("A B", commutative=False)
+    with pytest.raises(Undecided, match="non-commutative"):
+        is_zero(A * B - B * A)
+    assert not is_zero(sp.Symbol("x", real=True) - sp.Dummy("x", real=True))
