@@ -67,6 +67,9 @@ def _add(a: Polynomial, b: Polynomial, sign: int = 1) -> Polynomial:
 # The most pairs of terms one product of polynomials may multiply out (about a second and a few hundred
 # MB at most); a larger one is not decided (`Undecided`), rather than running out of memory.
 MAX_PAIRS = 4_000_000
+# The most terms the memoised forms of one `Canonical` (one cell's claims) may hold in all (a few GB at
+# most); beyond it every further claim is undecided.
+MAX_STORED_TERMS = 3_000_000
 
 
 # Clearing a form of denominators (`Canonical.cleared`): the most terms it starts from, and the most
@@ -125,6 +128,7 @@ class Canonical:
 
     def __init__(self) -> None:
         self._memo: dict[sp.Basic, Polynomial] = {}
+        self._stored = 0  # terms held by the memo, against MAX_STORED_TERMS
         self._atoms: dict[object, int] = {}
         self._inverses: dict[int, Polynomial] = {}  # atom index of 1/b -> b
 
@@ -143,6 +147,9 @@ class Canonical:
             return hit
         out = self._convert(expr)
         self._memo[expr] = out
+        self._stored += len(out)
+        if self._stored > MAX_STORED_TERMS:
+            raise Undecided(f"the forms of this cell's claims hold more than {MAX_STORED_TERMS} terms")
         return out
 
     @staticmethod

@@ -151,3 +151,13 @@ def test_what_the_zero_test_cannot_decide_is_undecided_never_zero():
     with pytest.raises(Undecided, match="non-commutative"):
         is_zero(A * B - B * A)
     assert not is_zero(sp.Symbol("x", real=True) - sp.Dummy("x", real=True))
+
+
+def test_a_cell_whose_forms_outgrow_the_memo_budget_is_undecided(monkeypatch):
+    from symlstm import identity
+
+    monkeypatch.setattr(identity, "MAX_STORED_TERMS", 10)
+    canonical = Canonical()
+    assert is_zero(sp.tanh(a + 1) - sp.tanh(1 + a), canonical)
+    with pytest.raises(identity.Undecided, match="hold more than 10 terms"):
+        is_zero((a + b + 1) ** 3 - sp.expand((a + b + 1) ** 3), canonical)
