@@ -299,6 +299,21 @@ n3 = cell.elementwise('n3', n1*n2)
 n6 = cell.elementwise('n6', n1/(n1**2 + 1))
 cell.update(s0=cell.elementwise('u_s0', tanh(sp.atan(n3) + n6)))
 """,
+    # a constant with a package activation in it (exp(-relu(0)**2)): the kernel printer took its float
+    # with SymPy, which cannot evaluate relu(0) (now by the definitions, as the NumPy printer does)
+    "an activation inside a constant": """
+cell = Cell('fuzz', title='A drawn cell')
+x = cell.input('x')
+s0_prev = cell.state('s0')
+n0 = cell.elementwise('n0', s0_prev + sp.exp(-relu(0)**2))
+p0 = cell.param('p0')
+n1 = cell.elementwise('n1', tanh(n0*p0*s0_prev))
+n2 = cell.elementwise('n2', (n1**2 + 1)**sigmoid(n0))
+n3 = cell.elementwise('n3', n0*n1*p0)
+n4 = cell.linear('n4', {'W4_0': x}, biases=['b4_0', 'b4_1'])
+u_s0 = cell.elementwise('u_s0', tanh(n1))
+cell.update(s0=u_s0)
+""",
 }
 
 

@@ -13,6 +13,7 @@ import sympy as sp
 from sympy.printing.str import StrPrinter
 
 from ...activations import relu, sigmoid, step
+from ..numpy.printer import constant_value
 
 __all__ = ["NumbaScalarPrinter"]
 
@@ -40,8 +41,8 @@ def _number(value: sp.Expr) -> str:
     if value.is_Integer:
         text = f"dtype({abs(int(value))})"
     else:
-        text = f"dtype({abs(float(value))!r})"
-    return "-" + text if value.is_negative else text
+        text = f"dtype({abs(constant_value(value))!r})"
+    return "-" + text if constant_value(value) < 0 else text
 
 
 def _enclosed(text: str) -> bool:

@@ -47,6 +47,12 @@ def _defined(e: sp.Expr) -> sp.Expr:
     return e
 
 
+def constant_value(value: sp.Expr) -> float:
+    """A constant's value as a float, a package activation in it (relu(0), sigmoid(sigmoid(0))) by its
+    definition."""
+    return float(sp.N(_defined(value), 20))
+
+
 def _float_constants(e: sp.Expr) -> sp.Expr:
     """`e` with each constant that is neither a rational nor a float (log(3), sqrt(2), sigmoid(0)) as a
     float of full precision: printed as a Python float literal, which keeps a float32 computation in
