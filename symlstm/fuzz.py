@@ -113,7 +113,8 @@ def check_cell(spec: CellSpec, *, proofs: bool = True, backends: Collection[str]
         return out
 
     def failed_claims(results) -> tuple[bool, str]:
-        bad = [r.claim + (" (undecided)" * r.detail.startswith("undecided")) for r in results if not r.ok]
+        failed = [r for r in results if not r.ok]
+        bad = [f"{r.claim} (undecided)" if r.detail.startswith("undecided") else r.claim for r in failed]
         return not bad, "failed claims: " + ", ".join(bad)
 
     if proofs:

@@ -53,14 +53,19 @@ def _mul_monomials(a: Monomial, b: Monomial) -> Monomial:
     return tuple(sorted((k, e) for k, e in merged.items() if e))  # x * x**-1 is 1
 
 
-def _add(a: Polynomial, b: Polynomial, sign: int = 1) -> Polynomial:
-    out = dict(a)
+def _accumulate(out: Polynomial, b: Polynomial, sign: int = 1) -> None:
+    """out += sign * b, in place (a term that cancels is dropped)."""
     for m, c in b.items():
         v = out.get(m, 0) + sign * c
         if v:
             out[m] = v
         else:
             out.pop(m, None)
+
+
+def _add(a: Polynomial, b: Polynomial, sign: int = 1) -> Polynomial:
+    out = dict(a)
+    _accumulate(out, b, sign)
     return out
 
 
@@ -132,9 +137,15 @@ class Canonical:
         self._atoms: dict[object, int] = {}
         self._inverses: dict[int, Polynomial] = {}  # atom index of 1/b -> b
 
-    def _atom(self, key: object) -> Polynomial:
+    def _atom(self, key: object, exponent: int | Fraction = 1) -> Polynomial:
         index = self._atoms.setdefault(key, len(self._atoms))
-        return {((index, 1),): Fraction(1)}
+        return {((index, exponent),): Fraction(1)}
+
+    def _exponential(self, key: tuple, exponent: Polynomial) -> Polynomial:
+        """The atom (*key, q) to the power c, for an exponent c q (c rational, q primitive): one atom for
+        every rational multiple of one exponent (exp(a)**2 is exp(2 a), 2**t 2**t is 2**(2 t))."""
+        c, q = _content(exponent)
+        return self._atom((*key, self._key(q)), c)
 
     @staticmethod
     def _key(p: Polynomial) -> frozenset:
@@ -221,12 +232,7 @@ class Canonical:
                     if pairs > CLEAR_PAIRS:
                         raise Undecided(f"clearing denominators multiplies out more than {CLEAR_PAIRS} pairs")
                     group = _mul(group, powers_of[k, n])
-                for m, c in group.items():  # out += group, in place
-                    v = out.get(m, 0) + c
-                    if v:
-                        out[m] = v
-                    else:
-                        out.pop(m, None)
+                _accumulate(out, group)
             p = out
         return p
 
@@ -264,9 +270,7 @@ class Canonical:
         constant = rest.pop((), Fraction(0))
         out = self._rational_power(base_form, constant) if constant else {(): Fraction(1)}
         if rest:
-            c, q = _content(rest)
-            index = self._atoms.setdefault(("power", self._key(base_form), self._key(q)), len(self._atoms))
-            out = _mul(out, {((index, c),): Fraction(1)})
+            out = _mul(out, self._exponential(("power", self._key(base_form)), rest))
         return out
 
     def _call(self, e: sp.Function) -> Polynomial:
@@ -314,12 +318,9 @@ class Canonical:
             constant = argument.pop((), Fraction(0))
             out: Polynomial = {(): Fraction(1)}
             if constant:  # exp(k + q) = E**k exp(q), E the atom SymPy's own E is
-                e = self._atoms.setdefault(("number", sp.srepr(sp.E)), len(self._atoms))
-                out = {((e, constant),): Fraction(1)}
+                out = self._atom(("number", sp.srepr(sp.E)), constant)
             if argument:
-                c, q = _content(argument)
-                index = self._atoms.setdefault(("exp", self._key(q)), len(self._atoms))
-                out = _mul(out, {((index, c),): Fraction(1)})
+                out = _mul(out, self._exponential(("exp",), argument))
             return out
         if e.is_number and not e.free_symbols:  # pi, E, sqrt(2), ...: exact atoms
             return self._atom(("number", sp.srepr(e)))

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import functools
 import operator
+from collections.abc import Iterable
 from dataclasses import dataclass
 
 import sympy as sp
@@ -150,12 +151,18 @@ class Expanded:
         return list(self.vec[name])
 
 
+def decide(entries: Iterable[sp.Expr], canonical: Canonical) -> tuple[bool, str]:
+    """(every entry zero, "" or why the zero test could not decide it at this size)."""
+    try:
+        return all(is_zero(e, canonical) for e in entries), ""
+    except Undecided as why:
+        return False, f"undecided at this size: {why}"
+
+
 def _claim(claim: str, difference: sp.Matrix, ex: Expanded) -> ProofResult:
     """The claim that every entry of `difference` is zero, decided by the zero test (or undecided)."""
-    try:
-        return ProofResult(claim, all(is_zero(e, ex.canonical) for e in difference), ex.reference)
-    except Undecided as why:
-        return ProofResult(claim, False, f"undecided at this size: {why}")
+    ok, undecided = decide(difference, ex.canonical)
+    return ProofResult(claim, ok, undecided or ex.reference)
 
 
 def _prove_jacobians(ex: Expanded) -> list[ProofResult]:

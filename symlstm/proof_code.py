@@ -32,8 +32,8 @@ from .backends.reference import render_reference
 from .backends.reference.printer import SYMPY_FUNCTIONS
 from .definitions import independent, independent_function
 from .engine import Derivation
-from .identity import Canonical, Undecided, is_zero
-from .proof import ProofResult
+from .identity import Canonical
+from .proof import ProofResult, decide
 from .spec import LinearNode
 
 __all__ = ["CodeProof", "prove_code", "symbolic_module"]
@@ -128,14 +128,6 @@ class CodeProof:
         return ys, tuple(state[s.prev(st)] for st in s.states)
 
 
-def _decide(values, canonical: Canonical) -> tuple[bool, str]:
-    """(every entry zero, "" or why it is undecided)."""
-    try:
-        return all(is_zero(v, canonical) for v in np.ravel(np.asarray(values, dtype=object))), ""
-    except Undecided as why:
-        return False, f"undecided at this size: {why}"
-
-
 def _flat(point) -> list[tuple[str, np.ndarray]]:
     params, xs, state0 = point
     return [*params.items(), ("x", xs), *((f"state0[{k}]", s) for k, s in enumerate(state0))]
@@ -169,7 +161,7 @@ def _prove_at(d: Derivation, module: types.ModuleType, cp: CodeProof) -> list[Pr
     results = []
 
     def claim(text: str, difference) -> None:
-        ok, undecided = _decide(difference, canon)
+        ok, undecided = decide(np.ravel(np.asarray(difference, dtype=object)), canon)
         results.append(ProofResult(f"code {text} ({size})", ok, undecided or where))
 
     ys, state, tape = module._forward(cp.params, cp.xs, cp.state0)

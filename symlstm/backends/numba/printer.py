@@ -38,11 +38,9 @@ FUNCTIONS = {
 
 def _number(value: sp.Expr) -> str:
     """A constant in the kernel's float type: `dtype(2)`, `-dtype(0.5)`."""
-    if value.is_Integer:
-        text = f"dtype({abs(int(value))})"
-    else:
-        text = f"dtype({abs(constant_value(value))!r})"
-    return "-" + text if constant_value(value) < 0 else text
+    number = constant_value(value)
+    text = f"dtype({abs(int(value))})" if value.is_Integer else f"dtype({abs(number)!r})"
+    return "-" + text if number < 0 else text
 
 
 def _enclosed(text: str) -> bool:
