@@ -372,7 +372,8 @@ class BlockResult:
     ok: bool
     where: str = ""  # the per-gate block and index inside it, e.g. "W_hf[2, 1]"
     orders: tuple[float, ...] = ()  # observed Taylor orders, when the Taylor test ran
-    diagnosis: str = ""  # on failure: wrong gradient, or step size, and why
+    # on failure: wrong gradient, or step size, and why; on a pass judged otherwise than usual: how
+    diagnosis: str = ""
     config: str = ""  # the configuration it was checked at, when a report covers several
 
 
@@ -626,6 +627,13 @@ def _five_point_difference(
 # The full FD check's second opinion on a block that fails at `fd_step`: the fourth-order stencil at
 # that step, and at a step this many times larger (rounding that many times smaller).
 FINE_STEP_FACTOR = 1000.0
+# Where no step resolves the problem's gradients to `rtol` (every gradient tiny against |L|: a
+# saturated cell), a block is judged by the fourth-order stencil at COARSE_STEP (about its best step in
+# float64: truncation ~h^4, rounding ~eps/h) to that stencil's own rounding bound, provided the bound
+# is at most COARSE_RESOLUTION of the block's largest gradient (two digits resolved); otherwise the
+# block is not resolved at all and fails.
+COARSE_STEP = 1e-3
+COARSE_RESOLUTION = 1e-2
 
 
 def _compare(
@@ -648,6 +656,60 @@ def _compare(
     return BlockResult(
         block, rel, tuple(int(k) for k in index), float(analytic[index]), float(numeric[index]), ok
     )
+
+
+def _second_opinion(
+    problem: Problem,
+    block: Block,
+    grad: Point,
+    point: Point,
+    first: BlockResult,
+    f: Callable[[], float],
+    tol: Tolerance,
+    l_scale: float,
+    largest: float,
+) -> BlockResult:
+    """A block that failed at `fd_step`, judged again by references more accurate than the central
+    difference: the fourth-order stencil at the same step (truncation O(h^4): a strongly curved cell),
+    and at a step `FINE_STEP_FACTOR` times larger (rounding that many times smaller: gradients small
+    against |L|). `f` evaluates the loss at `point`, which is perturbed in place. The block passes if
+    one of them agrees under the same tolerance; a wrong gradient fails both.
+
+    A problem whose gradients no step resolves to `rtol` (every gradient tiny against |L|: a saturated
+    cell) is judged at `COARSE_STEP` to that stencil's own rounding bound, if the bound resolves the
+    block (`COARSE_RESOLUTION`); the result says so. A step chosen too small is not absorbed this way:
+    it is the problem, not the step, that decides."""
+    analytic = np.asarray(block.view(grad))
+    floor = rounding_floor(problem.dtype, problem.x.shape[0], _weight(problem))
+
+    def stencil(h: float) -> np.ndarray:
+        array = block.view(point)
+        fine = np.zeros(array.shape)
+        for index in np.ndindex(array.shape):
+            fine[index] = _five_point_difference(f, array, index, h)
+        return fine
+
+    for h in (tol.fd_step, tol.fd_step * FINE_STEP_FACTOR):
+        fine_rounding = 3 * _EPS64 * l_scale / h  # what rounding in L can do to the stencil
+        if fine_rounding > tol.rtol * largest:
+            continue  # this step cannot resolve the gradients either
+        second = _compare(block.name, analytic, stencil(h), tol.rtol, fine_rounding + floor)
+        if second.ok:
+            return second
+    coarse_rounding = 3 * _EPS64 * l_scale / COARSE_STEP
+    if coarse_rounding <= tol.rtol * largest:
+        return first  # a step resolves this problem: the failure stands
+    fine = stencil(COARSE_STEP)
+    if coarse_rounding > COARSE_RESOLUTION * float(np.max(np.abs(fine), initial=0.0)):
+        return first  # the block is below what finite differences can measure
+    second = _compare(block.name, analytic, fine, tol.rtol, coarse_rounding + floor)
+    if not second.ok:
+        return first
+    second.diagnosis = (
+        f"every gradient below the finite differences' full resolution: judged by the 4-point "
+        f"stencil at h = {COARSE_STEP:g} to its rounding bound {coarse_rounding:.1e}"
+    )
+    return second
 
 
 def check_full_fd(
@@ -687,25 +749,7 @@ def check_full_fd(
     for block, numeric in zip(blocks, numerics):
         result = _compare(block.name, np.asarray(block.view(grad)), numeric, tol.rtol, allowance)
         if not result.ok:
-            # A second opinion from references more accurate than the central difference: the
-            # fourth-order stencil at the same step (truncation O(h^4): a strongly curved cell), and at
-            # a step 1000 times larger (rounding 1000 times smaller: gradients small against |L|). The
-            # block passes if one of them agrees under the same tolerance; a wrong gradient fails both.
-            for h in (tol.fd_step, tol.fd_step * FINE_STEP_FACTOR):
-                fine_rounding = 3 * _EPS64 * l_scale / h
-                if fine_rounding > tol.rtol * largest:
-                    continue  # this step cannot resolve the gradients either
-                array = block.view(point)
-                fine = np.zeros(array.shape)
-                for index in np.ndindex(array.shape):
-                    fine[index] = _five_point_difference(f, array, index, h)
-                floor = rounding_floor(problem.dtype, problem.x.shape[0], _weight(problem))
-                second = _compare(
-                    block.name, np.asarray(block.view(grad)), fine, tol.rtol, fine_rounding + floor
-                )
-                if second.ok:
-                    result = second
-                    break
+            result = _second_opinion(problem, block, grad, point, result, f, tol, l_scale, largest)
         result.where = _locate(problem, block.key if block.kind == "param" else None, result.index)
         if not result.ok and diagnose and math.isfinite(result.rel_error):
             d = _zeros(problem)

@@ -317,6 +317,30 @@ def test_a_step_too_small_for_small_gradients_is_decided_by_a_finer_reference():
     assert [b.block for b in report.failures] == ["W0"], str(report)
 
 
+def test_a_problem_whose_every_gradient_is_below_fd_resolution_is_judged_to_the_stencils_rounding():
+    """tanh(s_prev + 9) saturates: every gradient is ~1e-9 to 1e-6 against |L| ~ 1, below what any step
+    of the full FD check resolves to its tolerance (found by the fuzzer: the check called the right
+    gradient wrong). The block is judged to the larger step's own rounding bound, and says so; a
+    gradient off by 1e-4 (relative) still fails."""
+    cell = symlstm.Cell("saturated")
+    x, s_prev = cell.input("x"), cell.state("s")
+    cell.linear("n0", {"W0_0": x, "W0_1": s_prev}, biases=["b0_0", "b0_1"])
+    cell.update(s=cell.elementwise("u_s", symlstm.tanh(s_prev + symlstm.relu(9))))
+    module = symlstm.load(cell.build())
+    report = check_full_fd(make_problem(module, 3, 3, 3, 2, seed=1, smooth=False))
+    assert report.ok, str(report)
+    assert "full resolution" in report.blocks[-1].diagnosis, str(report)
+
+    def backward(params, cache, dy, dstate=None):
+        dparams, dx, (ds0,) = module.backward(params, cache, dy, dstate)
+        return dparams, dx, (ds0 * (1 + 1e-4),)
+
+    names = ("CELL", "STATES", "BLOCKS", "init_params", "forward", "jvp")
+    wrong = SimpleNamespace(**{k: getattr(module, k) for k in names}, backward=backward)
+    report = check_full_fd(make_problem(wrong, 3, 3, 3, 2, seed=1, smooth=False))
+    assert [b.block for b in report.failures] == ["s0"], str(report)
+
+
 def test_check_same_takes_the_same_nan_on_both_sides_as_equal_and_a_lone_one_as_a_failure():
     """exp(s**8) overflows for a large state, so both modules' state gradients are NaN there (the
     cell's own formula in floating point); a NaN on one side only still fails."""
