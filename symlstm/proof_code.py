@@ -27,7 +27,7 @@ from dataclasses import dataclass
 import numpy as np
 import sympy as sp
 
-from .activations import ACTIVATIONS
+from .arithmetic import reference_copy
 from .backends.reference import render_reference
 from .backends.reference.printer import SYMPY_FUNCTIONS
 from .definitions import independent, independent_function
@@ -41,15 +41,9 @@ __all__ = ["CodeProof", "prove_code", "symbolic_module"]
 
 def symbolic_module(source: str, name: str = "cell") -> types.ModuleType:
     """A private copy of a reference module whose elementwise functions act on SymPy object arrays."""
-    module = types.ModuleType(f"symlstm_proof.{name}")
-    exec(compile(source, f"<reference module of {name}>", "exec"), module.__dict__)
-    for fname, fn in SYMPY_FUNCTIONS.items():
-        if hasattr(module, fname):
-            setattr(module, fname, np.frompyfunc(independent_function(fn), 1, 1))
-    names = {fn.__name__: fn for fn in ACTIVATIONS.values()}  # the package's functions, by name
-    for name, value in getattr(module, "CONSTANTS", {}).items():  # exact values of rounded constants
-        setattr(module, name, independent(sp.sympify(value, locals=names)))
-    return module
+    return reference_copy(
+        source, name, lambda fname: independent_function(SYMPY_FUNCTIONS[fname]), independent
+    )
 
 
 def _symbols(name: str, shape: tuple[int, ...]) -> np.ndarray:
