@@ -27,16 +27,26 @@ factor cancelling its inverse, b/b == 1, and denominators that factor alike: 1/(
 1/((a - 1) (a + 1))). It can still miss an identity that needs more algebra (an identity between
 transcendental atoms, exp(a + b) against exp(a) exp(b)): a proof can then fail when the claim holds, and
 is never wrong when it passes.
+
+A form with too many terms to clear (`CLEAR_TERMS`) is decided by evaluation instead (`Canonical.
+evaluated`): its atoms, taken as independent variables (each call, root and exp atom a variable y, each
+inverse atom 1/b the value of 1/b), are given random values modulo a random prime of `MODULUS_BITS`
+bits, `TRIALS` times. A nonzero value refutes the claim; zero every time proves it except with a
+probability that the Schwartz-Zippel lemma bounds by the degree of the cleared numerator over the
+prime, plus the chance that the prime divides all of the numerator's coefficients: the bound is
+computed and reported (`Randomised`), typically below 1e-60.
 """
 
 from __future__ import annotations
 
 import math
+import random
+from dataclasses import dataclass
 from fractions import Fraction
 
 import sympy as sp
 
-__all__ = ["Canonical", "Undecided", "is_zero"]
+__all__ = ["Canonical", "Randomised", "Undecided", "is_zero"]
 
 Monomial = tuple[tuple[int, int | Fraction], ...]  # sorted (atom index, exponent: rational for exp atoms)
 Polynomial = dict[Monomial, Fraction]
@@ -85,6 +95,23 @@ CLEAR_PAIRS = 1_000_000
 
 class Undecided(ArithmeticError):
     """The expression is too large for the zero test at this size: neither proved nor refuted."""
+
+
+# The randomised zero test (`Canonical.evaluated`): the size of its primes, and how many evaluations,
+# each at its own random point modulo its own random prime, must all give zero.
+MODULUS_BITS = 61
+TRIALS = 4
+_RANDOM_SEED = 20261206  # fixed: the same claims draw the same points on every machine
+
+
+@dataclass(frozen=True)
+class Randomised:
+    """A zero decided by evaluation: the probability that a nonzero form would have passed is below
+    `error` (the degree bound `degree` and the coefficient size bound `height_bits` give it)."""
+
+    degree: int
+    height_bits: int
+    error: float
 
 
 def _mul(a: Polynomial, b: Polynomial) -> Polynomial:
@@ -136,6 +163,8 @@ class Canonical:
         self._stored = 0  # terms held by the memo, against MAX_STORED_TERMS
         self._atoms: dict[object, int] = {}
         self._inverses: dict[int, Polynomial] = {}  # atom index of 1/b -> b
+        self.randomised: list[Randomised] = []  # the zeros decided by evaluation, in order
+        self._random = random.Random(_RANDOM_SEED)
 
     def _atom(self, key: object, exponent: int | Fraction = 1) -> Polynomial:
         index = self._atoms.setdefault(key, len(self._atoms))
@@ -235,6 +264,72 @@ class Canonical:
                 _accumulate(out, group)
             p = out
         return p
+
+    def evaluated(self, p: Polynomial) -> Randomised | None:
+        """The randomised zero test of `p` (module docstring): None if `p` is nonzero at one of the
+        points (a proof that it is not zero), else the bound on the chance that a nonzero `p` passed."""
+        reached, stack = set(), [p]  # the atoms of p and, through the inverse atoms, of their b
+        while stack:
+            for monomial in stack.pop():
+                for k, _ in monomial:
+                    if k not in reached:
+                        reached.add(k)
+                        if k in self._inverses:
+                            stack.append(self._inverses[k])
+        forms = [p, *(self._inverses[k] for k in reached if k in self._inverses)]
+        # every atom that is not an inverse is y**L for a variable y: its rational exponents integers
+        variables = [e for q in forms for m in q for k, e in m if k not in self._inverses]
+        scale = math.lcm(*(Fraction(e).denominator for e in variables))
+        if any(Fraction(e).denominator != 1 for q in forms for m in q for k, e in m if k in self._inverses):
+            raise Undecided("a fractional power of an inverse atom")
+        degree, height = self._bounds(p, scale, {}, {})
+        prime_count = 2 ** (MODULUS_BITS - 1) / (MODULUS_BITS * math.log(2))  # primes of that size, at least
+        per_trial = degree / 2 ** (MODULUS_BITS - 1) + (height / (MODULUS_BITS - 1) + 1) / prime_count
+        for _ in range(TRIALS):
+            prime = self._prime()
+            for _attempt in range(8):  # a point where a denominator vanishes is drawn again
+                values = {
+                    k: self._random.randrange(1, prime) for k in sorted(reached) if k not in self._inverses
+                }
+                value = _value(p, values, self._inverses, scale, prime, {})
+                if value is not None:
+                    break
+            else:
+                raise Undecided("a denominator that vanishes at every point drawn")
+            if value:
+                return None
+        found = Randomised(degree, height, min(1.0, per_trial) ** TRIALS)
+        self.randomised.append(found)
+        return found
+
+    def _prime(self) -> int:
+        while True:
+            n = self._random.getrandbits(MODULUS_BITS) | (1 << (MODULUS_BITS - 1)) | 1
+            if sp.isprime(n):
+                return n
+
+    def _bounds(self, p: Polynomial, scale: int, degrees: dict, heights: dict) -> tuple[int, int]:
+        """(D, H): p = N / M with N, M polynomials in the variables y of integer coefficients, N of total
+        degree at most D and coefficients below 2**H in absolute value (bounds, not exact values)."""
+        most: dict[int, int] = {}  # each atom's largest power (in y, for a variable), over the monomials
+        for monomial in p:
+            for k, e in monomial:
+                n = abs(int(e)) if k in self._inverses else abs(int(e * scale))
+                most[k] = max(most.get(k, 0), n)
+        degree, height = 0, 0
+        for k, n in most.items():
+            if k in self._inverses:
+                key = id(self._inverses[k])
+                if key not in degrees:
+                    degrees[key], heights[key] = self._bounds(self._inverses[k], scale, degrees, heights)
+                # 1/b = M_b / N_b: its n-th power brings both to the common denominator
+                degree += 2 * n * degrees[key]
+                height += n * heights[key]
+            else:
+                degree += 2 * n
+        denominators = math.lcm(*(c.denominator for c in p.values()))
+        total = sum(abs(c.numerator) * (denominators // c.denominator) for c in p.values())
+        return degree, height + total.bit_length() + denominators.bit_length() + len(most).bit_length()
 
     def _rational_power(self, base: Polynomial, exponent: Fraction) -> Polynomial:
         """base**(p/q) = base**k * root**r with root = base**(1/q) an atom, p = k q + r, 0 <= r < q."""
@@ -348,6 +443,30 @@ def _parity(fn: type) -> str:
     return "complement" if getattr(fn, "complement_function", False) is True else ""
 
 
+def _value(
+    p: Polynomial, values: dict[int, int], inverses: dict[int, Polynomial], scale: int, prime: int, memo: dict
+) -> int | None:
+    """p modulo `prime` at the point `values` (each variable atom y**scale, y given), or None where a
+    denominator (of a coefficient or an inverse atom) vanishes there."""
+    total = 0
+    for monomial, c in p.items():
+        if c.denominator % prime == 0:
+            return None
+        term = c.numerator * pow(c.denominator, -1, prime) % prime
+        for k, e in monomial:
+            if k in inverses:
+                if k not in memo:
+                    b = _value(inverses[k], values, inverses, scale, prime, memo)
+                    memo[k] = None if not b else pow(b, -1, prime)
+                if memo[k] is None:
+                    return None
+                term = term * pow(memo[k], int(e), prime) % prime
+            else:
+                term = term * pow(values[k], int(e * scale), prime) % prime
+        total += term
+    return total % prime
+
+
 # The most terms a canonical polynomial may have for the second opinion (`sp.cancel`, whose cost grows
 # fast with the size): beyond it a nonzero canonical form is taken as it is.
 CANCEL_TERMS = 200
@@ -365,6 +484,11 @@ def is_zero(expr: sp.Basic, canonical: Canonical | None = None) -> bool:
     """
     canonical = canonical or Canonical()
     p = canonical.of(sp.sympify(expr))
-    if not p or not canonical.cleared(p):
+    if not p:
         return True
+    try:
+        if not canonical.cleared(p):
+            return True
+    except Undecided:  # too many terms to clear: decided by evaluation (recorded in `randomised`)
+        return canonical.evaluated(p) is not None
     return len(p) <= CANCEL_TERMS and sp.cancel(canonical.rational(p)) == 0

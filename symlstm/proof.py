@@ -30,7 +30,7 @@ import sympy as sp
 from .activations import ACTIVATIONS, derivative_rule_holds
 from .definitions import independent
 from .engine import Derivation, Diag, Term, size_symbol
-from .identity import Canonical, Undecided, is_zero
+from .identity import MODULUS_BITS, TRIALS, Canonical, Undecided, is_zero
 from .naming import adjoint, incoming, tangent
 from .spec import ElementwiseNode, LinearNode
 
@@ -152,17 +152,30 @@ class Expanded:
 
 
 def decide(entries: Iterable[sp.Expr], canonical: Canonical) -> tuple[bool, str]:
-    """(every entry zero, "" or why the zero test could not decide it at this size)."""
+    """(every entry zero, "" or why the zero test could not decide it at this size, or, for a zero
+    decided by evaluation, the bound on the chance that it is wrong)."""
+    before = len(canonical.randomised)
     try:
-        return all(is_zero(e, canonical) for e in entries), ""
+        ok = all(is_zero(e, canonical) for e in entries)
     except Undecided as why:
         return False, f"undecided at this size: {why}"
+    randomised = canonical.randomised[before:]
+    if not ok or not randomised:
+        return ok, ""
+    error = sum(r.error for r in randomised)
+    degree = max(r.degree for r in randomised)
+    return True, (
+        f"randomised: {len(randomised)} {'entry' if len(randomised) == 1 else 'entries'} too large to "
+        f"clear, each zero at {TRIALS} random points "
+        f"modulo random {MODULUS_BITS}-bit primes (degree at most {degree}); the chance that a nonzero "
+        f"claim passes is below {error:.0e}"
+    )
 
 
 def _claim(claim: str, difference: sp.Matrix, ex: Expanded) -> ProofResult:
     """The claim that every entry of `difference` is zero, decided by the zero test (or undecided)."""
-    ok, undecided = decide(difference, ex.canonical)
-    return ProofResult(claim, ok, undecided or ex.reference)
+    ok, note = decide(difference, ex.canonical)
+    return ProofResult(claim, ok, note or ex.reference)
 
 
 def _prove_jacobians(ex: Expanded) -> list[ProofResult]:

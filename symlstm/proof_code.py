@@ -155,8 +155,8 @@ def _prove_at(d: Derivation, module: types.ModuleType, cp: CodeProof) -> list[Pr
     results = []
 
     def claim(text: str, difference) -> None:
-        ok, undecided = decide(np.ravel(np.asarray(difference, dtype=object)), canon)
-        results.append(ProofResult(f"code {text} ({size})", ok, undecided or where))
+        ok, note = decide(np.ravel(np.asarray(difference, dtype=object)), canon)
+        results.append(ProofResult(f"code {text} ({size})", ok, note or where))
 
     ys, state, tape = module._forward(cp.params, cp.xs, cp.state0)
     want_y, want_state = cp.unrolled(cp.params, cp.xs, cp.state0)

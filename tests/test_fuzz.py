@@ -216,6 +216,23 @@ n5 = cell.linear('n5', {'W5_0': x, 'W5_1': n0, 'W5_2': n0}, biases=['b5_0'])
 u_s0 = cell.elementwise('u_s0', tanh(2**tanh(n1*s0_prev) + n2*n3 + sp.sin(n1)))
 cell.update(s0=u_s0)
 """,
+    # softplus inside atan, sin and exp: the code proof's two-step claims had ~49 000 terms with nested
+    # denominators, too many to clear, and were undecided (symlstm.identity: decided by evaluation)
+    "too large to clear": """
+cell = Cell('fuzz', title='A drawn cell')
+x = cell.input('x')
+s0_prev = cell.state('s0')
+n0 = cell.elementwise('n0', sp.atan(s0_prev + sp.log(sp.exp(s0_prev) + 1)))
+n1 = cell.elementwise('n1', n0 + sp.Rational(-2, 3))
+n2 = cell.elementwise('n2', sp.sin(n0))
+n3 = cell.elementwise('n3', n2)
+n4 = cell.elementwise('n4', (n1*n2 + sp.atan(s0_prev))*sp.exp(-sp.log(sp.exp(n2 + 1) + 1)**2))
+n5 = cell.elementwise('n5', n4)
+n6 = cell.linear('n6', {'W6_0': x, 'W6_1': n3}, biases=['b6_0'])
+u_s0 = cell.elementwise('u_s0', tanh(tanh(n5)))
+cell.update(s0=u_s0)
+cell.output(n0)
+""",
 }
 
 

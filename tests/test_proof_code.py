@@ -52,6 +52,28 @@ def test_a_planted_error_in_the_generated_code_fails_its_proof(label):
     assert any(claim in f for f in failed), failed
 
 
+def _by_evaluation_only(expr, canonical):
+    """The zero test with every claim decided by the randomised test alone (no cancellation, no
+    clearing)."""
+    return canonical.evaluated(canonical.of(sp.sympify(expr))) is not None
+
+
+@pytest.mark.parametrize("label", list(PLANTED))
+def test_a_planted_error_fails_its_proof_when_every_claim_is_decided_by_evaluation(label, monkeypatch):
+    """With every claim decided by the randomised test alone, the LSTM reference is proved, and each
+    planted error still fails its claim: evaluation agrees with the exact test on all of them."""
+    from symlstm import proof
+
+    monkeypatch.setattr(proof, "is_zero", _by_evaluation_only)
+    source = (ROOT / "generated" / "reference" / "lstm.py").read_text()
+    if label == "forget-gate carry dropped":  # once for all plants: the right module passes, by evaluation
+        results = prove_code(symlstm.derive("lstm"), source)
+        assert results and all(r.ok and r.detail.startswith("randomised") for r in results), results
+    old, new, claim = PLANTED[label]
+    failed = [r.claim for r in prove_code(symlstm.derive("lstm"), source.replace(old, new, 1)) if not r.ok]
+    assert any(claim in f for f in failed), failed
+
+
 def test_output_form_derivatives_are_derived_from_the_definitions():
     s = sp.Symbol("s", real=True)
     assert sp.expand(output_form_derivative(sigmoid) - s * (1 - s)) == 0
