@@ -34,19 +34,24 @@ inverse atom 1/b the value of 1/b), are given random values modulo a random prim
 bits, `TRIALS` times. A nonzero value refutes the claim; zero every time proves it except with a
 probability that the Schwartz-Zippel lemma bounds by the degree of the cleared numerator over the
 prime, plus the chance that the prime divides all of the numerator's coefficients: the bound is
-computed and reported (`Randomised`), typically below 1e-60.
+computed and reported (`Randomised`), typically below 1e-60. An expression whose canonical form is
+itself too large to compute (`TooLarge`) is evaluated the same way as it stands
+(`Canonical.evaluated_expression`): its sums, products and integer powers from their arguments'
+values, every other subexpression (a call, an exp, a root) by its own canonical form, with bounds that
+follow the expression. Only a claim whose atoms themselves are too large stays undecided.
 """
 
 from __future__ import annotations
 
 import math
 import random
+from collections.abc import Callable
 from dataclasses import dataclass
 from fractions import Fraction
 
 import sympy as sp
 
-__all__ = ["Canonical", "Randomised", "Undecided", "is_zero"]
+__all__ = ["Canonical", "Randomised", "TooLarge", "Undecided", "is_zero"]
 
 Monomial = tuple[tuple[int, int | Fraction], ...]  # sorted (atom index, exponent: rational for exp atoms)
 Polynomial = dict[Monomial, Fraction]
@@ -94,13 +99,18 @@ CLEAR_PAIRS = 1_000_000
 
 
 class Undecided(ArithmeticError):
-    """The expression is too large for the zero test at this size: neither proved nor refuted."""
+    """The zero test cannot decide the expression at this size: neither proved nor refuted."""
+
+
+class TooLarge(Undecided):
+    """The expression's canonical form is too large to compute."""
 
 
 # The randomised zero test (`Canonical.evaluated`): the size of its primes, and how many evaluations,
 # each at its own random point modulo its own random prime, must all give zero.
 MODULUS_BITS = 61
 TRIALS = 4
+TARGET_ERROR = 1e-40  # more trials where the degree bound is so high that four leave more
 _RANDOM_SEED = 20261206  # fixed: the same claims draw the same points on every machine
 
 
@@ -111,12 +121,13 @@ class Randomised:
 
     degree: int
     height_bits: int
+    trials: int
     error: float
 
 
 def _mul(a: Polynomial, b: Polynomial) -> Polynomial:
     if len(a) * len(b) > MAX_PAIRS:
-        raise Undecided(
+        raise TooLarge(
             f"a product of polynomials of {len(a)} and {len(b)} terms (more than {MAX_PAIRS} pairs)"
         )
     if len(a) > len(b):
@@ -189,7 +200,7 @@ class Canonical:
         self._memo[expr] = out
         self._stored += len(out)
         if self._stored > MAX_STORED_TERMS:
-            raise Undecided(f"the forms of this cell's claims hold more than {MAX_STORED_TERMS} terms")
+            raise TooLarge(f"the forms of this cell's claims hold more than {MAX_STORED_TERMS} terms")
         return out
 
     @staticmethod
@@ -276,31 +287,83 @@ class Canonical:
                         reached.add(k)
                         if k in self._inverses:
                             stack.append(self._inverses[k])
-        forms = [p, *(self._inverses[k] for k in reached if k in self._inverses)]
-        # every atom that is not an inverse is y**L for a variable y: its rational exponents integers
-        variables = [e for q in forms for m in q for k, e in m if k not in self._inverses]
-        scale = math.lcm(*(Fraction(e).denominator for e in variables))
+        scale = self._scale([p, *(self._inverses[k] for k in reached if k in self._inverses)])
+        degree, height = self._bounds(p, scale, {}, {})
+        variables = sorted(k for k in reached if k not in self._inverses)
+        return self._trials(
+            lambda prime, values: _value(p, values, self._inverses, scale, prime, {}),
+            variables,
+            degree,
+            height,
+        )
+
+    def _scale(self, forms: list[Polynomial]) -> int:
+        """L: every atom that is not an inverse is y**L for a variable y, so that its rational exponents
+        in `forms` become integers."""
         if any(Fraction(e).denominator != 1 for q in forms for m in q for k, e in m if k in self._inverses):
             raise Undecided("a fractional power of an inverse atom")
-        degree, height = self._bounds(p, scale, {}, {})
+        return math.lcm(*(Fraction(e).denominator for q in forms for m in q for k, e in m))
+
+    def _trials(
+        self,
+        evaluate: Callable[[int, dict[int, int]], int | None],
+        variables: list[int],
+        degree: int,
+        height: int,
+    ) -> Randomised | None:
+        """`evaluate(prime, values)` (None where a denominator vanishes) at random points, each modulo
+        its own random prime, until the chance that a nonzero form gives zero every time is below
+        `TARGET_ERROR` (at least `TRIALS` times): None at the first nonzero value."""
         prime_count = 2 ** (MODULUS_BITS - 1) / (MODULUS_BITS * math.log(2))  # primes of that size, at least
         per_trial = degree / 2 ** (MODULUS_BITS - 1) + (height / (MODULUS_BITS - 1) + 1) / prime_count
-        for _ in range(TRIALS):
+        if per_trial >= 0.5:
+            raise Undecided(f"a degree bound ({degree}) too high for the randomised test")
+        trials = max(TRIALS, math.ceil(math.log(TARGET_ERROR) / math.log(per_trial)))
+        for _ in range(trials):
             prime = self._prime()
             for _attempt in range(8):  # a point where a denominator vanishes is drawn again
-                values = {
-                    k: self._random.randrange(1, prime) for k in sorted(reached) if k not in self._inverses
-                }
-                value = _value(p, values, self._inverses, scale, prime, {})
+                value = evaluate(prime, {k: self._random.randrange(1, prime) for k in variables})
                 if value is not None:
                     break
             else:
                 raise Undecided("a denominator that vanishes at every point drawn")
             if value:
                 return None
-        found = Randomised(degree, height, min(1.0, per_trial) ** TRIALS)
+        found = Randomised(degree, height, trials, per_trial**trials)
         self.randomised.append(found)
         return found
+
+    def evaluated_expression(self, expr: sp.Basic) -> Randomised | None:
+        """The randomised zero test of an expression whose canonical form is too large to compute: its
+        sums, products and integer powers evaluated as they stand, every other subexpression (a call,
+        an exp, a root or a symbolic power, a symbol, a number) by its canonical form, which is small.
+        The bounds on the degree and the coefficients follow the expression (`_DagBounds`)."""
+        leaves = Canonical()
+        order = _post_order(expr)
+        forms = {node: leaves.of(node) for node in order if not _composite(node)}
+        scale = leaves._scale([*forms.values(), *leaves._inverses.values()])
+        degree, height = _DagBounds(leaves, forms, scale).of(order)
+        variables = sorted(k for k in leaves._atoms.values() if k not in leaves._inverses)
+
+        def evaluate(prime: int, values: dict[int, int]) -> int | None:
+            inverses: dict = {}
+            at: dict[sp.Basic, int | None] = {}
+            for node in order:
+                if node in forms:
+                    at[node] = _value(forms[node], values, leaves._inverses, scale, prime, inverses)
+                elif node.is_Pow:
+                    base, n = at[node.base], int(node.exp)
+                    at[node] = None if base is None or (n < 0 and base == 0) else pow(base, n, prime)
+                else:
+                    parts = [at[a] for a in node.args]
+                    if any(v is None for v in parts):
+                        return None
+                    at[node] = sum(parts) % prime if node.is_Add else math.prod(parts) % prime
+                if at[node] is None:
+                    return None
+            return at[expr]
+
+        return self._trials(evaluate, variables, degree, height)
 
     def _prime(self) -> int:
         while True:
@@ -467,6 +530,102 @@ def _value(
     return total % prime
 
 
+def _composite(node: sp.Basic) -> bool:
+    """A sum, a product or an integer power: evaluated from its arguments' values."""
+    if not node.is_commutative:
+        raise Undecided(f"a non-commutative expression ({node})")
+    return bool(node.is_Add or node.is_Mul or (node.is_Pow and node.exp.is_Integer))
+
+
+def _post_order(expr: sp.Basic) -> list[sp.Basic]:
+    """Every distinct subexpression of `expr` once, each after its arguments (an integer power's
+    exponent is not one); leaves are not entered."""
+    order: list[sp.Basic] = []
+    seen: set[sp.Basic] = set()
+    stack: list[tuple[sp.Basic, bool]] = [(expr, False)]
+    while stack:
+        node, ready = stack.pop()
+        if ready:
+            order.append(node)
+            continue
+        if node in seen:
+            continue
+        seen.add(node)
+        if not _composite(node):
+            order.append(node)
+            continue
+        stack.append((node, True))
+        arguments = (node.base,) if node.is_Pow else node.args
+        stack.extend((a, False) for a in arguments if a not in seen)
+    return order
+
+
+class _DagBounds:
+    """Bounds for the randomised test of an expression as it stands: each subexpression is N / M, N of
+    total degree at most n and coefficients below 2**h; M the product of factors f (a leaf's own
+    denominator, or the numerator of a base raised to a negative power) to powers p_f, each of degree
+    at most deg_f and coefficients below 2**h_f. A sum takes each factor to its highest power among
+    its terms (their least common multiple), a product adds the powers."""
+
+    def __init__(self, leaves: Canonical, forms: dict[sp.Basic, Polynomial], scale: int) -> None:
+        self.leaves, self.forms, self.scale = leaves, forms, scale
+        self.factor: dict[tuple[str, sp.Basic], tuple[int, int]] = {}  # f -> (deg_f, h_f)
+
+    def _size(self, den: dict) -> tuple[int, int]:
+        return (
+            sum(p * self.factor[f][0] for f, p in den.items()),
+            sum(p * self.factor[f][1] for f, p in den.items()),
+        )
+
+    def of(self, order: list[sp.Basic]) -> tuple[int, int]:
+        bounds: dict[sp.Basic, tuple[int, int, dict]] = {}
+        degrees: dict = {}
+        heights: dict = {}
+        for node in order:
+            if node in self.forms:
+                form = self.forms[node]
+                d, h = self.leaves._bounds(form, self.scale, degrees, heights)
+                plain = all(e > 0 and k not in self.leaves._inverses for m in form for k, e in m)
+                if plain:
+                    bounds[node] = (d, h, {})
+                else:
+                    self.factor["leaf", node] = (d, h)
+                    bounds[node] = (d, h, {("leaf", node): 1})
+            elif node.is_Pow:
+                n, h, den = bounds[node.base]
+                k = int(node.exp)
+                if k >= 0:
+                    bounds[node] = (k * n, k * h, {f: k * p for f, p in den.items()})
+                else:
+                    dd, dh = self._size(den)
+                    self.factor["inverse", node.base] = (n, h)
+                    bounds[node] = (-k * dd, -k * dh, {("inverse", node.base): -k})
+            elif node.is_Mul:
+                den: dict = {}
+                for a in node.args:
+                    for f, p in bounds[a][2].items():
+                        den[f] = den.get(f, 0) + p
+                bounds[node] = (
+                    sum(bounds[a][0] for a in node.args),
+                    sum(bounds[a][1] for a in node.args),
+                    den,
+                )
+            else:  # a sum over the least common multiple of its terms' denominators
+                den = {}
+                for a in node.args:
+                    for f, p in bounds[a][2].items():
+                        den[f] = max(den.get(f, 0), p)
+                total_d, total_h = self._size(den)
+                n = h = 0
+                for a in node.args:
+                    ad, ah = self._size(bounds[a][2])
+                    n = max(n, bounds[a][0] + total_d - ad)
+                    h = max(h, bounds[a][1] + total_h - ah)
+                bounds[node] = (n, h + len(node.args).bit_length(), den)
+        n, h, _ = bounds[order[-1]]
+        return n, h
+
+
 # The most terms a canonical polynomial may have for the second opinion (`sp.cancel`, whose cost grows
 # fast with the size): beyond it a nonzero canonical form is taken as it is.
 CANCEL_TERMS = 200
@@ -483,7 +642,11 @@ def is_zero(expr: sp.Basic, canonical: Canonical | None = None) -> bool:
     exact: a zero from either is a proof.
     """
     canonical = canonical or Canonical()
-    p = canonical.of(sp.sympify(expr))
+    expr = sp.sympify(expr)
+    try:
+        p = canonical.of(expr)
+    except TooLarge:  # too large a form: the randomised test on the expression as it stands
+        return canonical.evaluated_expression(expr) is not None
     if not p:
         return True
     try:

@@ -30,7 +30,7 @@ import sympy as sp
 from .activations import ACTIVATIONS, derivative_rule_holds
 from .definitions import independent
 from .engine import Derivation, Diag, Term, size_symbol
-from .identity import MODULUS_BITS, TRIALS, Canonical, Undecided, is_zero
+from .identity import MODULUS_BITS, Canonical, Undecided, is_zero
 from .naming import adjoint, incoming, tangent
 from .spec import ElementwiseNode, LinearNode
 
@@ -163,12 +163,12 @@ def decide(entries: Iterable[sp.Expr], canonical: Canonical) -> tuple[bool, str]
     if not ok or not randomised:
         return ok, ""
     error = sum(r.error for r in randomised)
-    degree = max(r.degree for r in randomised)
+    degree, trials = max(r.degree for r in randomised), min(r.trials for r in randomised)
+    many = "entry" if len(randomised) == 1 else "entries"
     return True, (
-        f"randomised: {len(randomised)} {'entry' if len(randomised) == 1 else 'entries'} too large to "
-        f"clear, each zero at {TRIALS} random points "
-        f"modulo random {MODULUS_BITS}-bit primes (degree at most {degree}); the chance that a nonzero "
-        f"claim passes is below {error:.0e}"
+        f"randomised: {len(randomised)} {many} too large to decide exactly, each zero at {trials} or "
+        f"more random points modulo random {MODULUS_BITS}-bit primes (degree at most {degree}); the "
+        f"chance that a nonzero claim passes is below {error:.0e}"
     )
 
 
