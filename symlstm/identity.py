@@ -26,7 +26,7 @@ exact opinion from `sp.cancel` over its atoms (a
 factor cancelling its inverse, b/b == 1, and denominators that factor alike: 1/(a**2 - 1) against
 1/((a - 1) (a + 1))). It can still miss an identity that needs more algebra (an identity between
 transcendental atoms, exp(a + b) against exp(a) exp(b)): a proof can then fail when the claim holds, and
-is never wrong when it passes.
+this exact part is never wrong when it passes.
 
 A form with too many terms to clear (`CLEAR_TERMS`) is decided by evaluation instead (`Canonical.
 evaluated`): its atoms, taken as independent variables (each call, root and exp atom a variable y, each
@@ -34,9 +34,11 @@ inverse atom 1/b the value of 1/b), are given random values modulo a random prim
 bits, `TRIALS` times. A nonzero value refutes the claim; zero every time proves it except with a
 probability that the Schwartz-Zippel lemma bounds by the degree of the cleared numerator over the
 prime, plus the chance that the prime divides all of the numerator's coefficients: the bound is
-computed and reported (`Randomised`), typically below 1e-60. An expression whose canonical form is
-itself too large to compute (`TooLarge`) is evaluated the same way as it stands
-(`Canonical.evaluated_expression`): its sums, products and integer powers from their arguments'
+computed and reported (`Randomised`), typically below 1e-60. The points come from a fixed seed, so that
+proofs repeat exactly: the bound is the chance over that seed's draw for a claim that does not depend on
+it (one built from the published seed can pass; the claims of a derivation are not built so). An
+expression whose canonical form is itself too large to compute (`TooLarge`) is evaluated the same way
+as it stands (`Canonical.evaluated_expression`): its sums, products and integer powers from their arguments'
 values, every other subexpression (a call, an exp, a root) by its own canonical form, with bounds that
 follow the expression. Only a claim whose atoms themselves are too large stays undecided.
 """
@@ -111,7 +113,7 @@ class TooLarge(Undecided):
 MODULUS_BITS = 61
 TRIALS = 4
 TARGET_ERROR = 1e-40  # more trials where the degree bound is so high that four leave more
-_RANDOM_SEED = 20261206  # fixed: the same claims draw the same points on every machine
+_RANDOM_SEED = 20261206  # fixed: the same claims draw the same points on every run (module docstring)
 
 
 @dataclass(frozen=True)
@@ -315,21 +317,26 @@ class Canonical:
         its own random prime, until the chance that a nonzero form gives zero every time is below
         `TARGET_ERROR` (at least `TRIALS` times): None at the first nonzero value."""
         prime_count = 2 ** (MODULUS_BITS - 1) / (MODULUS_BITS * math.log(2))  # primes of that size, at least
-        per_trial = degree / 2 ** (MODULUS_BITS - 1) + (height / (MODULUS_BITS - 1) + 1) / prime_count
-        if per_trial >= 0.5:
+        by_prime = (height / (MODULUS_BITS - 1) + 1) / prime_count  # a prime dividing every coefficient
+        by_point = degree / 2 ** (MODULUS_BITS - 1)  # a point on the numerator's zeros (Schwartz-Zippel)
+        if by_prime + by_point >= 0.5:
             raise Undecided(f"a degree bound ({degree}) too high for the randomised test")
-        trials = max(TRIALS, math.ceil(math.log(TARGET_ERROR) / math.log(per_trial)))
+        trials = max(TRIALS, math.ceil(math.log(TARGET_ERROR) / math.log(by_prime + by_point)))
+        error = 1.0
         for _ in range(trials):
             prime = self._prime()
-            for _attempt in range(8):  # a point where a denominator vanishes is drawn again
+            draws = 0
+            while True:  # a point where a denominator vanishes is drawn again, a few times
+                draws += 1
                 value = evaluate(prime, {k: self._random.randrange(1, prime) for k in variables})
                 if value is not None:
                     break
-            else:
-                raise Undecided("a denominator that vanishes at every point drawn")
+                if draws == 8:
+                    raise Undecided("a denominator that vanishes at every point drawn")
             if value:
                 return None
-        found = Randomised(degree, height, trials, per_trial**trials)
+            error *= min(1.0, by_prime + draws * by_point)  # any of the points drawn may have been on them
+        found = Randomised(degree, height, trials, error)
         self.randomised.append(found)
         return found
 
@@ -374,22 +381,25 @@ class Canonical:
     def _bounds(self, p: Polynomial, scale: int, degrees: dict, heights: dict) -> tuple[int, int]:
         """(D, H): p = N / M with N, M polynomials in the variables y of integer coefficients, N of total
         degree at most D and coefficients below 2**H in absolute value (bounds, not exact values)."""
-        most: dict[int, int] = {}  # each atom's largest power (in y, for a variable), over the monomials
+        # each atom's largest positive and largest negative power (in y, for a variable): the common
+        # denominator holds it to the second, each term's complement to at most their sum
+        most: dict[int, tuple[int, int]] = {}
         for monomial in p:
             for k, e in monomial:
-                n = abs(int(e)) if k in self._inverses else abs(int(e * scale))
-                most[k] = max(most.get(k, 0), n)
+                n = int(e) if k in self._inverses else int(e * scale)
+                up, down = most.get(k, (0, 0))
+                most[k] = (max(up, n), max(down, -n))
         degree, height = 0, 0
-        for k, n in most.items():
+        for k, (up, down) in most.items():
             if k in self._inverses:
                 key = id(self._inverses[k])
                 if key not in degrees:
                     degrees[key], heights[key] = self._bounds(self._inverses[k], scale, degrees, heights)
-                # 1/b = M_b / N_b: its n-th power brings both to the common denominator
-                degree += 2 * n * degrees[key]
-                height += n * heights[key]
+                # 1/b = M_b / N_b, both of degree at most D_b and coefficients below 2**H_b
+                degree += (up + down) * degrees[key]
+                height += (up + down) * heights[key]
             else:
-                degree += 2 * n
+                degree += up + down
         denominators = math.lcm(*(c.denominator for c in p.values()))
         total = sum(abs(c.numerator) * (denominators // c.denominator) for c in p.values())
         return degree, height + total.bit_length() + denominators.bit_length() + len(most).bit_length()
@@ -452,7 +462,9 @@ class Canonical:
             value = Fraction(sp.Rational(e).p, sp.Rational(e).q)
             return {(): value} if value else {}
         if e.is_Symbol:
-            return self._atom(("symbol", e.name, getattr(e, "dummy_index", None)))  # a Dummy is its own
+            # two symbols are one atom only where SymPy takes them as one: name, assumptions, Dummy index
+            assumptions = tuple(sorted(e.assumptions0.items()))
+            return self._atom(("symbol", e.name, getattr(e, "dummy_index", None), assumptions))
         if e.is_Add:
             out: Polynomial = {}
             for arg in e.args:
@@ -585,7 +597,9 @@ class _DagBounds:
             if node in self.forms:
                 form = self.forms[node]
                 d, h = self.leaves._bounds(form, self.scale, degrees, heights)
+                # no denominator at all: no inverse atom, no negative power, integer coefficients
                 plain = all(e > 0 and k not in self.leaves._inverses for m in form for k, e in m)
+                plain = plain and all(c.denominator == 1 for c in form.values())
                 if plain:
                     bounds[node] = (d, h, {})
                 else:

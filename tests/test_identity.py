@@ -241,3 +241,27 @@ def test_forms_beyond_the_memo_budget_are_decided_by_evaluation_unless_a_call_ho
     assert canonical.randomised
     with pytest.raises(identity.Undecided, match="hold more than 10 terms"):
         is_zero(sp.tanh((a + b + 1) ** 3) - sp.tanh(sp.expand((a + b + 1) ** 3)), canonical)
+
+
+def test_symbols_of_one_name_but_other_assumptions_are_different_atoms():
+    """SymPy takes Symbol('x', positive=True) and Symbol('x', real=True) as two symbols: so does the
+    zero test (a size symbol and a node symbol of one name must not merge)."""
+    positive, real, plain = sp.Symbol("x", positive=True), sp.Symbol("x", real=True), sp.Symbol("x")
+    assert not is_zero(positive - real)
+    assert not is_zero(plain - real)
+    assert is_zero(real - sp.Symbol("x", real=True))
+
+
+def test_the_expression_bounds_count_the_denominators_of_rational_constants():
+    """A sum of x / d_i over 40 primes near 2**30 clears to a numerator of about 1 200 bits: the bound on
+    its coefficients must be at least that (a constant's denominator is a denominator)."""
+    from symlstm import identity
+
+    x = sp.Symbol("x", real=True)
+    primes = [sp.prevprime(2**30 - 1000 * k) for k in range(40)]
+    expr = sp.Add(*(x / p for p in primes), evaluate=False)
+    leaves = Canonical()
+    order = identity._post_order(expr)
+    forms = {node: leaves.of(node) for node in order if not identity._composite(node)}
+    _, height = identity._DagBounds(leaves, forms, 1).of(order)
+    assert height >= sum(p.bit_length() for p in primes)
