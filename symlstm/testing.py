@@ -978,6 +978,11 @@ def check_same(
     `with_state0=False` passes state0=None and `with_dstate=False` dstate=None, as a caller may;
     `workspace=True` runs `module` twice with one workspace dict (other inputs first), so the second,
     compared, call reuses every array of the first.
+
+    An array the two disagree on beyond `same_rtol`, but by at most sqrt(eps), is judged again entry by
+    entry against what rounding can do there when `reference` is a reference module: twice its
+    first-order rounding bound (`symlstm.arithmetic.rounding_run`), which is large only where the
+    cell's values cancel; the block then says so.
     """
     dtype = np.dtype(dtype)
     tol = tolerance or TOLERANCES[dtype.type]
