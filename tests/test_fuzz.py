@@ -6,6 +6,7 @@ from __future__ import annotations
 import pytest
 
 from .conftest import require
+from .test_arithmetic import CANCELLING
 
 hypothesis = require("hypothesis")
 from hypothesis import HealthCheck, Phase, given, settings  # noqa: E402
@@ -203,19 +204,7 @@ cell.update(s0=u_s0)
     # sin near a multiple of pi times n1**2, over a polynomial recurrence: two correct modules differ
     # by 1.5e-11 of dx's largest value, beyond `same_rtol` (symlstm.testing.check_same: judged to the
     # reference's rounding bound, symlstm.arithmetic)
-    "rounding under cancellation": """
-cell = Cell('fuzz', title='A drawn cell', same_size=True)
-x = cell.input('x')
-s0_prev = cell.state('s0')
-n0 = cell.elementwise('n0', s0_prev*x)
-n1 = cell.elementwise('n1', n0*(n0 + 3) - n0 - 2*s0_prev + 2*x - 1)
-n2 = cell.elementwise('n2', n1**2)
-n3 = cell.elementwise('n3', sp.sin(-n1 + x + relu(x)))
-n4 = cell.elementwise('n4', n2)
-n5 = cell.linear('n5', {'W5_0': x, 'W5_1': n0, 'W5_2': n0}, biases=['b5_0'])
-u_s0 = cell.elementwise('u_s0', tanh(2**tanh(n1*s0_prev) + n2*n3 + sp.sin(n1)))
-cell.update(s0=u_s0)
-""",
+    "rounding under cancellation": CANCELLING,
     # softplus inside atan, sin and exp: the code proof's two-step claims had ~49 000 terms with nested
     # denominators, too many to clear, and were undecided (symlstm.identity: decided by evaluation)
     "too large to clear": """
