@@ -87,11 +87,11 @@ def _add(a: Polynomial, b: Polynomial, sign: int = 1) -> Polynomial:
 
 
 # The most pairs of terms one product of polynomials may multiply out (about a second and a few hundred
-# MB at most); a larger one is not decided (`Undecided`), rather than running out of memory.
-MAX_PAIRS = 4_000_000
-# The most terms the memoised forms of one `Canonical` (one cell's claims) may hold in all (a few GB at
-# most); beyond it every further claim is undecided.
-MAX_STORED_TERMS = 3_000_000
+# MB at most); a larger one is `TooLarge`, and its claim is decided by evaluation as it stands.
+MAX_PAIRS = 2_000_000
+# The most terms the memoised forms of one `Canonical` (one cell's claims) may hold in all (about 1 KB a
+# term: 2 GB); a form that would pass it is not kept and is `TooLarge`, as above.
+MAX_STORED_TERMS = 2_000_000
 
 
 # Clearing a form of denominators (`Canonical.cleared`): the most terms it starts from, and the most
@@ -199,10 +199,10 @@ class Canonical:
         if hit is not None:
             return hit
         out = self._convert(expr)
+        if self._stored + len(out) > MAX_STORED_TERMS:  # not kept: the memo stays within its budget
+            raise TooLarge(f"the forms of this cell's claims would hold more than {MAX_STORED_TERMS} terms")
         self._memo[expr] = out
         self._stored += len(out)
-        if self._stored > MAX_STORED_TERMS:
-            raise TooLarge(f"the forms of this cell's claims hold more than {MAX_STORED_TERMS} terms")
         return out
 
     @staticmethod
