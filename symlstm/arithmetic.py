@@ -132,6 +132,16 @@ def precise_run(reference: types.ModuleType, point: Sequence[Any]) -> tuple:
 
 
 # -- rounding bounds: running error analysis -----------------------------------------------------------
+def _scalar_only(op: Callable[[Bounded, Any], Any]) -> Callable[[Bounded, Any], Any]:
+    """An operation of a Bounded and a number; with an array, NumPy's own operation, entry by entry
+    (a constant `const_0 + n2` reaches Bounded's `__add__` first)."""
+
+    def call(self: Bounded, other: Any) -> Any:
+        return NotImplemented if isinstance(other, np.ndarray) else op(self, other)
+
+    return call
+
+
 class Bounded:
     """A float `v` computed in floating point with unit roundoff `u`, and `e`, a first-order bound on
     |v - the exact value of the same expression|. Each operation adds its own rounding, u |result|, to
@@ -149,16 +159,19 @@ class Bounded:
     def _parts(a: Any) -> tuple[float, float]:
         return (a.v, a.e) if isinstance(a, Bounded) else (float(a), 0.0)
 
+    @_scalar_only
     def __add__(self, other: Any) -> Bounded:
         b, eb = self._parts(other)
         return self._made(self.v + b, self.e + eb)
 
     __radd__ = __add__
 
+    @_scalar_only
     def __sub__(self, other: Any) -> Bounded:
         b, eb = self._parts(other)
         return self._made(self.v - b, self.e + eb)
 
+    @_scalar_only
     def __rsub__(self, other: Any) -> Bounded:
         b, eb = self._parts(other)
         return self._made(b - self.v, self.e + eb)
@@ -166,22 +179,26 @@ class Bounded:
     def __neg__(self) -> Bounded:
         return Bounded(-self.v, self.e, self.u)
 
+    @_scalar_only
     def __mul__(self, other: Any) -> Bounded:
         b, eb = self._parts(other)
         return self._made(self.v * b, abs(b) * self.e + abs(self.v) * eb)
 
     __rmul__ = __mul__
 
+    @_scalar_only
     def __truediv__(self, other: Any) -> Bounded:
         b, eb = self._parts(other)
         v = self.v / b
         return self._made(v, self.e / abs(b) + abs(v) * eb / abs(b))
 
+    @_scalar_only
     def __rtruediv__(self, other: Any) -> Bounded:
         a, ea = self._parts(other)
         v = a / self.v
         return self._made(v, ea / abs(self.v) + abs(v) * self.e / abs(self.v))
 
+    @_scalar_only
     def __pow__(self, other: Any) -> Bounded:
         b, eb = self._parts(other)
         with np.errstate(all="ignore"):
@@ -190,6 +207,7 @@ class Bounded:
             e += float(abs(v * np.log(abs(self.v)))) * eb if eb else 0.0
         return self._made(v, e, ulps=2.0)  # pow is not correctly rounded: a couple of ulps
 
+    @_scalar_only
     def __rpow__(self, other: Any) -> Bounded:
         a, _ = self._parts(other)
         with np.errstate(all="ignore"):

@@ -979,8 +979,9 @@ def check_same(
     `workspace=True` runs `module` twice with one workspace dict (other inputs first), so the second,
     compared, call reuses every array of the first.
 
-    An array the two disagree on beyond `same_rtol`, but by at most sqrt(eps), is judged again entry by
-    entry against what rounding can do there when `reference` is a reference module: twice its
+    An array the two disagree on beyond `same_rtol`, but by at most sqrt(eps) of the largest value of
+    any result, is judged again entry by entry against what rounding can do there when `reference` is
+    a reference module: twice its
     first-order rounding bound (`symlstm.arithmetic.rounding_run`), which is large only where the
     cell's values cancel; the block then says so.
     """
@@ -1042,10 +1043,18 @@ def check_same(
             a, b = np.where(alike, 0.0, a), np.where(alike, 0.0, b)
         compared[what] = (a, b)
         report.blocks.append(_compare(what, a, b, tol.same_rtol, floor))
-    # A disagreement in the leading half of the digits is not taken for rounding: only smaller ones
-    # get the second opinion (it runs the reference in Python scalars, seconds at realistic sizes).
-    gate = math.sqrt(float(np.finfo(dtype).eps))
-    second = [r.block for r in report.blocks if not r.ok and r.block in compared and r.rel_error <= gate]
+    # A disagreement in the leading half of the digits of the results' scale is not taken for rounding:
+    # only smaller ones get the second opinion (it runs the reference in Python scalars, seconds at
+    # realistic sizes). The scale is the largest value of any result, so that a block small in itself
+    # (a saturated tanh's tangent, 1 - t**2 near 1e-10, its digits lost to cancellation) is judged.
+    gate = math.sqrt(float(np.finfo(dtype).eps)) * max(
+        (float(np.max(np.abs(b), initial=0.0)) for _, b in compared.values()), default=0.0
+    )
+    second = [
+        r.block
+        for r in report.blocks
+        if not r.ok and r.block in compared and float(np.max(np.abs(np.subtract(*compared[r.block])))) <= gate
+    ]
     if second and is_reference_module(reference):
         from .arithmetic import rounding_run
 

@@ -129,3 +129,14 @@ def test_a_step_whose_argument_rounding_may_move_across_zero_is_bounded_by_its_j
     assert step(Bounded(0.0, 0.0, u)).e == 0.0  # an exact zero: relu'(0) = 0, exactly
     assert step(Bounded(1e-17, 1e-16, u)).e == 1.0
     assert step(Bounded(0.5, 1e-16, u)).e == 0.0
+
+
+def test_a_bounded_constant_meets_an_array_entry_by_entry():
+    """`const_0 + n2` in a reference module: a Bounded constant on the left of an object array (found by
+    the fuzzer: it raised inside `same`'s second opinion)."""
+    u = 2.0**-53
+    constant = Bounded(1.5, u * 1.5, u)
+    array = np.array([Bounded(2.0, 0.0, u), Bounded(-1.0, 0.0, u)], dtype=object)
+    for result in (constant + array, constant - array, constant * array, constant / array, constant**array):
+        assert result.shape == (2,) and all(isinstance(v, Bounded) for v in result)
+    assert [v.v for v in constant + array] == [3.5, 0.5]
