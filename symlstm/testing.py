@@ -930,7 +930,7 @@ def _labelled(
     return out
 
 
-def is_reference_module(module: Any) -> bool:
+def _is_reference_module(module: Any) -> bool:
     """Whether `module` is a reference module (`symlstm.backends.reference`), which `symlstm.arithmetic`
     can run in other arithmetics."""
     return all(callable(getattr(module, f, None)) for f in ("_forward", "_backward", "_jvp"))
@@ -1055,7 +1055,7 @@ def check_same(
         for r in report.blocks
         if not r.ok and r.block in compared and float(np.max(np.abs(np.subtract(*compared[r.block])))) <= gate
     ]
-    if second and is_reference_module(reference):
+    if second and _is_reference_module(reference):
         from .arithmetic import rounding_run
 
         zeros = tuple(np.zeros(shape, dtype) for shape in shapes)

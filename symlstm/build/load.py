@@ -41,7 +41,7 @@ def module_from_source(name: str, source: str, filename: str | None = None) -> t
         return _MODULES[key]
     module = types.ModuleType(f"symlstm_generated.{name}")
     module.__file__ = filename or f"<symlstm generated {name}>"
-    # the source where tracebacks and `inspect.getsource` look for it (`symlstm.precise` copies it)
+    # the source where tracebacks and `inspect.getsource` look for it (`symlstm.arithmetic` copies it)
     linecache.cache[module.__file__] = (len(source), None, source.splitlines(keepends=True), module.__file__)
     exec(compile(source, module.__file__, "exec"), module.__dict__)
     _MODULES[key] = module
