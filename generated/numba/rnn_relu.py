@@ -191,7 +191,7 @@ def forward(params, x, state0=None, *, lengths=None, check_finite=False, workspa
     buf_b_ih = _kernel_array(params["b_ih"])
     gates_W_ih = _array(workspace, "forward.gates_W_ih", (T, B, 1 * H), dtype)
     # Input projection of all W_ih blocks for every step: one GEMM.
-    np.matmul(x.reshape(T * B, I), params["W_ih"].T, out=gates_W_ih.reshape(T * B, 1 * H))
+    _gemm_nt(x.reshape(T * B, I), _kernel_array(params["W_ih"]), gates_W_ih.reshape(T * B, 1 * H), 0.0)
     seq_h = _array(workspace, "forward.seq_h", (T + 1, B, H), dtype)
     seq_h[0] = h0
     _forward_kernel(buf_W_hh, buf_b_hh, buf_b_ih, gates_W_ih, seq_h, past)
@@ -260,9 +260,12 @@ def backward(params, cache, dy, dstate=None, *, check_finite=False, workspace=No
     _backward_kernel(buf_W_hh, seq_h, dy, d_h_prev, grad_carry_h, grad_rows, grad_sums, past)
     # Weight gradients of all steps at once: one GEMM per run of blocks of each fused weight.
     grad_all = grad_rows.reshape(T * B, 1 * H)
-    d_W_ih = np.matmul(grad_all.T, x.reshape(T * B, I))
-    d_W_hh = np.matmul(grad_all.T, seq_h[:T].reshape(T * B, H))
-    dx = np.matmul(grad_all, params["W_ih"]).reshape(T, B, I)
+    d_W_ih = np.empty(params["W_ih"].shape, dtype=dtype)
+    _gemm_tn(grad_all, x.reshape(T * B, I), d_W_ih, 0.0)
+    d_W_hh = np.empty(params["W_hh"].shape, dtype=dtype)
+    _gemm_tn(grad_all, seq_h[:T].reshape(T * B, H), d_W_hh, 0.0)
+    dx = np.empty((T, B, I), dtype=dtype)
+    _gemm_nn(grad_all, _kernel_array(params["W_ih"]), dx.reshape(T * B, I), 0.0)
     d_b_ih = grad_sums.copy()
     d_b_hh = grad_sums.copy()
     dparams = {"W_ih": d_W_ih, "W_hh": d_W_hh, "b_ih": d_b_ih, "b_hh": d_b_hh}
@@ -420,26 +423,45 @@ if numba is not None:
         return signature, codegen
 
 
-@_jit_helper
+@_jit
+def _lead(a):
+    """The leading dimension of row-major `a` for BLAS: its row stride in elements (its width when it
+    has one row, whose stride NumPy leaves free)."""
+    rows, width, size = a.shape[0], a.shape[1], a.itemsize
+    if width > 1 and a.strides[1] != size:
+        raise ValueError("gemm: an operand's rows are not contiguous")
+    if rows <= 1:
+        return max(width, 1)
+    if a.strides[0] % size != 0 or a.strides[0] // size < width:
+        raise ValueError("gemm: an operand's rows overlap or are not aligned")
+    return max(a.strides[0] // size, 1)
+
+
+@_jit
 def _gemm_nt(a, b, c, beta):
     m, k = a.shape
     n = b.shape[0]
     if m == 0 or n == 0:
         return
-    size = c.itemsize
-    lda, ldb, ldc = a.strides[0] // size, b.strides[0] // size, c.strides[0] // size
-    _xgemm(_TRANS, _NOTRANS, n, m, k, 1.0, b, max(ldb, 1), a, max(lda, 1), beta, c, max(ldc, 1))
+    _xgemm(_TRANS, _NOTRANS, n, m, k, 1.0, b, _lead(b), a, _lead(a), beta, c, _lead(c))
 
 
-@_jit_helper
+@_jit
 def _gemm_nn(a, b, c, beta):
     m, k = a.shape
     n = b.shape[1]
     if m == 0 or n == 0:
         return
-    size = c.itemsize
-    lda, ldb, ldc = a.strides[0] // size, b.strides[0] // size, c.strides[0] // size
-    _xgemm(_NOTRANS, _NOTRANS, n, m, k, 1.0, b, max(ldb, 1), a, max(lda, 1), beta, c, max(ldc, 1))
+    _xgemm(_NOTRANS, _NOTRANS, n, m, k, 1.0, b, _lead(b), a, _lead(a), beta, c, _lead(c))
+
+
+@_jit
+def _gemm_tn(a, b, c, beta):
+    k, m = a.shape
+    n = b.shape[1]
+    if m == 0 or n == 0:
+        return
+    _xgemm(_NOTRANS, _TRANS, n, m, k, 1.0, b, _lead(b), a, _lead(a), beta, c, _lead(c))
 
 
 if numba is not None:

@@ -412,11 +412,12 @@ class NumbaEmitter:
             setup += self.scratch(f"gates_{g.name}", f"(T, B, {n} * H)")
             setup.append(f"# Input projection of all {g.name} blocks for every step: one GEMM.")
             setup += call(
-                "np.matmul",
+                "_gemm_nt",
                 [
                     "x.reshape(T * B, I)",
-                    f'params["{g.name}"].T',
-                    f"out=gates_{g.name}.reshape(T * B, {n} * H)",
+                    f'_kernel_array(params["{g.name}"])',
+                    f"gates_{g.name}.reshape(T * B, {n} * H)",
+                    "0.0",
                 ],
                 4,
             )
@@ -693,27 +694,19 @@ class NumbaEmitter:
         for g in plan.gemms.values():
             src = self.sequence(g.input)
             runs = plan.adjoint_runs[g.name]
-            if len(runs) == 1 and runs[0][2] == g.blocks:
-                end.append(f"d_{g.name} = np.matmul({grad_columns(runs[0][1], runs[0][2])}.T, {src})")
-                continue
-            end.append(f'd_{g.name} = np.empty_like(params["{g.name}"])')
+            end.append(f'd_{g.name} = np.empty(params["{g.name}"].shape, dtype=dtype)')
             for k0, u0, n in runs:
-                end += call(
-                    "np.matmul",
-                    [f"{grad_columns(u0, n)}.T", src, f"out=d_{g.name}[{columns(k0, k0 + n)}]"],
-                    4,
-                )
-        first = not x_elementwise
-        for g in self.inputs:
-            for k0, u0, n in plan.adjoint_runs[g.name]:
-                rows = (
-                    f'params["{g.name}"]' if n == g.blocks else f'params["{g.name}"][{columns(k0, k0 + n)}]'
-                )
-                product = f"np.matmul({grad_columns(u0, n)}, {rows}).reshape(T, B, I)"
-                end.append(f"dx {'=' if first else '+='} {product}")
-                first = False
-        if first:
-            end.append("dx = np.zeros((T, B, I), dtype=dtype)")
+                out = f"d_{g.name}" if n == g.blocks else f"d_{g.name}[{columns(k0, k0 + n)}]"
+                end.append(f"_gemm_tn({grad_columns(u0, n)}, {src}, {out}, 0.0)")
+        x_runs = [(g, run) for g in self.inputs for run in plan.adjoint_runs[g.name]]
+        if not x_elementwise:  # dx is the GEMMs' alone (zero when no GEMM reads x)
+            end.append(f"dx = np.{'empty' if x_runs else 'zeros'}((T, B, I), dtype=dtype)")
+        beta = "1.0" if x_elementwise else "0.0"
+        for g, (k0, u0, n) in x_runs:
+            weights = f'_kernel_array(params["{g.name}"])'
+            rows = weights if n == g.blocks else f"{weights}[{columns(k0, k0 + n)}]"
+            end.append(f"_gemm_nn({grad_columns(u0, n)}, {rows}, dx.reshape(T * B, I), {beta})")
+            beta = "1.0"
         # Vector parameters: a bias's gradient is the sum of its nodes' adjoints, an elementwise
         # parameter's the kernel's sum of its per-step terms.
         parts: dict[str, list[tuple[int, str, int]]] = {}

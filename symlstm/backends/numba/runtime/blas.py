@@ -6,9 +6,13 @@ imported, and an intrinsic calls them by name: the machine code numba caches nam
 address of one process, so it links in the next process once the module has been imported there.
 
 Row-major, for arrays whose rows are contiguous (the row stride may be anything: row views and column
-blocks of a wider array):
+blocks of a wider array; a row that is not contiguous is refused with ValueError):
     _gemm_nt(a, b, c, beta): c = a @ b.T + beta * c    (a (m, k), b (n, k), c (m, n))
     _gemm_nn(a, b, c, beta): c = a @ b + beta * c      (a (m, k), b (k, n), c (m, n))
+    _gemm_tn(a, b, c, beta): c = a.T @ b + beta * c    (a (k, m), b (k, n), c (m, n))
+Every GEMM of a module goes through them, the whole-sequence ones called from Python included: numpy's
+matmul runs on another BLAS library (its own thread pool), and two pools whose idle threads spin on
+the same cores took twice the time of one.
 """
 
 numba = None  # stand-ins for what the module defines before this point (runtime/jit.py)
@@ -17,7 +21,7 @@ numba = None  # stand-ins for what the module defines before this point (runtime
 def _cython_function_address(module, name): ...
 
 
-def _jit_helper(function): ...
+def _jit(function): ...
 
 
 # -- generated modules include this file from the next line on --
@@ -69,23 +73,42 @@ if numba is not None:
         return signature, codegen
 
 
-@_jit_helper
+@_jit
+def _lead(a):
+    """The leading dimension of row-major `a` for BLAS: its row stride in elements (its width when it
+    has one row, whose stride NumPy leaves free)."""
+    rows, width, size = a.shape[0], a.shape[1], a.itemsize
+    if width > 1 and a.strides[1] != size:
+        raise ValueError("gemm: an operand's rows are not contiguous")
+    if rows <= 1:
+        return max(width, 1)
+    if a.strides[0] % size != 0 or a.strides[0] // size < width:
+        raise ValueError("gemm: an operand's rows overlap or are not aligned")
+    return max(a.strides[0] // size, 1)
+
+
+@_jit
 def _gemm_nt(a, b, c, beta):
     m, k = a.shape
     n = b.shape[0]
     if m == 0 or n == 0:
         return
-    size = c.itemsize
-    lda, ldb, ldc = a.strides[0] // size, b.strides[0] // size, c.strides[0] // size
-    _xgemm(_TRANS, _NOTRANS, n, m, k, 1.0, b, max(ldb, 1), a, max(lda, 1), beta, c, max(ldc, 1))
+    _xgemm(_TRANS, _NOTRANS, n, m, k, 1.0, b, _lead(b), a, _lead(a), beta, c, _lead(c))
 
 
-@_jit_helper
+@_jit
 def _gemm_nn(a, b, c, beta):
     m, k = a.shape
     n = b.shape[1]
     if m == 0 or n == 0:
         return
-    size = c.itemsize
-    lda, ldb, ldc = a.strides[0] // size, b.strides[0] // size, c.strides[0] // size
-    _xgemm(_NOTRANS, _NOTRANS, n, m, k, 1.0, b, max(ldb, 1), a, max(lda, 1), beta, c, max(ldc, 1))
+    _xgemm(_NOTRANS, _NOTRANS, n, m, k, 1.0, b, _lead(b), a, _lead(a), beta, c, _lead(c))
+
+
+@_jit
+def _gemm_tn(a, b, c, beta):
+    k, m = a.shape
+    n = b.shape[1]
+    if m == 0 or n == 0:
+        return
+    _xgemm(_NOTRANS, _TRANS, n, m, k, 1.0, b, _lead(b), a, _lead(a), beta, c, _lead(c))
