@@ -78,6 +78,62 @@ def test_the_kernels_are_compiled_by_numba():
     assert module._forward_kernel.signatures, "forward did not run the compiled kernel"
 
 
+@pytest.mark.parametrize("name", ["lstm", "gru", "mgu", "greff_fgr"])
+def test_every_gemm_goes_through_the_kernels_blas(name, monkeypatch):
+    """forward and backward multiply through the kernels' BLAS only: numpy's matmul runs on another
+    BLAS library, whose idle threads spun against the kernels' and took twice the time."""
+    module = symlstm.load(name, backend="numba")
+    params, x = _problem(module)[:2]
+    module.backward(params, module.forward(params, x)[2], np.ones_like(module.forward(params, x)[0]))
+
+    def refused(*args, **kwargs):
+        raise AssertionError("numpy multiplied a matrix")
+
+    for function in ("matmul", "dot", "einsum", "tensordot", "inner"):
+        monkeypatch.setattr(np, function, refused)
+    y, _, cache = module.forward(params, x)
+    module.backward(params, cache, np.ones_like(y))
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32], ids=["float64", "float32"])
+def test_the_gemm_routines_equal_numpy_on_blocks_rows_and_accumulation(dtype):
+    """The row-major GEMMs on what the modules pass them: column blocks of a wider array (row stride
+    larger than the width), one row (whose stride NumPy leaves free), accumulation (beta = 1), and
+    an empty inner dimension (c = beta c)."""
+    module = symlstm.load("lstm", backend="numba")
+    rng = np.random.default_rng(0)
+    wide = rng.standard_normal((7, 12)).astype(dtype)
+    cases = [
+        (wide[:, 2:7], wide[:, 5:10].T.copy()),
+        (wide[:1, 1:4], rng.standard_normal((3, 6)).astype(dtype)),
+        (np.zeros((4, 0), dtype), np.zeros((0, 5), dtype)),
+    ]
+    eps = np.finfo(dtype).eps
+    for a, b in cases:
+        for beta in (0.0, 1.0):
+            c0 = rng.standard_normal((a.shape[0], b.shape[1])).astype(dtype)
+            products = {
+                "nn": (module._gemm_nn, a, b),
+                "nt": (module._gemm_nt, a, np.ascontiguousarray(b.T)),
+                "tn": (module._gemm_tn, np.ascontiguousarray(a.T), b),
+            }
+            for kind, (gemm, left, right) in products.items():
+                c = c0.copy()
+                gemm(left, right, c, beta)
+                want = a.astype(np.float64) @ b.astype(np.float64) + beta * c0
+                assert np.allclose(c, want, rtol=0, atol=50 * eps * (1 + np.abs(want).max())), (kind, beta)
+
+
+def test_the_gemm_routines_refuse_rows_that_are_not_contiguous():
+    module = symlstm.load("lstm", backend="numba")
+    a = np.ones((4, 6))
+    with pytest.raises(ValueError, match="not contiguous"):
+        module._gemm_nn(a[:, ::2], np.ones((3, 2)), np.empty((4, 2)), 0.0)
+    with pytest.raises(ValueError, match="overlap"):
+        overlapping = np.lib.stride_tricks.as_strided(a, (4, 6), (8, 8))
+        module._gemm_nt(overlapping, np.ones((2, 6)), np.empty((4, 2)), 0.0)
+
+
 @pytest.mark.parametrize("name", ["lstm", "gru"])
 def test_full_finite_differences_and_the_dot_product_test(name):
     module = symlstm.load(name, backend="numba")

@@ -281,7 +281,9 @@ def backward(params, cache, dy, dstate=None, *, check_finite=False, workspace=No
     _gemm_tn(grad_all[:, 0 : 3 * H], seq_h[:T].reshape(T * B, H), d_W_hh, 0.0)
     dx = np.empty((T, B, I), dtype=dtype)
     _gemm_nn(grad_all[:, 0 : 2 * H], _kernel_array(params["W_ih"])[0 : 2 * H], dx.reshape(T * B, I), 0.0)
-    _gemm_nn(grad_all[:, 3 * H : 4 * H], _kernel_array(params["W_ih"])[2 * H : 3 * H], dx.reshape(T * B, I), 1.0)
+    _gemm_nn(
+        grad_all[:, 3 * H : 4 * H], _kernel_array(params["W_ih"])[2 * H : 3 * H], dx.reshape(T * B, I), 1.0
+    )
     d_b_ih = np.zeros_like(params["b_ih"])
     d_b_ih[0 : 2 * H] += grad_sums[0 : 2 * H]
     d_b_ih[2 * H : 3 * H] += grad_sums[3 * H : 4 * H]
@@ -494,12 +496,14 @@ if numba is not None:
 @_jit
 def _lead(a):
     """The leading dimension of row-major `a` for BLAS: its row stride in elements (its width when it
-    has one row, whose stride NumPy leaves free)."""
+    has one row or none, whose stride NumPy leaves free)."""
     rows, width, size = a.shape[0], a.shape[1], a.itemsize
+    if rows == 0 or width == 0:  # no element is read or written
+        return max(width, 1)
     if width > 1 and a.strides[1] != size:
         raise ValueError("gemm: an operand's rows are not contiguous")
-    if rows <= 1:
-        return max(width, 1)
+    if rows == 1:
+        return width
     if a.strides[0] % size != 0 or a.strides[0] // size < width:
         raise ValueError("gemm: an operand's rows overlap or are not aligned")
     return max(a.strides[0] // size, 1)

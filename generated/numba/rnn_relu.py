@@ -426,12 +426,14 @@ if numba is not None:
 @_jit
 def _lead(a):
     """The leading dimension of row-major `a` for BLAS: its row stride in elements (its width when it
-    has one row, whose stride NumPy leaves free)."""
+    has one row or none, whose stride NumPy leaves free)."""
     rows, width, size = a.shape[0], a.shape[1], a.itemsize
+    if rows == 0 or width == 0:  # no element is read or written
+        return max(width, 1)
     if width > 1 and a.strides[1] != size:
         raise ValueError("gemm: an operand's rows are not contiguous")
-    if rows <= 1:
-        return max(width, 1)
+    if rows == 1:
+        return width
     if a.strides[0] % size != 0 or a.strides[0] // size < width:
         raise ValueError("gemm: an operand's rows overlap or are not aligned")
     return max(a.strides[0] // size, 1)
