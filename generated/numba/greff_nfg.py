@@ -25,8 +25,9 @@ The contract of the NumPy module generated/numpy/greff_nfg.py, with the same err
     from_torch, to_torch, from_keras, to_keras, initialize, and the stacked runs (init_layers,
     forward_layers, backward_layers, from_torch_layers, to_torch_layers): as in the NumPy module.
 forward and backward each run one kernel that numba compiles when it is first called, once for float32
-and once for float64, and caches on disk beside this file (so a machine compiles it once). The kernels
-need numba and scipy (pip install 'symlstm[numba]'); without them this module still imports, and
+and once for float64, and caches on disk beside this file (so a machine compiles it once). Every matrix
+product, the whole-sequence ones around the kernels included, goes through the kernels' BLAS (scipy's):
+numpy's matmul would wake a second BLAS thread pool. The kernels need numba and scipy (pip install 'symlstm[numba]'); without them this module still imports, and
 forward and backward raise ImportError saying what to install. jvp is the reference module's, per node
 in NumPy (a check path).
 

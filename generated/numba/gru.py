@@ -25,8 +25,9 @@ The contract of the NumPy module generated/numpy/gru.py, with the same errors fo
     from_torch, to_torch, from_keras, to_keras, initialize, and the stacked runs (init_layers,
     forward_layers, backward_layers, from_torch_layers, to_torch_layers): as in the NumPy module.
 forward and backward each run one kernel that numba compiles when it is first called, once for float32
-and once for float64, and caches on disk beside this file (so a machine compiles it once). The kernels
-need numba and scipy (pip install 'symlstm[numba]'); without them this module still imports, and
+and once for float64, and caches on disk beside this file (so a machine compiles it once). Every matrix
+product, the whole-sequence ones around the kernels included, goes through the kernels' BLAS (scipy's):
+numpy's matmul would wake a second BLAS thread pool. The kernels need numba and scipy (pip install 'symlstm[numba]'); without them this module still imports, and
 forward and backward raise ImportError saying what to install. jvp is the reference module's, per node
 in NumPy (a check path).
 
@@ -281,9 +282,7 @@ def backward(params, cache, dy, dstate=None, *, check_finite=False, workspace=No
     _gemm_tn(grad_all[:, 0 : 3 * H], seq_h[:T].reshape(T * B, H), d_W_hh, 0.0)
     dx = np.empty((T, B, I), dtype=dtype)
     _gemm_nn(grad_all[:, 0 : 2 * H], _kernel_array(params["W_ih"])[0 : 2 * H], dx.reshape(T * B, I), 0.0)
-    _gemm_nn(
-        grad_all[:, 3 * H : 4 * H], _kernel_array(params["W_ih"])[2 * H : 3 * H], dx.reshape(T * B, I), 1.0
-    )
+    _gemm_nn(grad_all[:, 3 * H : 4 * H], _kernel_array(params["W_ih"])[2 * H : 3 * H], dx.reshape(T * B, I), 1.0)
     d_b_ih = np.zeros_like(params["b_ih"])
     d_b_ih[0 : 2 * H] += grad_sums[0 : 2 * H]
     d_b_ih[2 * H : 3 * H] += grad_sums[3 * H : 4 * H]
