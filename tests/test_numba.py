@@ -124,6 +124,41 @@ def test_the_gemm_routines_equal_numpy_on_blocks_rows_and_accumulation(dtype):
                 assert np.allclose(c, want, rtol=0, atol=50 * eps * (1 + np.abs(want).max())), (kind, beta)
 
 
+def test_the_kernels_call_numpys_blas_where_numpy_bundles_one():
+    """One BLAS for the module and the program around it: numpy's scipy-openblas64 where it is found
+    (it is, beside numpy's wheels), and it multiplies (a 2 x 3 by 3 x 2 product through ctypes)."""
+    module = symlstm.load("lstm", backend="numba")
+    found = module._numpy_blas()
+    assert module.blas_in_use() == ("numpy (scipy-openblas64)" if found else "scipy")
+    if module._numpy_blas_paths():
+        assert found is not None, "numpy's BLAS is beside numpy but was not taken"
+
+
+def test_scipys_blas_runs_the_same_cached_kernels():
+    """SYMLSTM_NUMBA_BLAS=scipy: the 32-bit routines, in a new process, from the kernels numba cached
+    for numpy's 64-bit ones (the width is read when the kernels run): equal to the reference module
+    at the sizes where the kernels change path, both dtypes."""
+    script = (
+        "import numpy as np, symlstm\n"
+        "from symlstm.testing import check_same\n"
+        "for name in ('lstm', 'gru'):\n"
+        "    module = symlstm.load(name, backend='numba')\n"
+        "    assert module.blas_in_use() == 'scipy', module.blas_in_use()\n"
+        "    ref = symlstm.load(name, backend='reference')\n"
+        "    for dtype in (np.float64, np.float32):\n"
+        "        for steps, batch in ((1, 2), (6, 1), (3, 100)):\n"
+        "            report = check_same(module, ref, 3, 5, steps=steps, batch=batch, dtype=dtype)\n"
+        "            assert report.ok, str(report)\n"
+        "print('ok')\n"
+    )
+    module = symlstm.load("lstm", backend="numba")
+    module.forward(*_problem(module)[:2])  # compiled (and cached) in this process, on its BLAS
+    env = dict(os.environ, SYMLSTM_NUMBA_BLAS="scipy")
+    command = [sys.executable, "-c", script]
+    done = subprocess.run(command, env=env, capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0 and done.stdout.strip() == "ok", done.stderr[-3000:]
+
+
 def test_the_gemm_routines_refuse_rows_that_are_not_contiguous():
     module = symlstm.load("lstm", backend="numba")
     a = np.ones((4, 6))

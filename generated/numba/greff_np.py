@@ -39,7 +39,9 @@ Parameters, stored fused in PyTorch's (out, in) layout, blocks stacked along the
     b (4 * H,): b_i, b_f, b_z, b_o
 """
 
+import ctypes
 import os
+from pathlib import Path
 
 import numpy as np
 
@@ -478,9 +480,75 @@ def _backward_kernel(
                 d_c_prev[b] = grad_carry_c[b]
 
 
-# The symbols under which the BLAS routines are known to LLVM (process-wide, the same in every module).
-_GEMM_SYMBOLS = {"sgemm": "symlstm_cython_sgemm", "dgemm": "symlstm_cython_dgemm"}
+_BLAS_TABLE = "symlstm_blas_table"  # the table's name in LLVM (process-wide, the same in every module)
 _TRANS, _NOTRANS = 84, 78  # ord("T"), ord("N"): the Fortran transpose flags
+
+
+def _numpy_blas_paths():
+    """Files that may hold numpy's scipy-openblas64: those mapped into this process (Linux), then the
+    folders numpy's wheels put it in."""
+    paths = []
+    try:
+        with open("/proc/self/maps") as maps:
+            fields = (line.split(maxsplit=5) for line in maps)
+            paths += [f[5].strip() for f in fields if len(f) == 6 and "openblas64" in f[5]]
+    except OSError:
+        pass
+    root = Path(np.__file__).parent
+    for folder in (root.parent / "numpy.libs", root / ".dylibs"):
+        paths += [str(path) for path in sorted(folder.glob("*openblas64*"))]
+    return list(dict.fromkeys(paths))
+
+
+def _multiplies(routine, real):
+    """Whether `routine`, called as a Fortran xgemm with 64-bit integers on floats of type `real`, gives
+    the product of a 2 x 3 and a 3 x 2 matrix."""
+    n = ctypes.c_int64
+    a, b, c = (real * 6)(1, 4, 2, 5, 3, 6), (real * 6)(7, 9, 11, 8, 10, 12), (real * 4)()
+    flag = ctypes.c_char(b"N")
+    two, three, one, zero = n(2), n(3), real(1), real(0)
+    routine(ctypes.byref(flag), ctypes.byref(flag), ctypes.byref(two), ctypes.byref(two),
+            ctypes.byref(three), ctypes.byref(one), a, ctypes.byref(two), b, ctypes.byref(three),
+            ctypes.byref(zero), c, ctypes.byref(two))  # fmt: skip
+    return list(c) == [58.0, 139.0, 64.0, 154.0]
+
+
+def _numpy_blas():
+    """numpy's (sgemm, dgemm) addresses, or None where they cannot be found or do not multiply."""
+    for path in _numpy_blas_paths():
+        try:
+            library = ctypes.CDLL(path)
+            sgemm, dgemm = library.scipy_sgemm_64_, library.scipy_dgemm_64_
+        except (OSError, AttributeError):
+            continue
+        if _multiplies(sgemm, ctypes.c_float) and _multiplies(dgemm, ctypes.c_double):
+            return tuple(ctypes.cast(f, ctypes.c_void_p).value for f in (sgemm, dgemm))
+    return None
+
+
+def _blas_table():
+    """The process's table (sgemm, dgemm, integer bits), registered with LLVM on first use. It is kept
+    on llvmlite's binding module, which lives as long as the process: code linked to it by any module
+    reads it there."""
+    table = getattr(_llvm_binding, "symlstm_blas_table", None)
+    if table is None:
+        found = None if os.environ.get("SYMLSTM_NUMBA_BLAS") == "scipy" else _numpy_blas()
+        if found is not None:
+            table = (ctypes.c_int64 * 3)(*found, 64)
+        else:
+            routines = [_cython_function_address("scipy.linalg.cython_blas", r) for r in ("sgemm", "dgemm")]
+            table = (ctypes.c_int64 * 3)(*routines, 32)
+        _llvm_binding.symlstm_blas_table = table
+        _llvm_binding.add_symbol(_BLAS_TABLE, ctypes.addressof(table))
+    return table
+
+
+def blas_in_use():
+    """Which BLAS the kernels call: "numpy (scipy-openblas64)" or "scipy"."""
+    if numba is None:
+        return "none (numba is not installed)"
+    return "numpy (scipy-openblas64)" if _blas_table()[2] == 64 else "scipy"
+
 
 if numba is not None:
     from llvmlite import binding as _llvm_binding
@@ -488,39 +556,53 @@ if numba is not None:
     from numba.core import cgutils as _cgutils
     from numba.extending import intrinsic as _intrinsic
 
-    for _routine, _symbol in _GEMM_SYMBOLS.items():
-        _llvm_binding.add_symbol(_symbol, _cython_function_address("scipy.linalg.cython_blas", _routine))
+    _blas_table()
 
     @_intrinsic
     def _xgemm(typingctx, transa, transb, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc):
-        """Fortran xgemm on the data of arrays a, b and c (sgemm or dgemm by c's dtype)."""
+        """Fortran xgemm on the data of arrays a, b and c (sgemm or dgemm by c's dtype), through the
+        table: its integers 64 or 32 bits wide as the table says."""
         if not isinstance(c, numba.types.Array) or c.dtype not in (numba.float32, numba.float64):
             return None
         dtype = c.dtype
         signature = numba.types.void(transa, transb, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc)
 
         def codegen(context, builder, sig, args):
-            i32, i8 = _llvm_ir.IntType(32), _llvm_ir.IntType(8)
+            i8, i32, i64 = _llvm_ir.IntType(8), _llvm_ir.IntType(32), _llvm_ir.IntType(64)
             real = context.get_value_type(dtype).as_pointer()
-            ints, chars = i32.as_pointer(), i8.as_pointer()
-            kinds = [chars, chars, ints, ints, ints, real, real, ints, real, ints, real, real, ints]
-            routine = _GEMM_SYMBOLS["sgemm" if dtype == numba.float32 else "dgemm"]
-            function = _cgutils.get_or_insert_function(
-                builder.module, _llvm_ir.FunctionType(_llvm_ir.VoidType(), kinds), routine
-            )
-            values = []
-            for value, ty, kind in zip(args, sig.args, kinds):
-                if isinstance(ty, numba.types.Array):  # the data pointer
-                    array = context.make_array(ty)(context, builder, value)
-                    values.append(builder.bitcast(array.data, real))
-                elif kind is real:  # a scalar, by pointer, in the routine's precision
-                    values.append(
-                        _cgutils.alloca_once_value(builder, context.cast(builder, value, ty, dtype))
-                    )
-                else:  # an integer or a flag, by pointer, 32 or 8 bits wide
-                    width = i8 if kind is chars else i32
-                    values.append(_cgutils.alloca_once_value(builder, builder.trunc(value, width)))
-            builder.call(function, values)
+            try:
+                table = builder.module.get_global(_BLAS_TABLE)
+            except KeyError:
+                table = _llvm_ir.GlobalVariable(builder.module, _llvm_ir.ArrayType(i64, 3), _BLAS_TABLE)
+                table.linkage = "external"
+            slot = 0 if dtype == numba.float32 else 1
+            address = builder.load(builder.gep(table, [i32(0), i32(slot)]))
+            bits = builder.load(builder.gep(table, [i32(0), i32(2)]))
+            calls = {}
+            for width in (i64, i32):
+                kinds, values = [], []
+                for position, (value, ty) in enumerate(zip(args, sig.args)):
+                    if isinstance(ty, numba.types.Array):  # the data pointer
+                        array = context.make_array(ty)(context, builder, value)
+                        kinds.append(real)
+                        values.append(builder.bitcast(array.data, real))
+                    elif position in (5, 10):  # alpha, beta: by pointer, in the routine's precision
+                        kinds.append(real)
+                        scalar = context.cast(builder, value, ty, dtype)
+                        values.append(_cgutils.alloca_once_value(builder, scalar))
+                    else:  # a flag (8 bits) or an integer, by pointer
+                        kind = i8 if position < 2 else width
+                        whole = context.cast(builder, value, ty, numba.types.int64)
+                        kinds.append(kind.as_pointer())
+                        narrow = whole if kind is i64 else builder.trunc(whole, kind)
+                        values.append(_cgutils.alloca_once_value(builder, narrow))
+                function_type = _llvm_ir.FunctionType(_llvm_ir.VoidType(), kinds)
+                calls[width] = (builder.inttoptr(address, function_type.as_pointer()), values)
+            with builder.if_else(builder.icmp_signed("==", bits, i64(64))) as (wide, narrow):
+                with wide:
+                    builder.call(*calls[i64])
+                with narrow:
+                    builder.call(*calls[i32])
             return context.get_dummy_value()
 
         return signature, codegen
