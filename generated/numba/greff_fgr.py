@@ -387,7 +387,8 @@ def backward(params, cache, dy, dstate=None, *, check_finite=False, workspace=No
     _gemm_tn(grad_all[:, 0 : 2 * H], seq_o[:T].reshape(T * B, H), d_R_o[0 : 2 * H], 0.0)
     _gemm_tn(grad_all[:, 3 * H : 4 * H], seq_o[:T].reshape(T * B, H), d_R_o[2 * H : 3 * H], 0.0)
     dx = np.empty((T, B, I), dtype=dtype)
-    _gemm_nn(grad_all, _kernel_array(params["W_ih"]), dx.reshape(T * B, I), 0.0)
+    weights_W_ih = _kernel_array(params["W_ih"])
+    _gemm_nn(grad_all, weights_W_ih, dx.reshape(T * B, I), 0.0)
     d_b = grad_sums.copy()
     d_p = grad_param_sums.copy()
     dparams = {"W_ih": d_W_ih, "W_hh": d_W_hh, "b": d_b, "R_i": d_R_i, "R_f": d_R_f, "R_o": d_R_o, "p": d_p}

@@ -299,7 +299,8 @@ def backward(params, cache, dy, dstate=None, *, check_finite=False, workspace=No
     d_W_hh = np.empty(params["W_hh"].shape, dtype=dtype)
     _gemm_tn(grad_all, seq_h[:T].reshape(T * B, H), d_W_hh, 0.0)
     dx = np.empty((T, B, I), dtype=dtype)
-    _gemm_nn(grad_all, _kernel_array(params["W_ih"]), dx.reshape(T * B, I), 0.0)
+    weights_W_ih = _kernel_array(params["W_ih"])
+    _gemm_nn(grad_all, weights_W_ih, dx.reshape(T * B, I), 0.0)
     d_b = grad_sums.copy()
     d_p = grad_param_sums.copy()
     dparams = {"W_ih": d_W_ih, "W_hh": d_W_hh, "b": d_b, "p": d_p}

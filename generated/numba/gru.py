@@ -283,8 +283,9 @@ def backward(params, cache, dy, dstate=None, *, check_finite=False, workspace=No
     d_W_hh = np.empty(params["W_hh"].shape, dtype=dtype)
     _gemm_tn(grad_all[:, 0 : 3 * H], seq_h[:T].reshape(T * B, H), d_W_hh, 0.0)
     dx = np.empty((T, B, I), dtype=dtype)
-    _gemm_nn(grad_all[:, 0 : 2 * H], _kernel_array(params["W_ih"])[0 : 2 * H], dx.reshape(T * B, I), 0.0)
-    _gemm_nn(grad_all[:, 3 * H : 4 * H], _kernel_array(params["W_ih"])[2 * H : 3 * H], dx.reshape(T * B, I), 1.0)
+    weights_W_ih = _kernel_array(params["W_ih"])
+    _gemm_nn(grad_all[:, 0 : 2 * H], weights_W_ih[0 : 2 * H], dx.reshape(T * B, I), 0.0)
+    _gemm_nn(grad_all[:, 3 * H : 4 * H], weights_W_ih[2 * H : 3 * H], dx.reshape(T * B, I), 1.0)
     d_b_ih = np.zeros_like(params["b_ih"])
     d_b_ih[0 : 2 * H] += grad_sums[0 : 2 * H]
     d_b_ih[2 * H : 3 * H] += grad_sums[3 * H : 4 * H]

@@ -297,7 +297,8 @@ def backward(params, cache, dy, dstate=None, *, check_finite=False, workspace=No
     d_W_hn = np.empty(params["W_hn"].shape, dtype=dtype)
     _gemm_tn(grad_all[:, 2 * H : 3 * H], cache_rh.reshape(T * B, H), d_W_hn, 0.0)
     dx = np.empty((T, B, I), dtype=dtype)
-    _gemm_nn(grad_all, _kernel_array(params["W_ih"]), dx.reshape(T * B, I), 0.0)
+    weights_W_ih = _kernel_array(params["W_ih"])
+    _gemm_nn(grad_all, weights_W_ih, dx.reshape(T * B, I), 0.0)
     d_b = grad_sums.copy()
     dparams = {"W_ih": d_W_ih, "W_hh": d_W_hh, "b": d_b, "W_hn": d_W_hn}
     dstate0 = (d_h_prev,)

@@ -697,15 +697,16 @@ class NumbaEmitter:
             end.append(f'd_{g.name} = np.empty(params["{g.name}"].shape, dtype=dtype)')
             for k0, u0, n in runs:
                 out = f"d_{g.name}" if n == g.blocks else f"d_{g.name}[{columns(k0, k0 + n)}]"
-                end.append(f"_gemm_tn({grad_columns(u0, n)}, {src}, {out}, 0.0)")
+                end += call("_gemm_tn", [grad_columns(u0, n), src, out, "0.0"], 4)
         x_runs = [(g, run) for g in self.inputs for run in plan.adjoint_runs[g.name]]
         if not x_elementwise:  # dx is the GEMMs' alone (zero when no GEMM reads x)
             end.append(f"dx = np.{'empty' if x_runs else 'zeros'}((T, B, I), dtype=dtype)")
         beta = "1.0" if x_elementwise else "0.0"
+        for g in dict.fromkeys(g for g, _ in x_runs):
+            end.append(f'weights_{g.name} = _kernel_array(params["{g.name}"])')
         for g, (k0, u0, n) in x_runs:
-            weights = f'_kernel_array(params["{g.name}"])'
-            rows = weights if n == g.blocks else f"{weights}[{columns(k0, k0 + n)}]"
-            end.append(f"_gemm_nn({grad_columns(u0, n)}, {rows}, dx.reshape(T * B, I), {beta})")
+            rows = f"weights_{g.name}" if n == g.blocks else f"weights_{g.name}[{columns(k0, k0 + n)}]"
+            end += call("_gemm_nn", [grad_columns(u0, n), rows, "dx.reshape(T * B, I)", beta], 4)
             beta = "1.0"
         # Vector parameters: a bias's gradient is the sum of its nodes' adjoints, an elementwise
         # parameter's the kernel's sum of its per-step terms.
