@@ -495,7 +495,8 @@ def _environment() -> str:
     try:
         from importlib.metadata import version
 
-        parts.append(f"numba {version('numba')}, scipy {version('scipy')}")
+        blas = "scipy's" if os.environ.get("SYMLSTM_NUMBA_BLAS") == "scipy" else "numpy's where found"
+        parts.append(f"numba {version('numba')}, scipy {version('scipy')}, the kernels' BLAS {blas}")
     except Exception:  # importlib.metadata.PackageNotFoundError
         parts.append("numba not installed")
     parts.append(f"{os.cpu_count()} CPUs, load average {' '.join(f'{v:.1f}' for v in os.getloadavg())}")

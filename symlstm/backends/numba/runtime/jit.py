@@ -17,7 +17,7 @@ try:
     import numba
     from numba.extending import get_cython_function_address as _cython_function_address
 
-    _cython_function_address("scipy.linalg.cython_blas", "dgemm")  # numba's BLAS is scipy's
+    _cython_function_address("scipy.linalg.cython_blas", "dgemm")  # the BLAS where numpy's is not found
 except ImportError as _error:
     numba = None
     _MISSING = str(_error)
