@@ -159,6 +159,14 @@ def test_scipys_blas_runs_the_same_cached_kernels():
     assert done.returncode == 0 and done.stdout.strip() == "ok", done.stderr[-3000:]
 
 
+def test_an_unknown_blas_choice_is_refused_by_name():
+    command = [sys.executable, "-c", "import symlstm; symlstm.load('rnn', backend='numba')"]
+    env = dict(os.environ, SYMLSTM_NUMBA_BLAS="mkl")
+    done = subprocess.run(command, env=env, capture_output=True, text=True, timeout=300)
+    assert done.returncode != 0
+    assert "SYMLSTM_NUMBA_BLAS must be 'scipy'" in done.stderr and "'mkl'" in done.stderr, done.stderr[-2000:]
+
+
 def test_the_gemm_routines_refuse_rows_that_are_not_contiguous():
     module = symlstm.load("lstm", backend="numba")
     a = np.ones((4, 6))

@@ -561,20 +561,26 @@ def _numpy_blas():
 
 
 def _blas_table():
-    """The process's table (sgemm, dgemm, integer bits), registered with LLVM on first use. It is kept
-    on llvmlite's binding module, which lives as long as the process: code linked to it by any module
-    reads it there."""
-    table = getattr(_llvm_binding, "symlstm_blas_table", None)
-    if table is None:
-        found = None if os.environ.get("SYMLSTM_NUMBA_BLAS") == "scipy" else _numpy_blas()
+    """The process's table (sgemm, dgemm, integer bits), registered with LLVM on first use. Every table
+    made is kept on llvmlite's binding module, which lives as long as the process, so code linked to
+    one (by any module, from any thread) always reads live memory."""
+    tables = _llvm_binding.__dict__.setdefault("symlstm_blas_tables", [])
+    if not tables:
+        choice = os.environ.get("SYMLSTM_NUMBA_BLAS", "")
+        if choice not in ("", "scipy"):
+            raise ValueError(
+                f"SYMLSTM_NUMBA_BLAS must be 'scipy' (scipy's BLAS) or unset (numpy's where it is found), "
+                f"got {choice!r}"
+            )
+        found = None if choice == "scipy" else _numpy_blas()
         if found is not None:
             table = (ctypes.c_int64 * 3)(*found, 64)
         else:
             routines = [_cython_function_address("scipy.linalg.cython_blas", r) for r in ("sgemm", "dgemm")]
             table = (ctypes.c_int64 * 3)(*routines, 32)
-        _llvm_binding.symlstm_blas_table = table
+        tables.append(table)
         _llvm_binding.add_symbol(_BLAS_TABLE, ctypes.addressof(table))
-    return table
+    return tables[-1]
 
 
 def blas_in_use():
