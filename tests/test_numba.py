@@ -167,8 +167,21 @@ def test_an_unknown_blas_choice_is_refused_by_name():
     assert "SYMLSTM_NUMBA_BLAS must be 'scipy'" in done.stderr and "'mkl'" in done.stderr, done.stderr[-2000:]
 
 
-def test_the_gemm_routines_refuse_rows_that_are_not_contiguous():
+def test_the_gemm_routines_refuse_what_does_not_make_the_product():
+    """Rows not contiguous or overlapping, inner sizes or an output shape that do not match, mixed
+    float types, a read-only output: refused, never a partial or misread product."""
     module = symlstm.load("lstm", backend="numba")
+    with pytest.raises(ValueError, match="inner sizes differ"):
+        module._gemm_nt(np.ones((2, 3)), np.ones((4, 2)), np.zeros((2, 4)), 0.0)
+    with pytest.raises(ValueError, match="inner sizes differ"):
+        module._gemm_tn(np.ones((3, 2)), np.ones((4, 5)), np.zeros((2, 5)), 0.0)
+    with pytest.raises(ValueError, match="output's shape"):
+        module._gemm_nn(np.ones((2, 3)), np.ones((3, 4)), np.zeros((2, 5)), 0.0)
+    read_only = np.zeros((2, 4))
+    read_only.flags.writeable = False
+    for a, c in ((np.ones((2, 3), np.float32), np.zeros((2, 4))), (np.ones((2, 3)), read_only)):
+        with pytest.raises(numba.core.errors.TypingError):
+            module._gemm_nt(a, np.ones((4, 3)), c, 0.0)
     a = np.ones((4, 6))
     with pytest.raises(ValueError, match="not contiguous"):
         module._gemm_nn(a[:, ::2], np.ones((3, 2)), np.empty((4, 2)), 0.0)

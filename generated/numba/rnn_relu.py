@@ -468,9 +468,12 @@ if numba is not None:
     def _xgemm(typingctx, transa, transb, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc):
         """Fortran xgemm on the data of arrays a, b and c (sgemm or dgemm by c's dtype), through the
         table: its integers 64 or 32 bits wide as the table says."""
-        if not isinstance(c, numba.types.Array) or c.dtype not in (numba.float32, numba.float64):
-            return None
+        arrays = (a, b, c)
+        if not all(isinstance(x, numba.types.Array) for x in arrays) or not c.mutable:
+            return None  # a typing error: gemm takes three arrays and writes the last
         dtype = c.dtype
+        if dtype not in (numba.float32, numba.float64) or a.dtype != dtype or b.dtype != dtype:
+            return None  # a typing error: one float type for the three
         signature = numba.types.void(transa, transb, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc)
 
         def codegen(context, builder, sig, args):
@@ -513,6 +516,21 @@ if numba is not None:
 
         return signature, codegen
 
+    @_intrinsic
+    def _blas_bits(typingctx):
+        """The width in bits of the integers the table's routines take (64 or 32)."""
+
+        def codegen(context, builder, sig, args):
+            i32, i64 = _llvm_ir.IntType(32), _llvm_ir.IntType(64)
+            try:
+                table = builder.module.get_global(_BLAS_TABLE)
+            except KeyError:
+                table = _llvm_ir.GlobalVariable(builder.module, _llvm_ir.ArrayType(i64, 3), _BLAS_TABLE)
+                table.linkage = "external"
+            return builder.load(builder.gep(table, [i32(0), i32(2)]))
+
+        return numba.types.int64(), codegen
+
 
 @_jit
 def _lead(a):
@@ -526,35 +544,53 @@ def _lead(a):
     if rows == 1:
         return width
     if a.strides[0] % size != 0 or a.strides[0] // size < width:
-        raise ValueError("gemm: an operand's rows overlap or are not aligned")
+        raise ValueError("gemm: an operand's rows overlap, run backwards or are not aligned")
     return max(a.strides[0] // size, 1)
+
+
+@_jit
+def _check_gemm(inner, k, m, n, c, leads):
+    """b's inner size is a's (`inner` against k), c is (m, n), and every size fits the routines'
+    integers (scipy's are 32 bits wide)."""
+    if inner != k:
+        raise ValueError("gemm: the operands' inner sizes differ")
+    if c.shape[0] != m or c.shape[1] != n:
+        raise ValueError("gemm: the output's shape is not the product's")
+    if _blas_bits() == 32 and max(m, n, k, leads[0], leads[1], leads[2]) > 2147483647:
+        raise ValueError("gemm: a size past 2**31 - 1, more than scipy's 32-bit BLAS takes")
 
 
 @_jit
 def _gemm_nt(a, b, c, beta):
     m, k = a.shape
     n = b.shape[0]
+    leads = (_lead(a), _lead(b), _lead(c))
+    _check_gemm(b.shape[1], k, m, n, c, leads)
     if m == 0 or n == 0:
         return
-    _xgemm(_TRANS, _NOTRANS, n, m, k, 1.0, b, _lead(b), a, _lead(a), beta, c, _lead(c))
+    _xgemm(_TRANS, _NOTRANS, n, m, k, 1.0, b, leads[1], a, leads[0], beta, c, leads[2])
 
 
 @_jit
 def _gemm_nn(a, b, c, beta):
     m, k = a.shape
     n = b.shape[1]
+    leads = (_lead(a), _lead(b), _lead(c))
+    _check_gemm(b.shape[0], k, m, n, c, leads)
     if m == 0 or n == 0:
         return
-    _xgemm(_NOTRANS, _NOTRANS, n, m, k, 1.0, b, _lead(b), a, _lead(a), beta, c, _lead(c))
+    _xgemm(_NOTRANS, _NOTRANS, n, m, k, 1.0, b, leads[1], a, leads[0], beta, c, leads[2])
 
 
 @_jit
 def _gemm_tn(a, b, c, beta):
     k, m = a.shape
     n = b.shape[1]
+    leads = (_lead(a), _lead(b), _lead(c))
+    _check_gemm(b.shape[0], k, m, n, c, leads)
     if m == 0 or n == 0:
         return
-    _xgemm(_NOTRANS, _TRANS, n, m, k, 1.0, b, _lead(b), a, _lead(a), beta, c, _lead(c))
+    _xgemm(_NOTRANS, _TRANS, n, m, k, 1.0, b, leads[1], a, leads[0], beta, c, leads[2])
 
 
 if numba is not None:
