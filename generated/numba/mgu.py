@@ -24,10 +24,11 @@ The contract of the NumPy module generated/numpy/mgu.py, with the same errors fo
     forward_layers, backward_layers, from_torch_layers, to_torch_layers): as in the NumPy module.
 forward and backward each run one kernel that numba compiles when it is first called, once for float32
 and once for float64, and caches on disk beside this file (so a machine compiles it once). Every matrix
-product, the whole-sequence ones around the kernels included, goes through the kernels' BLAS: numpy's own
-where it can be found (one thread pool for this module and the program around it), else scipy's;
-blas_in_use() says which. The kernels need numba and scipy (pip install 'symlstm[numba]'); without them this module still imports, and
-forward and backward raise ImportError saying what to install. jvp is the reference module's, per node
+product, the whole-sequence ones around the kernels included, goes through the kernels' BLAS: numpy's
+own where it can be found (one thread pool for this module and the program around it), else scipy's
+(SYMLSTM_NUMBA_BLAS=scipy chooses scipy's; another value fails the import); blas_in_use() says which.
+The kernels need numba and scipy (pip install 'symlstm[numba]'); without them this module still
+imports, and forward and backward raise ImportError saying what to install. jvp is the reference module's, per node
 in NumPy (a check path).
 
 Parameters, stored fused in PyTorch's (out, in) layout, blocks stacked along the first axis:
