@@ -981,9 +981,8 @@ def check_same(
 
     An array the two disagree on beyond `same_rtol`, but by at most sqrt(eps) of the largest value of
     any result, is judged again entry by entry against what rounding can do there when `reference` is
-    a reference module: twice its
-    first-order rounding bound (`symlstm.arithmetic.rounding_run`), which is large only where the
-    cell's values cancel; the block then says so.
+    a reference module: twice its first-order rounding bound (`symlstm.arithmetic.rounding_run`),
+    which is large only where the cell's values cancel; the block then says so.
     """
     dtype = np.dtype(dtype)
     tol = tolerance or TOLERANCES[dtype.type]

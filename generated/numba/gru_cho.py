@@ -567,6 +567,16 @@ if numba is not None:
 
     _blas_table()
 
+    def _table_entry(builder, index):
+        """Entry `index` of the table (an i64), the table declared in the function's LLVM module once."""
+        i32, i64 = _llvm_ir.IntType(32), _llvm_ir.IntType(64)
+        try:
+            table = builder.module.get_global(_BLAS_TABLE)
+        except KeyError:
+            table = _llvm_ir.GlobalVariable(builder.module, _llvm_ir.ArrayType(i64, 3), _BLAS_TABLE)
+            table.linkage = "external"
+        return builder.load(builder.gep(table, [i32(0), i32(index)]))
+
     @_intrinsic
     def _xgemm(typingctx, transa, transb, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc):
         """Fortran xgemm on the data of arrays a, b and c (sgemm or dgemm by c's dtype), through the
@@ -582,14 +592,8 @@ if numba is not None:
         def codegen(context, builder, sig, args):
             i8, i32, i64 = _llvm_ir.IntType(8), _llvm_ir.IntType(32), _llvm_ir.IntType(64)
             real = context.get_value_type(dtype).as_pointer()
-            try:
-                table = builder.module.get_global(_BLAS_TABLE)
-            except KeyError:
-                table = _llvm_ir.GlobalVariable(builder.module, _llvm_ir.ArrayType(i64, 3), _BLAS_TABLE)
-                table.linkage = "external"
-            slot = 0 if dtype == numba.float32 else 1
-            address = builder.load(builder.gep(table, [i32(0), i32(slot)]))
-            bits = builder.load(builder.gep(table, [i32(0), i32(2)]))
+            address = _table_entry(builder, 0 if dtype == numba.float32 else 1)
+            bits = _table_entry(builder, 2)
             calls = {}
             for width in (i64, i32):
                 kinds, values = [], []
@@ -624,13 +628,7 @@ if numba is not None:
         """The width in bits of the integers the table's routines take (64 or 32)."""
 
         def codegen(context, builder, sig, args):
-            i32, i64 = _llvm_ir.IntType(32), _llvm_ir.IntType(64)
-            try:
-                table = builder.module.get_global(_BLAS_TABLE)
-            except KeyError:
-                table = _llvm_ir.GlobalVariable(builder.module, _llvm_ir.ArrayType(i64, 3), _BLAS_TABLE)
-                table.linkage = "external"
-            return builder.load(builder.gep(table, [i32(0), i32(2)]))
+            return _table_entry(builder, 2)
 
         return numba.types.int64(), codegen
 
@@ -648,7 +646,7 @@ def _lead(a):
         return width
     if a.strides[0] % size != 0 or a.strides[0] // size < width:
         raise ValueError("gemm: an operand's rows overlap, run backwards or are not aligned")
-    return max(a.strides[0] // size, 1)
+    return a.strides[0] // size  # at least the width, which is at least 1 here
 
 
 @_jit
