@@ -332,6 +332,40 @@ def test_a_failed_write_leaves_nothing_and_runs_from_memory(tmp_path, monkeypatc
     assert list((tmp_path / "numba").iterdir()) == []
 
 
+# Load a module file in a new process under a name (registered in sys.modules, or not), run forward and
+# report y and how many of the forward kernel's signatures came from numba's cache.
+NAMED_CHILD = """
+import importlib.util, json, sys
+import numpy as np
+path, name, how = sys.argv[1:]
+spec = importlib.util.spec_from_file_location(name, path)
+module = importlib.util.module_from_spec(spec)
+if how == "registered":
+    sys.modules[name] = module
+spec.loader.exec_module(module)
+y, _, _ = module.forward(module.init_params(3, 4), np.ones((2, 1, 3)))
+print(json.dumps({"y": y.tolist(), "hits": sum(module._forward_kernel.stats.cache_hits.values())}))
+"""
+
+
+def test_the_kernel_cache_keeps_module_names_apart(tmp_path):
+    """numba rebuilds a cached kernel's globals by importing its module by name. The same file imported
+    under another name (a program's `import rnn` after `symlstm.load`) gets its own entry, and a
+    module sys.modules does not know by its name compiles anew each time: both run, neither fails."""
+    path = tmp_path / "rnn.py"
+    path.write_text(Path(symlstm.load("rnn", backend="numba").__file__).read_text(encoding="utf-8"))
+    runs = [("first", "registered"), ("first", "registered"), ("second", "registered"),
+            ("second", "registered"), ("third", "unregistered"), ("third", "unregistered")]  # fmt: skip
+    reports = []
+    for name, how in runs:
+        done = subprocess.run([sys.executable, "-c", NAMED_CHILD, str(path), name, how], capture_output=True,
+                              text=True, timeout=600)  # fmt: skip
+        assert done.returncode == 0, f"{name} ({how}): {done.stderr}"
+        reports.append(json.loads(done.stdout.strip().splitlines()[-1]))
+    assert [r["hits"] for r in reports] == [0, 1, 0, 1, 0, 0]
+    assert all(r["y"] == reports[0]["y"] for r in reports)
+
+
 # -- the fuzzer through numba ----------------------------------------------------------------------------
 
 

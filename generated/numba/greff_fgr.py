@@ -47,6 +47,7 @@ Parameters, stored fused in PyTorch's (out, in) layout, blocks stacked along the
 
 import ctypes
 import os
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -141,6 +142,39 @@ except ImportError as _error:
 # numba caches compiled kernels beside a module's file; a module run from a string has none.
 _CACHE = os.path.isfile(__file__)
 
+if numba is not None:
+    from numba.core.caching import FunctionCache as _FunctionCache
+
+    class _ModuleNameCache(_FunctionCache):
+        """numba's on-disk cache of one function, keyed by its module's name as well, and used only
+        while that name finds the module in `sys.modules` (see the docstring above)."""
+
+        def _module_name(self):
+            return self._py_func.__globals__.get("__name__")
+
+        def _findable(self):
+            module = sys.modules.get(self._module_name())
+            return module is not None and getattr(module, "__dict__", None) is self._py_func.__globals__
+
+        def _index_key(self, sig, codegen):
+            return (*super()._index_key(sig, codegen), self._module_name())
+
+        def load_overload(self, sig, target_context):
+            return super().load_overload(sig, target_context) if self._findable() else None
+
+        def save_overload(self, sig, data):
+            if self._findable():
+                super().save_overload(sig, data)
+
+
+def _compiled(function):
+    """`function` compiled by numba when first called, with IEEE division (inf and NaN, no exception)
+    as NumPy, and cached on disk by module name when the module is a file."""
+    dispatcher = numba.njit(error_model="numpy")(function)
+    if _CACHE:
+        dispatcher._cache = _ModuleNameCache(function)  # what numba's cache=True sets, keyed by name
+    return dispatcher
+
 
 def _missing(function):
     """A stand-in for a kernel when numba is not installed: calling it says what to install."""
@@ -156,18 +190,17 @@ def _missing(function):
 
 
 def _jit(function):
-    """`function` compiled by numba when first called: IEEE division (inf and NaN, no exception), as
-    NumPy; cached on disk when the module is a file."""
+    """A kernel: `function` compiled by numba when first called (see `_compiled`)."""
     if numba is None:
         return _missing(function)
-    return numba.njit(cache=_CACHE, error_model="numpy")(function)
+    return _compiled(function)
 
 
 def _jit_helper(function):
     """A function the kernels call, compiled with them (left as it is without numba: never called)."""
     if numba is None:
         return function
-    return numba.njit(cache=_CACHE, error_model="numpy")(function)
+    return _compiled(function)
 
 
 def _steps_past(mask, T, B):
