@@ -398,36 +398,39 @@ def _forward_kernel(buf_W_hh, buf_b, buf_p, gates_W_ih, seq_c, seq_h, past):
         _gemm_nt(seq_h[t], buf_W_hh, gates_W_ih[t], 1.0)
         for b in range(B):
             buf_0 = seq_c[t, b]
-            buf_1 = gates_W_ih[t, b, 0:H]
-            buf_2 = gates_W_ih[t, b, H : 2 * H]
-            buf_3 = gates_W_ih[t, b, 2 * H : 3 * H]
-            buf_4 = seq_c[t + 1, b]
-            buf_5 = seq_h[t + 1, b]
+            buf_1 = buf_p[H : 2 * H]
+            buf_2 = gates_W_ih[t, b, 0:H]
+            buf_3 = gates_W_ih[t, b, H : 2 * H]
+            buf_4 = buf_b[H : 2 * H]
+            buf_5 = gates_W_ih[t, b, 2 * H : 3 * H]
+            buf_6 = buf_b[2 * H : 3 * H]
+            buf_7 = seq_c[t + 1, b]
+            buf_8 = seq_h[t + 1, b]
             for j in range(H):
                 c_prev = buf_0[j]
                 p_i = buf_p[j]
-                p_f = buf_p[H + j]
+                p_f = buf_1[j]
                 # (1) a_i = W_ii @ x + W_hi @ h_prev + b_i
-                a_i = buf_1[j] + buf_b[j]
+                a_i = buf_2[j] + buf_b[j]
                 # (2) a_f = W_if @ x + W_hf @ h_prev + b_f
-                a_f = buf_2[j] + buf_b[H + j]
+                a_f = buf_3[j] + buf_4[j]
                 # (3) a_z = W_iz @ x + W_hz @ h_prev + b_z
-                a_z = buf_3[j] + buf_b[2 * H + j]
+                a_z = buf_5[j] + buf_6[j]
                 # (4) z = tanh(a_z)
                 z = _vtanh(a_z)
-                buf_3[j] = z
+                buf_5[j] = z
                 # (5) i = sigmoid(a_i + c_prev*p_i)
                 i = _vsigmoid(a_i + c_prev * p_i)
-                buf_1[j] = i
+                buf_2[j] = i
                 # (6) f = sigmoid(a_f + c_prev*p_f)
                 f = _vsigmoid(a_f + c_prev * p_f)
-                buf_2[j] = f
+                buf_3[j] = f
                 # (7) c = c_prev*f + i*z
                 c = c_prev * f + i * z
-                buf_4[j] = c
+                buf_7[j] = c
                 # (8) h = tanh(c)
                 h = _vtanh(c)
-                buf_5[j] = h
+                buf_8[j] = h
         for b in range(B):  # past a sequence's length (lengths=) the states stay as they were
             if past[t, b]:
                 seq_h[t + 1, b] = seq_h[t, b]
@@ -470,11 +473,12 @@ def _backward_kernel(
             buf_5 = gates_W_ih[t, b, 2 * H : 3 * H]
             buf_6 = seq_c[t, b]
             buf_7 = gates_W_ih[t, b, H : 2 * H]
-            buf_8 = grad_rows[t, b, 2 * H : 3 * H]
-            buf_9 = grad_rows[t, b, H : 2 * H]
-            buf_10 = grad_rows[t, b, 0:H]
-            buf_11 = grad_params[b, 0:H]
-            buf_12 = grad_params[b, H : 2 * H]
+            buf_8 = buf_p[H : 2 * H]
+            buf_9 = grad_rows[t, b, 2 * H : 3 * H]
+            buf_10 = grad_rows[t, b, H : 2 * H]
+            buf_11 = grad_rows[t, b, 0:H]
+            buf_12 = grad_params[b, 0:H]
+            buf_13 = grad_params[b, H : 2 * H]
             for j in range(H):
                 din_h = buf_0[j] + buf_1[j]
                 din_c = buf_2[j]
@@ -483,7 +487,7 @@ def _backward_kernel(
                 z = buf_5[j]
                 c_prev = buf_6[j]
                 f = buf_7[j]
-                p_f = buf_p[H + j]
+                p_f = buf_8[j]
                 p_i = buf_p[j]
                 # (9) d_h = din_h
                 d_h = din_h
@@ -491,19 +495,19 @@ def _backward_kernel(
                 d_c = din_c + d_h * (dtype(1) - (h * h))
                 # (14) d_a_z = d_z*(1 - z**2)
                 d_a_z = d_c * i * (dtype(1) - (z * z))
-                buf_8[j] = d_a_z
+                buf_9[j] = d_a_z
                 # (15) d_a_f = d_f*f*(1 - f)
                 d_a_f = c_prev * d_c * f * (dtype(1) - f)
-                buf_9[j] = d_a_f
+                buf_10[j] = d_a_f
                 # (16) d_a_i = d_i*i*(1 - i)
                 d_a_i = d_c * i * z * (dtype(1) - i)
-                buf_10[j] = d_a_i
+                buf_11[j] = d_a_i
                 # (19) d_c_prev: its elementwise part
                 buf_2[j] = d_c * (c_prev * f * p_f * (dtype(1) - f) + f + i * p_i * z * (dtype(1) - i))
                 # (29) d_p_i += c_prev*d_i*i*(1 - i)
-                buf_11[j] += c_prev * d_a_i
+                buf_12[j] += c_prev * d_a_i
                 # (30) d_p_f += c_prev*d_f*f*(1 - f)
-                buf_12[j] += c_prev * d_a_f
+                buf_13[j] += c_prev * d_a_f
         for b in range(B):  # the bias gradients: sums of the adjoints, while they are in cache
             buf_0 = grad_rows[t, b]
             for j in range(3 * H):

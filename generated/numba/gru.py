@@ -393,21 +393,25 @@ def _forward_kernel(buf_W_hh, buf_b_hh, buf_b_ih, gates_W_hh, gates_W_ih, seq_h,
             buf_2 = gates_W_hh[b, 0:H]
             buf_3 = gates_W_ih[t, b, H : 2 * H]
             buf_4 = gates_W_hh[b, H : 2 * H]
-            buf_5 = gates_W_ih[t, b, 2 * H : 3 * H]
-            buf_6 = gates_W_hh[b, 2 * H : 3 * H]
-            buf_7 = cache_u_n[t, b]
-            buf_8 = seq_h[t + 1, b]
+            buf_5 = buf_b_ih[H : 2 * H]
+            buf_6 = buf_b_hh[H : 2 * H]
+            buf_7 = gates_W_ih[t, b, 2 * H : 3 * H]
+            buf_8 = buf_b_ih[2 * H : 3 * H]
+            buf_9 = gates_W_hh[b, 2 * H : 3 * H]
+            buf_10 = buf_b_hh[2 * H : 3 * H]
+            buf_11 = cache_u_n[t, b]
+            buf_12 = seq_h[t + 1, b]
             for j in range(H):
                 h_prev = buf_0[j]
                 # (1) a_r = W_ir @ x + W_hr @ h_prev + b_ir + b_hr
                 a_r = buf_1[j] + buf_2[j] + buf_b_ih[j] + buf_b_hh[j]
                 # (2) a_z = W_iz @ x + W_hz @ h_prev + b_iz + b_hz
-                a_z = buf_3[j] + buf_4[j] + buf_b_ih[H + j] + buf_b_hh[H + j]
+                a_z = buf_3[j] + buf_4[j] + buf_5[j] + buf_6[j]
                 # (3) a_n = W_in @ x + b_in
-                a_n = buf_5[j] + buf_b_ih[2 * H + j]
+                a_n = buf_7[j] + buf_8[j]
                 # (4) u_n = W_hn @ h_prev + b_hn
-                u_n = buf_6[j] + buf_b_hh[2 * H + j]
-                buf_7[j] = u_n
+                u_n = buf_9[j] + buf_10[j]
+                buf_11[j] = u_n
                 # (5) r = sigmoid(a_r)
                 r = _vsigmoid(a_r)
                 buf_1[j] = r
@@ -416,10 +420,10 @@ def _forward_kernel(buf_W_hh, buf_b_hh, buf_b_ih, gates_W_hh, gates_W_ih, seq_h,
                 buf_3[j] = z
                 # (7) n = tanh(a_n + r*u_n)
                 n = _vtanh(a_n + r * u_n)
-                buf_5[j] = n
+                buf_7[j] = n
                 # (8) h = h_prev*z + n*(1 - z)
                 h = h_prev * z + n * (dtype(1) - z)
-                buf_8[j] = h
+                buf_12[j] = h
         for b in range(B):  # past a sequence's length (lengths=) the states stay as they were
             if past[t, b]:
                 seq_h[t + 1, b] = seq_h[t, b]

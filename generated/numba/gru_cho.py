@@ -401,13 +401,14 @@ def _forward_kernel(buf_W_hh, buf_W_hn, buf_b, gates_W_ih, seq_h, cache_rh, past
             buf_0 = seq_h[t, b]
             buf_1 = gates_W_ih[t, b, 0:H]
             buf_2 = gates_W_ih[t, b, H : 2 * H]
-            buf_3 = cache_rh[t, b]
+            buf_3 = buf_b[H : 2 * H]
+            buf_4 = cache_rh[t, b]
             for j in range(H):
                 h_prev = buf_0[j]
                 # (1) a_r = W_ir @ x + W_hr @ h_prev + b_r
                 a_r = buf_1[j] + buf_b[j]
                 # (2) a_z = W_iz @ x + W_hz @ h_prev + b_z
-                a_z = buf_2[j] + buf_b[H + j]
+                a_z = buf_2[j] + buf_3[j]
                 # (3) r = sigmoid(a_r)
                 r = _vsigmoid(a_r)
                 buf_1[j] = r
@@ -416,24 +417,25 @@ def _forward_kernel(buf_W_hh, buf_W_hn, buf_b, gates_W_ih, seq_h, cache_rh, past
                 buf_2[j] = z
                 # (5) rh = h_prev*r
                 rh = h_prev * r
-                buf_3[j] = rh
+                buf_4[j] = rh
         _gemm_nt(cache_rh[t], buf_W_hn, gates_W_ih[t, :, 2 * H : 3 * H], 1.0)
         for b in range(B):
             buf_0 = seq_h[t, b]
             buf_1 = gates_W_ih[t, b, H : 2 * H]
             buf_2 = gates_W_ih[t, b, 2 * H : 3 * H]
-            buf_3 = seq_h[t + 1, b]
+            buf_3 = buf_b[2 * H : 3 * H]
+            buf_4 = seq_h[t + 1, b]
             for j in range(H):
                 h_prev = buf_0[j]
                 z = buf_1[j]
                 # (6) a_n = W_in @ x + W_hn @ rh + b_n
-                a_n = buf_2[j] + buf_b[2 * H + j]
+                a_n = buf_2[j] + buf_3[j]
                 # (7) n = tanh(a_n)
                 n = _vtanh(a_n)
                 buf_2[j] = n
                 # (8) h = h_prev*z + n*(1 - z)
                 h = h_prev * z + n * (dtype(1) - z)
-                buf_3[j] = h
+                buf_4[j] = h
         for b in range(B):  # past a sequence's length (lengths=) the states stay as they were
             if past[t, b]:
                 seq_h[t + 1, b] = seq_h[t, b]

@@ -386,26 +386,27 @@ def _forward_kernel(buf_W_hh, buf_b, gates_W_ih, seq_h, cache_f, cache_sigmoid_h
             buf_0 = seq_h[t, b]
             buf_1 = gates_W_ih[t, b, 0:H]
             buf_2 = gates_W_ih[t, b, H : 2 * H]
-            buf_3 = cache_f[t, b]
-            buf_4 = cache_sigmoid_h[t, b]
-            buf_5 = seq_h[t + 1, b]
+            buf_3 = buf_b[H : 2 * H]
+            buf_4 = cache_f[t, b]
+            buf_5 = cache_sigmoid_h[t, b]
+            buf_6 = seq_h[t + 1, b]
             for j in range(H):
                 h_prev = buf_0[j]
                 # (1) s = W_if @ x + W_hf @ h_prev + b_f
                 s = buf_1[j] + buf_b[j]
                 # (2) a_g = W_ig @ x + W_hg @ h_prev + b_g
-                a_g = buf_2[j] + buf_b[H + j]
+                a_g = buf_2[j] + buf_3[j]
                 # (3) f = sigmoid(s)
                 f = _vsigmoid(s)
-                buf_3[j] = f
+                buf_4[j] = f
                 # (4) g = tanh(a_g)
                 g = _vtanh(a_g)
                 buf_2[j] = g
                 # (5) h = f*h_prev + g*(1 - sigmoid(s - 1))
                 sigmoid_h = _vsigmoid(s - dtype(1))
-                buf_4[j] = sigmoid_h
+                buf_5[j] = sigmoid_h
                 h = f * h_prev + g * (dtype(1) - sigmoid_h)
-                buf_5[j] = h
+                buf_6[j] = h
         for b in range(B):  # past a sequence's length (lengths=) the states stay as they were
             if past[t, b]:
                 seq_h[t + 1, b] = seq_h[t, b]

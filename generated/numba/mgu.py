@@ -410,18 +410,19 @@ def _forward_kernel(buf_W_hf, buf_W_hn, buf_b, gates_W_ih, seq_h, cache_fh, past
             buf_0 = gates_W_ih[t, b, 0:H]
             buf_1 = seq_h[t, b]
             buf_2 = gates_W_ih[t, b, H : 2 * H]
-            buf_3 = seq_h[t + 1, b]
+            buf_3 = buf_b[H : 2 * H]
+            buf_4 = seq_h[t + 1, b]
             for j in range(H):
                 f = buf_0[j]
                 h_prev = buf_1[j]
                 # (4) a_n = W_in @ x + W_hn @ fh + b_n
-                a_n = buf_2[j] + buf_b[H + j]
+                a_n = buf_2[j] + buf_3[j]
                 # (5) n = tanh(a_n)
                 n = _vtanh(a_n)
                 buf_2[j] = n
                 # (6) h = f*n + h_prev*(1 - f)
                 h = f * n + h_prev * (dtype(1) - f)
-                buf_3[j] = h
+                buf_4[j] = h
         for b in range(B):  # past a sequence's length (lengths=) the states stay as they were
             if past[t, b]:
                 seq_h[t + 1, b] = seq_h[t, b]

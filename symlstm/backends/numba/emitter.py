@@ -43,14 +43,10 @@ OPEN, CLOSE = "\x01", "\x02"  # around a row in a statement's text: replaced by 
 def block_of(row: str, block: int) -> str:
     """Coordinate j of block `block` of a row of blocks of H, through the block's own 1-D view
     (`gates_W_ih[t, b, H : 2 * H]`): LLVM vectorises a loop that reads and writes rows only when
-    every block is a pointer of its own (one view of the whole row, indexed `H + j`, leaves it scalar)."""
+    every block is a pointer of its own (one view of the whole row, indexed `H + j`, leaves it scalar).
+    Parameter vectors are read through such views too: numba cannot prove `H + j` non-negative, and
+    its wraparound of negative indices turns each such load into a gather."""
     return f"{OPEN}{row[:-1]}, {columns(block, block + 1)}]{CLOSE}[j]"
-
-
-def offset(block: int) -> str:
-    """The index of coordinate j of block `block` in a parameter vector of blocks of H (read only):
-    `j`, `H + j`, `3 * H + j`."""
-    return "j" if block == 0 else "H + j" if block == 1 else f"{block} * H + j"
 
 
 def columns(k0: int, k1: int) -> str:
@@ -278,11 +274,13 @@ class NumbaEmitter:
 
     def at(self, loc: Location) -> str:
         """A statement's text for coordinate j of a location (the marked row is replaced by its view)."""
-        if not loc.per_row:
-            return f"{loc.row}[{offset(loc.block)}]"
-        if loc.row.startswith("gates_"):
+        if not loc.per_row:  # a parameter vector: block 0 in place, a later block through its own view
+            if loc.block == 0:
+                return f"{loc.row}[j]"
+            return f"{OPEN}{loc.row}[{columns(loc.block, loc.block + 1)}]{CLOSE}[j]"
+        if loc.row.startswith("gates_") or loc.block:
             return block_of(loc.row, loc.block)
-        return f"{OPEN}{loc.row}{CLOSE}[{offset(loc.block)}]"
+        return f"{OPEN}{loc.row}{CLOSE}[j]"
 
     def read(self, v: str, carried: set[str], prefix: str, adjoints: bool, view) -> str:
         """The expression loading value `v` (a forward value, an adjoint or an incoming gradient)."""
