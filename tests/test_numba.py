@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -93,6 +94,16 @@ def test_every_gemm_goes_through_the_kernels_blas(name, monkeypatch):
         monkeypatch.setattr(np, function, refused)
     y, _, cache = module.forward(params, x)
     module.backward(params, cache, np.ones_like(y))
+
+
+@pytest.mark.parametrize("name", ["gru", "mgu", "janet", "peephole"])
+def test_the_kernels_index_every_array_at_j(name):
+    """A kernel's loops read and write each block through its own view, at index j: numba wraps an
+    index it cannot prove non-negative (`H + j`), and LLVM turns each such load into a gather."""
+    source = render_numba(derive(symlstm.cell(name)))
+    kernels = source[source.index("# -- the kernels") :]
+    offsets = sorted(set(re.findall(r"\w+\[[^\[\]]*\+ j\]", kernels)))
+    assert not offsets, offsets
 
 
 @pytest.mark.parametrize("dtype", [np.float64, np.float32], ids=["float64", "float32"])
