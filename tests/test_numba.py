@@ -9,6 +9,7 @@ more.
 
 from __future__ import annotations
 
+import ast
 import json
 import os
 import re
@@ -96,14 +97,19 @@ def test_every_gemm_goes_through_the_kernels_blas(name, monkeypatch):
     module.backward(params, cache, np.ones_like(y))
 
 
-@pytest.mark.parametrize("name", ["gru", "mgu", "janet", "peephole"])
+@pytest.mark.parametrize("name", sorted(symlstm.CELLS))
 def test_the_kernels_index_every_array_at_j(name):
     """A kernel's loops read and write each block through its own view, at index j: numba wraps an
     index it cannot prove non-negative (`H + j`), and LLVM turns each such load into a gather."""
     source = render_numba(derive(symlstm.cell(name)))
-    kernels = source[source.index("# -- the kernels") :]
-    offsets = sorted(set(re.findall(r"\w+\[[^\[\]]*\+ j\]", kernels)))
-    assert not offsets, offsets
+    names = ("_forward_kernel", "_backward_kernel")
+    functions = [f for f in ast.parse(source).body if isinstance(f, ast.FunctionDef) and f.name in names]
+    kernels = [ast.get_source_segment(source, f) for f in functions]
+    if not kernels:
+        pytest.skip(f"{name}: the numba target writes it with the reference module's code")
+    assert len(kernels) == 2
+    indices = set(re.findall(r"\[[^\[\]]*\bj\b[^\[\]]*\]", "\n".join(kernels)))
+    assert indices == {"[j]"}, sorted(indices)
 
 
 @pytest.mark.parametrize("dtype", [np.float64, np.float32], ids=["float64", "float32"])
@@ -366,14 +372,15 @@ def test_the_kernel_cache_keeps_module_names_apart(tmp_path):
     path = tmp_path / "rnn.py"
     path.write_text(Path(symlstm.load("rnn", backend="numba").__file__).read_text(encoding="utf-8"))
     runs = [("first", "registered"), ("first", "registered"), ("second", "registered"),
-            ("second", "registered"), ("third", "unregistered"), ("third", "unregistered")]  # fmt: skip
+            ("second", "registered"), ("third", "unregistered"), ("third", "unregistered"),
+            ("first", "unregistered")]  # fmt: skip
     reports = []
     for name, how in runs:
         done = subprocess.run([sys.executable, "-c", NAMED_CHILD, str(path), name, how], capture_output=True,
                               text=True, timeout=600)  # fmt: skip
         assert done.returncode == 0, f"{name} ({how}): {done.stderr}"
         reports.append(json.loads(done.stdout.strip().splitlines()[-1]))
-    assert [r["hits"] for r in reports] == [0, 1, 0, 1, 0, 0]
+    assert [r["hits"] for r in reports] == [0, 1, 0, 1, 0, 0, 0]
     assert all(r["y"] == reports[0]["y"] for r in reports)
 
 

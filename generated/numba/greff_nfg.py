@@ -114,8 +114,12 @@ except ImportError as _error:
 # numba caches compiled kernels beside a module's file; a module run from a string has none.
 _CACHE = os.path.isfile(__file__)
 
-if numba is not None:
+try:
     from numba.core.caching import FunctionCache as _FunctionCache
+except ImportError:  # no numba, or a numba that moved it: the kernels compile in every process
+    _FunctionCache = None
+
+if _FunctionCache is not None:
 
     class _ModuleNameCache(_FunctionCache):
         """numba's on-disk cache of one function, keyed by its module's name as well, and used only
@@ -132,7 +136,12 @@ if numba is not None:
             return (*super()._index_key(sig, codegen), self._module_name())
 
         def load_overload(self, sig, target_context):
-            return super().load_overload(sig, target_context) if self._findable() else None
+            if not self._findable():
+                return None
+            try:
+                return super().load_overload(sig, target_context)
+            except ImportError:  # an entry recorded under another name (two processes saving at once)
+                return None
 
         def save_overload(self, sig, data):
             if self._findable():
@@ -143,7 +152,7 @@ def _compiled(function):
     """`function` compiled by numba when first called, with IEEE division (inf and NaN, no exception)
     as NumPy, and cached on disk by module name when the module is a file."""
     dispatcher = numba.njit(error_model="numpy")(function)
-    if _CACHE:
+    if _CACHE and _FunctionCache is not None:
         dispatcher._cache = _ModuleNameCache(function)  # what numba's cache=True sets, keyed by name
     return dispatcher
 

@@ -43,9 +43,7 @@ OPEN, CLOSE = "\x01", "\x02"  # around a row in a statement's text: replaced by 
 def block_of(row: str, block: int) -> str:
     """Coordinate j of block `block` of a row of blocks of H, through the block's own 1-D view
     (`gates_W_ih[t, b, H : 2 * H]`): LLVM vectorises a loop that reads and writes rows only when
-    every block is a pointer of its own (one view of the whole row, indexed `H + j`, leaves it scalar).
-    Parameter vectors are read through such views too: numba cannot prove `H + j` non-negative, and
-    its wraparound of negative indices turns each such load into a gather."""
+    every block is a pointer of its own (one view of the whole row, indexed `H + j`, leaves it scalar)."""
     return f"{OPEN}{row[:-1]}, {columns(block, block + 1)}]{CLOSE}[j]"
 
 
@@ -78,7 +76,7 @@ class Location:
 
     row: str
     block: int = 0
-    per_row: bool = True  # False: a parameter vector, read without a row view
+    per_row: bool = True  # False: a parameter vector (one for all rows), not a row of (t, b)
 
 
 @dataclass
@@ -273,13 +271,18 @@ class NumbaEmitter:
         return text
 
     def at(self, loc: Location) -> str:
-        """A statement's text for coordinate j of a location (the marked row is replaced by its view)."""
-        if not loc.per_row:  # a parameter vector: block 0 in place, a later block through its own view
+        """A statement's text for coordinate j of a location (the marked row is replaced by its view).
+
+        Every array is indexed at `j`: a later block of a parameter vector is read through its own view
+        too, as a row's block is (numba cannot prove `H + j` non-negative, and its wraparound of
+        negative indices would make each such load a gather)."""
+        if not loc.per_row:
             if loc.block == 0:
                 return f"{loc.row}[j]"
             return f"{OPEN}{loc.row}[{columns(loc.block, loc.block + 1)}]{CLOSE}[j]"
-        if loc.row.startswith("gates_") or loc.block:
+        if loc.row.startswith("gates_"):
             return block_of(loc.row, loc.block)
+        assert loc.block == 0, f"{loc.row} holds one vector per row"
         return f"{OPEN}{loc.row}{CLOSE}[j]"
 
     def read(self, v: str, carried: set[str], prefix: str, adjoints: bool, view) -> str:
