@@ -2,8 +2,8 @@
 
 The module imports without numba (every target renders and imports on any machine); its kernels then
 raise ImportError naming the extra that installs numba when they are called. The compiled kernels are
-cached on disk beside the module's file (numba's `cache=True`), so a process pays the JIT once per
-machine; a module executed from a string has no file, and compiles in every process instead.
+cached on disk beside the module's file (numba's cache, as `cache=True` keeps it), so a process pays
+the JIT once per machine; a module executed from a string has no file, and compiles in every process.
 
 A kernel loaded from numba's cache imports, by name, the module that compiled it (numba rebuilds the
 kernel's globals from it). So the cache keeps the kernels of each module name apart, and serves a
