@@ -29,6 +29,7 @@ require("hypothesis")
 from hypothesis import HealthCheck, Phase, given, settings  # noqa: E402
 
 import symlstm  # noqa: E402
+import symlstm.fuzz as fuzz_module  # noqa: E402
 from symlstm.backends.numba import emitter, render_numba  # noqa: E402
 from symlstm.build.load import module_from_source  # noqa: E402
 from symlstm.engine import derive  # noqa: E402
@@ -398,6 +399,24 @@ def test_drawn_cells_come_out_right_through_numba(spec):
     assert {"full FD (numba)", "dot-product test (numba)", "numba == reference, T=1"} <= {
         name for name, _, _ in result.results
     }
+
+
+def test_the_fuzz_command_checks_numba_cells_in_replaced_workers(monkeypatch):
+    """numba never frees the code it compiles: the command checks numba cells in a worker process,
+    a new one every CELLS_PER_WORKER cells, never in its own."""
+    made = []
+
+    class Recorded(fuzz_module._WorkerChecks):
+        def __init__(self, per_worker):
+            super().__init__(per_worker)
+            made.append(self)
+
+    monkeypatch.setattr(fuzz_module, "_WorkerChecks", Recorded)
+    monkeypatch.setattr(fuzz_module, "CELLS_PER_WORKER", 2)
+    lines: list[str] = []
+    failing = fuzz_module.fuzz(4, 11, proofs=False, backends=["numba"], out=lines.append)
+    assert failing is None and len(lines) == 4 and all(line.endswith("s)") for line in lines), lines
+    assert len(made) == 1 and len(made[0].workers) == 2 and os.getpid() not in made[0].workers
 
 
 def test_a_planted_emitter_error_is_caught(monkeypatch):
