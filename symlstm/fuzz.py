@@ -20,6 +20,8 @@ import sys
 import time
 import traceback
 from collections.abc import Callable, Collection
+from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -197,20 +199,37 @@ def _check_in_worker(spec: CellSpec, proofs: bool, backends: Collection[str] | N
 
 class _WorkerChecks:
     """`check_cell` in one worker process at a time (a fresh interpreter), replaced every `per_worker`
-    cells; `workers` holds the process ids that ran a check."""
+    cells; `workers` holds the process ids that ran a check. A worker that dies (a crash in compiled
+    code) is a RuntimeError naming the cell, not a hang."""
 
     def __init__(self, per_worker: int) -> None:
-        self.pool = multiprocessing.get_context("spawn").Pool(1, maxtasksperchild=per_worker)
+        self.per_worker = per_worker
+        self.executor: ProcessPoolExecutor | None = None
+        self.done = 0
         self.workers: set[int] = set()
 
+    def run(self, what: str, function: Callable, *args):
+        """`function(*args)` in the worker (a new one after `per_worker` calls or a death)."""
+        if self.executor is None or self.done == self.per_worker:
+            self.close()
+            self.executor = ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn"))
+            self.done = 0
+        self.done += 1
+        try:
+            return self.executor.submit(function, *args).result()
+        except BrokenProcessPool as error:
+            self.executor = None
+            raise RuntimeError(f"the worker process died while checking {what}") from error
+
     def __call__(self, spec: CellSpec, proofs: bool, backends: Collection[str] | None) -> CellCheck:
-        pid, result = self.pool.apply(_check_in_worker, (spec, proofs, backends))
+        pid, result = self.run(f"this cell:\n\n{cell_source(spec)}", _check_in_worker, spec, proofs, backends)
         self.workers.add(pid)
         return result
 
     def close(self) -> None:
-        self.pool.close()
-        self.pool.join()
+        if self.executor is not None:
+            self.executor.shutdown()
+            self.executor = None
 
 
 def fuzz(

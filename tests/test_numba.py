@@ -419,6 +419,16 @@ def test_the_fuzz_command_checks_numba_cells_in_replaced_workers(monkeypatch):
     assert len(made) == 1 and len(made[0].workers) == 2 and os.getpid() not in made[0].workers
 
 
+def test_a_worker_that_dies_is_an_error_and_the_next_check_gets_a_new_one():
+    checks = fuzz_module._WorkerChecks(per_worker=5)
+    try:
+        with pytest.raises(RuntimeError, match="worker process died while checking a crash"):
+            checks.run("a crash", os._exit, 3)
+        assert checks.run("a process id", os.getpid) != os.getpid()
+    finally:
+        checks.close()
+
+
 def test_a_planted_emitter_error_is_caught(monkeypatch):
     """Break the numba emitter's bias gradients: the comparison with the reference names the gradients
     that are wrong, and only those."""
