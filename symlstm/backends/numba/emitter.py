@@ -41,10 +41,13 @@ OPEN, CLOSE = "\x01", "\x02"  # around a row in a statement's text: replaced by 
 
 
 def block_of(row: str, block: int) -> str:
-    """Coordinate j of block `block` of a row of blocks of H, through the block's own 1-D view
-    (`gates_W_ih[t, b, H : 2 * H]`): LLVM vectorises a loop that reads and writes rows only when
-    every block is a pointer of its own (one view of the whole row, indexed `H + j`, leaves it scalar)."""
-    return f"{OPEN}{row[:-1]}, {columns(block, block + 1)}]{CLOSE}[j]"
+    """Coordinate j of block `block` of a row of blocks of H (`gates_W_ih[t, b]`) or of a parameter
+    vector (`buf_b_ih`), through the block's own 1-D view (`gates_W_ih[t, b, H : 2 * H]`,
+    `buf_b_ih[H : 2 * H]`): LLVM vectorises a loop that reads and writes rows only when every block is
+    a pointer of its own (one view of the whole row, indexed `H + j`, leaves it scalar), and numba cannot
+    prove `H + j` non-negative (its wraparound of negative indices makes each such load a gather)."""
+    head = f"{row[:-1]}, " if row.endswith("]") else f"{row}["
+    return f"{OPEN}{head}{columns(block, block + 1)}]{CLOSE}[j]"
 
 
 def columns(k0: int, k1: int) -> str:
@@ -271,19 +274,11 @@ class NumbaEmitter:
         return text
 
     def at(self, loc: Location) -> str:
-        """A statement's text for coordinate j of a location (the marked row is replaced by its view).
-
-        Every array is indexed at `j`: a later block of a parameter vector is read through its own view
-        too, as a row's block is (numba cannot prove `H + j` non-negative, and its wraparound of
-        negative indices would make each such load a gather)."""
-        if not loc.per_row:
-            if loc.block == 0:
-                return f"{loc.row}[j]"
-            return f"{OPEN}{loc.row}[{columns(loc.block, loc.block + 1)}]{CLOSE}[j]"
-        if loc.row.startswith("gates_"):
+        """A statement's text for coordinate j of a location (the marked row is replaced by its view):
+        every array is indexed at `j`, a block other than a parameter vector's first through its view."""
+        if loc.block or loc.row.startswith("gates_"):
             return block_of(loc.row, loc.block)
-        assert loc.block == 0, f"{loc.row} holds one vector per row"
-        return f"{OPEN}{loc.row}{CLOSE}[j]"
+        return f"{OPEN}{loc.row}{CLOSE}[j]" if loc.per_row else f"{loc.row}[j]"
 
     def read(self, v: str, carried: set[str], prefix: str, adjoints: bool, view) -> str:
         """The expression loading value `v` (a forward value, an adjoint or an incoming gradient)."""
